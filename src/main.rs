@@ -1,7 +1,7 @@
 //! The `tolk` command line: parses arguments, calls the library, turns errors into one line
 //! on stderr and a non-zero exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -33,6 +33,15 @@ enum Command {
     },
     /// Transcribe an audio file (WAV, FLAC, Ogg Opus/Vorbis, MP3) with timestamps.
     Transcribe(TranscribeArgs),
+    /// Word error rate of a hypothesis text file against a reference text file (normalised:
+    /// case, punctuation, accents, numbers), as the tests and benchmarks score.
+    Wer {
+        reference: PathBuf,
+        hypothesis: PathBuf,
+        /// Language of both texts (decides how numbers are spelled out).
+        #[arg(long, short, default_value = "en")]
+        language: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +107,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {
@@ -115,6 +125,23 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Models { action } => models(action, &cache),
         Command::Transcribe(args) => transcribe(args, &cache),
+        Command::Wer {
+            reference,
+            hypothesis,
+            language,
+        } => {
+            let read = |p: &Path| {
+                std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))
+            };
+            let w = tolk::eval::wer(&read(&reference)?, &read(&hypothesis)?, &language);
+            println!(
+                "WER {:.2}% ({} errors / {} reference words)",
+                100.0 * w.rate(),
+                w.errors,
+                w.reference_words
+            );
+            Ok(())
+        }
     }
 }
 

@@ -150,6 +150,10 @@ impl Model {
             path: path.to_path_buf(),
             source,
         })?;
+        tracing::debug!(
+            system = whisper_rs::print_system_info(),
+            "whisper.cpp build"
+        );
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
         let ctx =
