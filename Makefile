@@ -20,7 +20,7 @@ run: setup
 
 test: setup lint
 	$(TOLK) models fetch $(TEST_MODELS)
-	$(CARGO) test --release --all-targets
+	$(CARGO) test --release --lib --bins --tests
 
 setup: deps build models testdata
 
@@ -50,8 +50,11 @@ lint:
 	$(CARGO) clippy --release --all-targets --locked -- -D warnings
 
 bench: setup
-	$(TOLK) models fetch $(TEST_MODELS)
+	$(TOLK) models fetch $(TEST_MODELS) base-q8_0
 	bash benches/offline.sh
+	$(CARGO) bench --bench streaming -- --model base --lang en
+	$(CARGO) bench --bench streaming -- --model tiny.en --lang en
+	$(CARGO) bench --bench streaming -- --model base --lang es
 
 clean-cache:
 	rm -rf .cache testdata

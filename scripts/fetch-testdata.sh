@@ -52,20 +52,29 @@ if ! sha_ok sonnet.wav; then
   check sonnet.wav
 fi
 
-# Asterisk voice prompts (CC-BY-SA-3.0), 8 kHz mono, from Debian's packages 1.6.1-1.
-asterisk() { # lang voice sha256-of-the-deb
-  local lang=$1 voice=$2 wavsha=$3 file="$1-demo-instruct.wav"
-  sha_ok "$file" && return 0
-  echo "testdata: $file (Debian asterisk-core-sounds-$lang-wav 1.6.1-1)"
+# Asterisk voice prompts (CC-BY-SA-3.0), 8 kHz mono, from Debian's packages 1.6.1-1: the
+# longest prompts, for long-form streaming benchmarks. The .deb is sha256-pinned; a stamp file
+# records a complete extraction.
+asterisk() { # lang voice sha256-of-the-deb clips...
+  local lang=$1 voice=$2 debsha=$3 stamp="$DEST/.asterisk-$1-1.6.1-1"
+  shift 3
+  local clips="$*"
+  sha_ok "$lang-demo-instruct.wav" && [ -f "$stamp" ] && return 0
+  echo "testdata: $lang Asterisk prompts (Debian asterisk-core-sounds-$lang-wav 1.6.1-1)"
   (cd "$DL" && apt-get download -q "asterisk-core-sounds-$lang-wav=1.6.1-1" >/dev/null 2>&1 \
     || { apt-get update -qq && apt-get download -q "asterisk-core-sounds-$lang-wav=1.6.1-1"; })
-  pinned "$DL/asterisk-core-sounds-${lang}-wav_1.6.1-1_all.deb" "$wavsha"
+  pinned "$DL/asterisk-core-sounds-${lang}-wav_1.6.1-1_all.deb" "$debsha"
   rm -rf "$DL/x-$lang" && mkdir -p "$DL/x-$lang"
   dpkg-deb -x "$DL/asterisk-core-sounds-${lang}-wav_1.6.1-1_all.deb" "$DL/x-$lang"
-  cp "$DL/x-$lang/usr/share/asterisk/sounds/$voice/demo-instruct.wav" "$DEST/$file"
-  check "$file"
+  for clip in $clips; do
+    cp "$DL/x-$lang/usr/share/asterisk/sounds/$voice/$clip.wav" "$DEST/$lang-$clip.wav"
+  done
+  check "$lang-demo-instruct.wav"
+  touch "$stamp"
 }
-asterisk es es_MX_f_Allison 9283a09a6d56fccdcc2bcfe86c48f0f844289cfbd46a3184d8785a6f7f569903
-asterisk en en_US_f_Allison 2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d
+asterisk es es_MX_f_Allison 9283a09a6d56fccdcc2bcfe86c48f0f844289cfbd46a3184d8785a6f7f569903 \
+  demo-instruct priv-callee-options demo-congrats conf-adminmenu-18 demo-echotest
+asterisk en en_US_f_Allison 2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d \
+  demo-instruct priv-callee-options demo-congrats basic-pbx-ivr-main demo-echotest
 
 echo "testdata: ready in $DEST"

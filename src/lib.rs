@@ -16,4 +16,5 @@
 pub mod audio;
 pub mod eval;
 pub mod model;
+pub mod stream;
 pub mod transcribe;

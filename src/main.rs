@@ -33,6 +33,8 @@ enum Command {
     },
     /// Transcribe an audio file (WAV, FLAC, Ogg Opus/Vorbis, MP3) with timestamps.
     Transcribe(TranscribeArgs),
+    /// Stream an audio file through the live engine and print caption events as JSON Lines.
+    Stream(StreamArgs),
     /// Word error rate of a hypothesis text file against a reference text file (normalised:
     /// case, punctuation, accents, numbers), as the tests and benchmarks score.
     Wer {
@@ -100,6 +102,34 @@ struct TranscribeArgs {
 const DEFAULT_LOG_FILTER: &str = "warn,whisper_rs=error,symphonia_core=error,symphonia_bundle_mp3=error,\
 symphonia_bundle_flac=error,symphonia_format_riff=error,symphonia_format_ogg=error,symphonia_codec_vorbis=error";
 
+#[derive(clap::Args)]
+struct StreamArgs {
+    /// The audio file.
+    file: PathBuf,
+    /// Release the audio at real-time pace (as a live source would).
+    #[arg(long, conflicts_with = "fast")]
+    realtime: bool,
+    /// As fast as the CPU allows, with a virtual clock: the same decisions as real time
+    /// (the default).
+    #[arg(long)]
+    fast: bool,
+    /// A model name or the path of a ggml file.
+    #[arg(long, short, default_value = model::DEFAULT_MODEL)]
+    model: String,
+    /// `auto` to detect (then lock), or an ISO 639-1 code.
+    #[arg(long, short, default_value = "auto")]
+    language: String,
+    /// With `--language auto`: the languages to choose among, comma-separated (e.g. en,es,ru).
+    #[arg(long, value_delimiter = ',')]
+    allowed: Vec<String>,
+    /// CPU threads for Whisper.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds of new audio between two decodes of an open utterance.
+    #[arg(long, default_value_t = 1.0)]
+    step: f64,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -125,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Models { action } => models(action, &cache),
         Command::Transcribe(args) => transcribe(args, &cache),
+        Command::Stream(args) => stream(args, &cache),
         Command::Wer {
             reference,
             hypothesis,
@@ -257,6 +288,53 @@ fn transcribe(args: TranscribeArgs, cache: &Cache) -> Result<()> {
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
+    use tolk::stream::{engine, lang::LanguageMode, policy::PolicyConfig};
+    let mode = match args.language.parse::<Language>()? {
+        Language::Code(c) => LanguageMode::Fixed(c),
+        Language::Auto => {
+            for a in &args.allowed {
+                a.parse::<Language>()?;
+            }
+            LanguageMode::Detect(args.allowed.clone())
+        }
+    };
+    let audio = tolk::audio::decode_file(&args.file)?;
+    let model = Model::load(&cache.resolve(&args.model)?)?;
+    let cfg = PolicyConfig {
+        step: args.step.clamp(0.2, 10.0),
+        ..PolicyConfig::default()
+    };
+    let pacing = if args.realtime {
+        engine::Pacing::RealTime
+    } else {
+        engine::Pacing::Virtual
+    };
+    let threads = args.threads.unwrap_or_else(tr::default_threads).max(1);
+    let mut out = std::io::stdout().lock();
+    let mut write_err = None;
+    let stats = engine::run(&model, &audio.samples, mode, cfg, threads, pacing, |e| {
+        let mut v = serde_json::to_value(&e.event).unwrap_or_default();
+        v["emitted"] = serde_json::json!((e.at * 1000.0).round() / 1000.0);
+        if write_err.is_none() {
+            if let Err(err) = writeln!(out, "{v}").and_then(|_| out.flush()) {
+                write_err = Some(err);
+            }
+        }
+    })?;
+    if let Some(err) = write_err {
+        return Err(err).context("cannot write to standard output");
+    }
+    tracing::info!(
+        audio_s = stats.audio_secs,
+        decodes = stats.decodes,
+        decode_s = stats.decode_secs,
+        max_lag_s = stats.max_lag,
+        "stream finished"
+    );
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod util;
 mod cli {
     mod bad_input;
     mod models;
+    mod stream;
     mod transcribe;
 }
 mod decode;

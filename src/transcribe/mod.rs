@@ -168,6 +168,18 @@ impl Model {
         })
     }
 
+    /// A fresh decoding state (one per channel; the weights are shared).
+    pub fn create_state(&self) -> Result<whisper_rs::WhisperState, TranscribeError> {
+        self.ctx
+            .create_state()
+            .map_err(|e| TranscribeError::Whisper(e.to_string()))
+    }
+
+    /// The end-of-text token id; ids at or above it are special tokens.
+    pub fn token_eot(&self) -> i32 {
+        self.ctx.token_eot()
+    }
+
     /// The model's usual name (`base`, `tiny.en`, …).
     pub fn name(&self) -> String {
         self.info.canonical_name()

@@ -1,0 +1,415 @@
+//! The I/O edge of streaming: runs [`DecodeJob`]s through whisper.cpp and drives a
+//! [`Policy`] over an audio source, under a virtual clock or in real time.
+//!
+//! Whisper runs on a dedicated OS thread (the decoder thread), one job at a time; the job
+//! queue has room for one job (the policy never issues a second before the first returns).
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
+
+use super::lang::{LanguageLock, LanguageMode};
+use super::policy::{DecodeJob, Event, Hypothesis, Policy, PolicyConfig, Word};
+use crate::transcribe::{Model, TranscribeError};
+
+/// Language detection on less audio than this is a guess: wait for more.
+const MIN_DETECT_SECS: f64 = 3.0;
+
+/// Beam width of the decode that closes an utterance.
+const CLOSING_BEAM: i32 = 5;
+
+/// Fast speech is about 4 words, 5–6 tokens a second; well beyond that is a loop.
+const MAX_TOKENS_PER_SEC: f64 = 10.0;
+
+/// Encoder frames per second of audio (whisper's 30 s window is 1500 frames).
+const FRAMES_PER_SEC: f64 = 50.0;
+
+/// Decodes jobs with one `WhisperState` (one per channel; the model is shared).
+pub struct Decoder<'m> {
+    model: &'m Model,
+    state: WhisperState,
+    threads: usize,
+    pub lang: LanguageLock,
+    /// Seconds spent in whisper.cpp (wall time of the decoder thread).
+    pub busy_secs: f64,
+}
+
+impl<'m> Decoder<'m> {
+    pub fn new(
+        model: &'m Model,
+        mode: LanguageMode,
+        threads: usize,
+    ) -> Result<Decoder<'m>, TranscribeError> {
+        let state = model.create_state()?;
+        let mode = if model.multilingual() {
+            mode
+        } else {
+            LanguageMode::Fixed("en".into())
+        };
+        Ok(Decoder {
+            model,
+            state,
+            threads: threads.max(1),
+            lang: LanguageLock::new(mode),
+            busy_secs: 0.0,
+        })
+    }
+
+    /// Detects the language of the job's audio among the allowed ones (until locked).
+    /// `None`: too little audio to tell yet (the job is skipped).
+    fn language_for(
+        &mut self,
+        audio: &[f32],
+        closing: bool,
+    ) -> Result<Option<String>, TranscribeError> {
+        if let Some(l) = self.lang.locked() {
+            return Ok(Some(l.to_string()));
+        }
+        if !closing && (audio.len() as f64) < MIN_DETECT_SECS * super::SAMPLE_RATE_F {
+            return Ok(None);
+        }
+        let werr = |e: whisper_rs::WhisperError| TranscribeError::Whisper(e.to_string());
+        self.state.pcm_to_mel(audio, self.threads).map_err(werr)?;
+        let (_, probs) = self.state.lang_detect(0, self.threads).map_err(werr)?;
+        let list: Vec<(String, f32)> = probs
+            .iter()
+            .enumerate()
+            .filter_map(|(id, p)| whisper_rs::get_lang_str(id as i32).map(|c| (c.to_string(), *p)))
+            .collect();
+        Ok(Some(self.lang.observe(&list)))
+    }
+
+    /// Runs one job: greedy decoding, the encoder sized to the audio, one segment per word.
+    pub fn decode(&mut self, job: &DecodeJob) -> Result<Hypothesis, TranscribeError> {
+        let t0 = Instant::now();
+        let Some(language) = self.language_for(&job.audio, job.closing)? else {
+            return Ok(Hypothesis {
+                words: Vec::new(),
+                no_speech_prob: 0.0,
+                avg_logprob: 0.0,
+                language: String::new(),
+            });
+        };
+        // Greedy for the frequent tentative decodes; beam search for the one that closes an
+        // utterance, whose words are committed whole.
+        let strategy = if job.closing {
+            SamplingStrategy::BeamSearch {
+                beam_size: CLOSING_BEAM,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut params = FullParams::new(strategy);
+        params.set_n_threads(self.threads as i32);
+        params.set_language(Some(&language));
+        params.set_no_context(true);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        // No temperature fallback: a failed decode is cheaper to drop than to redo at 6
+        // temperatures; the policy's guards catch what it would have caught.
+        params.set_temperature(0.0);
+        params.set_temperature_inc(0.0);
+        params.set_token_timestamps(true);
+        let secs = job.audio.len() as f64 / super::SAMPLE_RATE_F;
+        // whisper.cpp pads every call to 30 s; sizing the encoder to the audio (plus a margin)
+        // makes a 3 s window cost about a tenth of a 30 s one.
+        let ctx = ((secs + 1.0) * FRAMES_PER_SEC).ceil().min(1500.0) as i32;
+        params.set_audio_ctx(ctx);
+        if !job.prompt.is_empty() {
+            params.set_initial_prompt(&job.prompt);
+        }
+        // One segment whose length is capped: a decode that produces far more tokens than
+        // anyone can say in the window is a loop (short encoder windows make them likelier);
+        // the cap stops it early instead of paying for it.
+        params.set_single_segment(true);
+        params.set_max_tokens((secs * MAX_TOKENS_PER_SEC) as i32 + 8);
+        // whisper.cpp wants at least one second; pad short windows with silence.
+        let min = super::SAMPLE_RATE_F as usize * 11 / 10;
+        let padded;
+        let audio = if job.audio.len() < min {
+            padded = [&job.audio[..], &vec![0.0; min - job.audio.len()]].concat();
+            &padded[..]
+        } else {
+            &job.audio[..]
+        };
+        self.state
+            .full(params, audio)
+            .map_err(|e| TranscribeError::Whisper(e.to_string()))?;
+        let mut words: Vec<Word> = Vec::new();
+        let mut probs: Vec<f32> = Vec::new();
+        let mut no_speech = 0f32;
+        let (mut logp, mut n_tok) = (0f64, 0usize);
+        let eot = self.model.token_eot();
+        let end_of_audio = job.start + secs;
+        // Words from tokens: a token that starts with a space starts a word.
+        let flush = |words: &mut Vec<Word>, probs: &mut Vec<f32>| {
+            if let Some(w) = words.last_mut() {
+                if !probs.is_empty() {
+                    w.prob = probs.iter().sum::<f32>() / probs.len() as f32;
+                }
+            }
+            probs.clear();
+        };
+        for seg in self.state.as_iter() {
+            no_speech = no_speech.max(seg.no_speech_probability());
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                let d = tok.token_data();
+                if d.id >= eot {
+                    continue;
+                }
+                logp += d.plog as f64;
+                n_tok += 1;
+                let text = tok
+                    .to_str_lossy()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let (t0, t1) = (
+                    (job.start + d.t0 as f64 / 100.0).min(end_of_audio),
+                    (job.start + d.t1 as f64 / 100.0).min(end_of_audio),
+                );
+                let starts_word = text.starts_with(' ') || words.is_empty();
+                if starts_word {
+                    flush(&mut words, &mut probs);
+                    words.push(Word {
+                        text,
+                        start: t0.min(t1),
+                        end: t1,
+                        prob: d.p,
+                    });
+                } else if let Some(w) = words.last_mut() {
+                    w.text.push_str(&text);
+                    w.end = w.end.max(t1);
+                }
+                probs.push(d.p);
+            }
+        }
+        flush(&mut words, &mut probs);
+        words.retain(|w| !w.text.trim().is_empty());
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        tracing::debug!(
+            start = job.start,
+            secs,
+            closing = job.closing,
+            prompt = %job.prompt,
+            took = t0.elapsed().as_secs_f64(),
+            no_speech,
+            logprob = if n_tok == 0 { 0.0 } else { logp / n_tok as f64 },
+            words = %words.iter().map(|w| format!("{}[{:.2}-{:.2}]", w.text, w.start, w.end)).collect::<String>(),
+            "decoded"
+        );
+        Ok(Hypothesis {
+            words,
+            no_speech_prob: no_speech,
+            avg_logprob: if n_tok == 0 {
+                0.0
+            } else {
+                (logp / n_tok as f64) as f32
+            },
+            language,
+        })
+    }
+}
+
+/// How the driver paces the audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// As fast as the CPU allows: the clock advances by the audio fed and by each decode's
+    /// measured duration, so the policy makes the decisions it would make in real time.
+    Virtual,
+    /// Audio is released at real-time pace; decodes run on their own thread meanwhile.
+    RealTime,
+}
+
+/// An emitted event with the emission time (seconds since the stream started).
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub event: Event,
+    pub at: f64,
+}
+
+/// Summary of a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunStats {
+    pub audio_secs: f64,
+    pub decodes: u64,
+    /// Wall seconds whisper.cpp ran.
+    pub decode_secs: f64,
+    pub dropped: super::policy::Dropped,
+    pub max_lag: f64,
+}
+
+/// Audio fed per tick of the driver: 100 ms.
+const TICK: usize = 1600;
+
+/// Streams `audio` (16 kHz mono) through the policy and Whisper; `sink` receives each event
+/// as it is emitted.
+pub fn run(
+    model: &Model,
+    audio: &[f32],
+    lang: LanguageMode,
+    cfg: PolicyConfig,
+    threads: usize,
+    pacing: Pacing,
+    mut sink: impl FnMut(Emitted),
+) -> Result<RunStats, TranscribeError> {
+    let mut policy = Policy::new(cfg);
+    let mut stats = RunStats {
+        audio_secs: audio.len() as f64 / super::SAMPLE_RATE_F,
+        ..RunStats::default()
+    };
+    let busy = match pacing {
+        Pacing::Virtual => run_virtual(
+            model,
+            audio,
+            lang,
+            threads,
+            &mut policy,
+            &mut sink,
+            &mut stats,
+        )?,
+        Pacing::RealTime => run_realtime(
+            model,
+            audio,
+            lang,
+            threads,
+            &mut policy,
+            &mut sink,
+            &mut stats,
+        )?,
+    };
+    stats.decode_secs = busy;
+    stats.decodes = policy.decodes;
+    stats.dropped = policy.dropped;
+    Ok(stats)
+}
+
+fn drain(policy: &mut Policy, at: f64, sink: &mut impl FnMut(Emitted)) {
+    while let Some(event) = policy.poll_event() {
+        sink(Emitted { event, at });
+    }
+}
+
+fn run_virtual(
+    model: &Model,
+    audio: &[f32],
+    lang: LanguageMode,
+    threads: usize,
+    policy: &mut Policy,
+    sink: &mut impl FnMut(Emitted),
+    stats: &mut RunStats,
+) -> Result<f64, TranscribeError> {
+    let mut dec = Decoder::new(model, lang, threads)?;
+    let mut fed = 0usize;
+    let mut now = 0.0f64;
+    let feed_until = |policy: &mut Policy, fed: &mut usize, t: f64| {
+        let upto = ((t * super::SAMPLE_RATE_F) as usize).min(audio.len());
+        while *fed < upto {
+            let n = (upto - *fed).min(TICK);
+            policy.push_audio(&audio[*fed..*fed + n]);
+            *fed += n;
+        }
+    };
+    loop {
+        if let Some(job) = policy.poll_job(now) {
+            let t = Instant::now();
+            let hyp = dec.decode(&job)?;
+            now += t.elapsed().as_secs_f64();
+            // The audio that arrived while Whisper worked.
+            feed_until(policy, &mut fed, now);
+            policy.on_result(job.id, hyp, now);
+            stats.max_lag = stats.max_lag.max(policy.lag);
+            drain(policy, now, sink);
+            continue;
+        }
+        drain(policy, now, sink);
+        if fed >= audio.len() {
+            // The end of the stream closes the open utterance; the loop decodes what it owes.
+            policy.finish();
+            if policy.idle() {
+                break;
+            }
+            continue;
+        }
+        now = now.max(fed as f64 / super::SAMPLE_RATE_F) + TICK as f64 / super::SAMPLE_RATE_F;
+        feed_until(policy, &mut fed, now);
+    }
+    Ok(dec.busy_secs)
+}
+
+/// Capacity of the job queue to the decoder thread: the policy has at most one job out.
+const JOB_QUEUE: usize = 1;
+
+fn run_realtime(
+    model: &Model,
+    audio: &[f32],
+    lang: LanguageMode,
+    threads: usize,
+    policy: &mut Policy,
+    sink: &mut impl FnMut(Emitted),
+    stats: &mut RunStats,
+) -> Result<f64, TranscribeError> {
+    let (job_tx, job_rx) = mpsc::sync_channel::<DecodeJob>(JOB_QUEUE);
+    let (res_tx, res_rx) =
+        mpsc::sync_channel::<(u64, Result<Hypothesis, TranscribeError>)>(JOB_QUEUE);
+    std::thread::scope(|s| -> Result<f64, TranscribeError> {
+        let worker = std::thread::Builder::new()
+            .name("tolk-whisper".into())
+            .spawn_scoped(s, move || -> Result<f64, TranscribeError> {
+                let mut dec = Decoder::new(model, lang, threads)?;
+                for job in job_rx {
+                    let r = dec.decode(&job);
+                    if res_tx.send((job.id, r)).is_err() {
+                        break;
+                    }
+                }
+                Ok(dec.busy_secs)
+            })
+            .map_err(|e| {
+                TranscribeError::Whisper(format!("cannot start the decoder thread: {e}"))
+            })?;
+        let start = Instant::now();
+        let mut fed = 0usize;
+        loop {
+            let now = start.elapsed().as_secs_f64();
+            let upto = ((now * super::SAMPLE_RATE_F) as usize).min(audio.len());
+            if upto > fed {
+                policy.push_audio(&audio[fed..upto]);
+                fed = upto;
+            }
+            if fed >= audio.len() {
+                policy.finish();
+            }
+            match res_rx.try_recv() {
+                Ok((id, r)) => {
+                    policy.on_result(id, r?, start.elapsed().as_secs_f64());
+                    stats.max_lag = stats.max_lag.max(policy.lag);
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            }
+            if let Some(job) = policy.poll_job(now) {
+                if job_tx.send(job).is_err() {
+                    break;
+                }
+            }
+            drain(policy, start.elapsed().as_secs_f64(), sink);
+            if fed >= audio.len() && policy.idle() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(job_tx);
+        worker
+            .join()
+            .map_err(|_| TranscribeError::Whisper("the decoder thread panicked".into()))?
+    })
+}

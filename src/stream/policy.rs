@@ -1,0 +1,1121 @@
+//! The streaming commit policy: a sans-IO state machine.
+//!
+//! It is fed audio and told the time; it asks for decodes ([`DecodeJob`]) and is handed their
+//! results ([`Hypothesis`]); it emits caption events ([`Event`]). It never reads a clock,
+//! never blocks and knows nothing of threads or whisper.cpp, so it runs the same under a
+//! virtual clock (as fast as the CPU allows) and in real time, and is unit-tested on recorded
+//! hypotheses.
+//!
+//! # How text is committed
+//!
+//! - The voice activity detector ([`super::vad`]) opens an utterance at speech and closes it at
+//!   a pause. Silence costs no decode.
+//! - While an utterance is open, every `step` seconds of new audio the uncommitted audio (the
+//!   *window*, from the last commit point) is decoded. Words that two consecutive hypotheses
+//!   agree on (LocalAgreement-2) are committed as a `final`; the rest is shown as the
+//!   `partial` of the open segment.
+//! - When the pause comes, the rest of the window is decoded once more and committed whole.
+//! - After a commit the window starts at the end of the last committed word, so decodes stay
+//!   short (whisper.cpp's cost follows the audio length once `audio_ctx` is sized to it).
+//! - Guards drop what Whisper invents: high no-speech probability or low confidence, text
+//!   that compresses too well (a repetition loop: the context is reset), a decode that begins
+//!   by repeating the last committed words (an echo of the prompt), and known phantom phrases
+//!   ("Thanks for watching") over near-silence.
+//! - When decodes fall behind the audio, the step widens and the window shortens, so the lag
+//!   stays bounded instead of growing.
+
+use std::collections::VecDeque;
+
+use super::vad::{Vad, VadConfig, VadEvent, FRAME_SECS};
+use super::SAMPLE_RATE_F;
+
+/// Policy settings.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Seconds of new audio between two decodes of an open utterance.
+    pub step: f64,
+    /// The longest window decoded at once; beyond it the oldest uncommitted audio is
+    /// committed as it stands.
+    pub max_window: f64,
+    /// Audio kept before the detected speech start, so the first syllable is not cut.
+    pub preroll: f64,
+    /// The window is cut (at a committed word) once it is this long; the last
+    /// `context_words` committed words stay in it as context and are recognised and dropped
+    /// from each hypothesis.
+    pub trim_after: f64,
+    pub context_words: usize,
+    /// Windows shorter than this are decoded without a prompt (Whisper given a prompt and a
+    /// very short window tends to repeat the prompt).
+    pub min_prompt_window: f64,
+    /// Audio decoded after the detector's speech end, in the closing decode.
+    pub tail: f64,
+    /// The last words of the previous utterance are decoded again with the next one (for
+    /// context) if the pause between them is shorter than this.
+    pub max_context_gap: f64,
+    /// Lag (seconds behind the audio) at which the policy starts to degrade.
+    pub degrade_lag: f64,
+    /// Whisper's rule: no-speech probability above this...
+    pub no_speech_threshold: f32,
+    /// ...together with an average log-probability below this means no speech.
+    pub logprob_threshold: f32,
+    /// Text whose gzip-like compression ratio exceeds this is a repetition loop.
+    pub compression_ratio_threshold: f32,
+    /// Window level (dBFS) under which a known phantom phrase is dropped.
+    pub phantom_level_db: f32,
+    /// Characters of committed text carried in the prompt.
+    pub prompt_chars: usize,
+    pub vad: VadConfig,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            step: 1.0,
+            max_window: 12.0,
+            preroll: 0.5,
+            trim_after: 10.0,
+            context_words: 4,
+            min_prompt_window: 1.0,
+            tail: 0.4,
+            max_context_gap: 2.0,
+            degrade_lag: 2.0,
+            no_speech_threshold: 0.6,
+            logprob_threshold: -1.0,
+            compression_ratio_threshold: 2.4,
+            phantom_level_db: -40.0,
+            prompt_chars: 400,
+            vad: VadConfig::default(),
+        }
+    }
+}
+
+/// One word of a hypothesis, with media times in seconds from the start of the stream.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Word {
+    /// As Whisper wrote it, usually with a leading space.
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
+    /// Mean token probability.
+    pub prob: f32,
+}
+
+/// Whisper's output for one decode job.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Hypothesis {
+    pub words: Vec<Word>,
+    /// Highest no-speech probability among the segments.
+    pub no_speech_prob: f32,
+    /// Mean log-probability of the tokens.
+    pub avg_logprob: f32,
+    /// The language used (given or detected).
+    pub language: String,
+}
+
+/// A request to decode audio.
+#[derive(Debug, Clone)]
+pub struct DecodeJob {
+    pub id: u64,
+    /// Media time of the first sample.
+    pub start: f64,
+    pub audio: Vec<f32>,
+    /// Recent committed text, for Whisper's prompt.
+    pub prompt: String,
+    /// The last decode of an utterance: everything it returns is committed.
+    pub closing: bool,
+}
+
+/// A caption event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Tentative text of the open segment; a later partial with a higher revision replaces it.
+    Partial {
+        segment: u64,
+        revision: u64,
+        text: String,
+        start: f64,
+        end: f64,
+        emitted: f64,
+    },
+    /// Committed text: immutable, numbered in order.
+    Final {
+        seq: u64,
+        segment: u64,
+        start: f64,
+        end: f64,
+        text: String,
+        raw_text: String,
+        /// The words with their media times.
+        words: Vec<Word>,
+        emitted: f64,
+    },
+}
+
+/// Why a hypothesis (or part of it) was dropped; counted for reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Dropped {
+    pub no_speech: u64,
+    /// Decodes whose average log-probability was below the threshold (noise, mumbling).
+    pub low_confidence: u64,
+    pub compression: u64,
+    /// Hypotheses that began by repeating the last committed words (Whisper echoing its
+    /// prompt, or looping across windows): the repeated words were dropped.
+    pub repetition: u64,
+    pub phantom: u64,
+}
+
+/// Phrases Whisper is known to invent over silence or noise, by language (normalised).
+const PHANTOMS: &[&str] = &[
+    "thanks for watching",
+    "thank you for watching",
+    "thank you",
+    "please subscribe",
+    "subtitles by",
+    "subtitles by the amara org community",
+    "transcribed by",
+    "you",
+    "bye",
+    "gracias por ver",
+    "gracias por ver el video",
+    "subtitulos por la comunidad de amara org",
+    "subtitulado por la comunidad de amara org",
+    "gracias",
+    "продолжение следует",
+    "субтитры сделал dimatorzok",
+    "редактор субтитров а семкин корректор а егорова",
+    "ondertitels ingediend door de amara org gemeenschap",
+    "sous titres realises para la communaute d amara org",
+];
+
+/// The state machine.
+pub struct Policy {
+    cfg: PolicyConfig,
+    vad: Vad,
+    /// Audio from `buf_start` (media seconds) to now.
+    buf: Vec<f32>,
+    buf_start: f64,
+    /// Media time of the last committed word's end: the window starts here.
+    committed_until: f64,
+    /// Where the decode window begins (media seconds): the utterance start, later a committed
+    /// word kept as context.
+    window_start: f64,
+    /// Committed words inside the window, to recognise them in each hypothesis.
+    window_words: Vec<Word>,
+    /// The last committed words (normalised), to recognise a prompt Whisper repeats.
+    recent_words: VecDeque<String>,
+    /// Where the detector heard the utterance end, while its closing decode is owed.
+    speech_end: Option<f64>,
+    /// Samples received so far.
+    received: u64,
+    /// Whether an utterance is open.
+    in_utterance: bool,
+    /// An utterance ended and its closing decode is owed.
+    closing_owed: bool,
+    /// Media time of the audio end when the last decode was issued.
+    last_decode_at: f64,
+    in_flight: Option<(u64, bool)>,
+    next_job: u64,
+    /// New (uncommitted) words of the previous hypothesis, for LocalAgreement.
+    prev_words: Vec<Word>,
+    /// Committed text with its media end time, newest last, for the prompt and the
+    /// repetition check.
+    recent: VecDeque<(String, f64)>,
+    next_seq: u64,
+    segment: u64,
+    revision: u64,
+    events: VecDeque<Event>,
+    /// Current step, widened when behind.
+    step: f64,
+    /// Current window cap, shortened when behind.
+    window: f64,
+    /// Lag, seconds: how far the latest result is behind the audio.
+    pub lag: f64,
+    pub dropped: Dropped,
+    /// Decodes issued (for CPU accounting in reports).
+    pub decodes: u64,
+}
+
+impl Policy {
+    pub fn new(cfg: PolicyConfig) -> Policy {
+        Policy {
+            vad: Vad::new(cfg.vad),
+            step: cfg.step,
+            window: cfg.max_window,
+            cfg,
+            buf: Vec::new(),
+            buf_start: 0.0,
+            committed_until: 0.0,
+            window_start: 0.0,
+            window_words: Vec::new(),
+            recent_words: VecDeque::new(),
+            speech_end: None,
+            received: 0,
+            in_utterance: false,
+            closing_owed: false,
+            last_decode_at: 0.0,
+            in_flight: None,
+            next_job: 0,
+            prev_words: Vec::new(),
+            recent: VecDeque::new(),
+            next_seq: 0,
+            segment: 0,
+            revision: 0,
+            events: VecDeque::new(),
+            lag: 0.0,
+            dropped: Dropped::default(),
+            decodes: 0,
+        }
+    }
+
+    /// Media time of the end of the audio received so far.
+    pub fn media_now(&self) -> f64 {
+        self.received as f64 / SAMPLE_RATE_F
+    }
+
+    /// Whether a decode is in flight.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The current step and window cap (they change when the policy degrades).
+    pub fn step_and_window(&self) -> (f64, f64) {
+        (self.step, self.window)
+    }
+
+    /// Feeds audio that arrived by `now`.
+    pub fn push_audio(&mut self, samples: &[f32]) {
+        for event in self.vad.push(samples) {
+            match event {
+                VadEvent::SpeechStart { frame } => {
+                    let t = frame as f64 * FRAME_SECS - self.cfg.preroll;
+                    if !self.in_utterance && !self.closing_owed {
+                        // Nothing uncommitted is pending: the window starts at the speech,
+                        // or, if the last words said end shortly before it, at those words:
+                        // Whisper hears the first word of an utterance much better with the
+                        // end of the previous one before it (they are recognised and dropped).
+                        self.committed_until = self.committed_until.max(t).max(0.0);
+                        let recent_end =
+                            self.window_words.last().map(|w| w.end).unwrap_or(f64::MIN);
+                        if t - recent_end > self.cfg.max_context_gap || self.window_words.is_empty()
+                        {
+                            self.window_start = self.committed_until;
+                            self.window_words.clear();
+                        }
+                    }
+                    self.in_utterance = true;
+                    self.speech_end = None;
+                }
+                VadEvent::SpeechEnd { frame } => {
+                    if self.in_utterance {
+                        self.in_utterance = false;
+                        self.closing_owed = true;
+                        self.speech_end = Some(frame as f64 * FRAME_SECS);
+                    }
+                }
+            }
+        }
+        self.buf.extend_from_slice(samples);
+        self.received += samples.len() as u64;
+        self.trim_buffer();
+    }
+
+    /// Drops audio before the window (keeping the pre-roll while no one speaks).
+    fn trim_buffer(&mut self) {
+        let keep_from = if self.in_utterance || self.closing_owed {
+            self.window_start
+        } else {
+            // Between utterances: the pre-roll, and the context words if they are recent.
+            let now = self.media_now();
+            self.window_start
+                .max(now - self.cfg.preroll - self.cfg.max_context_gap)
+                .min(now - self.cfg.preroll)
+        };
+        let drop = ((keep_from - self.buf_start) * SAMPLE_RATE_F).floor();
+        if drop >= 1.0 {
+            let drop = (drop as usize).min(self.buf.len());
+            self.buf.drain(..drop);
+            self.buf_start += drop as f64 / SAMPLE_RATE_F;
+        }
+    }
+
+    /// The audio of the window `[from, to)` in media seconds.
+    fn window_audio(&self, from: f64, to: f64) -> Vec<f32> {
+        let a = (((from - self.buf_start) * SAMPLE_RATE_F).round().max(0.0) as usize)
+            .min(self.buf.len());
+        let b =
+            (((to - self.buf_start) * SAMPLE_RATE_F).round().max(0.0) as usize).min(self.buf.len());
+        self.buf[a..b].to_vec()
+    }
+
+    /// A decode to run now, if one is due and none is in flight.
+    pub fn poll_job(&mut self, now: f64) -> Option<DecodeJob> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let media = self.media_now();
+        let closing = self.closing_owed;
+        let due = closing || (self.in_utterance && media - self.last_decode_at >= self.step);
+        // A closing decode stops shortly after the speech did: the hangover is silence, and
+        // Whisper given silence after a prompt tends to repeat the prompt.
+        let to = match (closing, self.speech_end) {
+            (true, Some(end)) => (end + self.cfg.tail).min(media),
+            _ => media,
+        };
+        if !due || to - self.committed_until < 0.3 {
+            if closing {
+                // Nothing left to decode: the utterance closes with what is committed.
+                self.close_utterance(now);
+            }
+            return None;
+        }
+        // A window longer than the cap: decode only its most recent part; the older audio
+        // was either committed already or is given up (the lag bound wins).
+        let from = self.window_start.max(to - self.window).max(self.buf_start);
+        let id = self.next_job;
+        self.next_job += 1;
+        self.in_flight = Some((id, closing));
+        self.last_decode_at = media;
+        self.decodes += 1;
+        Some(DecodeJob {
+            id,
+            start: from,
+            audio: self.window_audio(from, to),
+            prompt: if to - from >= self.cfg.min_prompt_window {
+                self.prompt()
+            } else {
+                String::new()
+            },
+            closing,
+        })
+    }
+
+    /// Recent committed text that lies before the window. Words inside the window are in
+    /// its audio: given them in the prompt too, Whisper skips them or says them twice.
+    fn prompt(&self) -> String {
+        let mut out = String::new();
+        for (t, _) in self
+            .recent
+            .iter()
+            .rev()
+            .filter(|(_, end)| *end <= self.window_start + 0.01)
+        {
+            if out.len() + t.len() + 1 > self.cfg.prompt_chars {
+                break;
+            }
+            out = if out.is_empty() {
+                t.clone()
+            } else {
+                format!("{t} {out}")
+            };
+        }
+        out
+    }
+
+    /// Hands in the result of job `id`, decoded by `now`.
+    pub fn on_result(&mut self, id: u64, hyp: Hypothesis, now: f64) {
+        let Some((job, closing)) = self.in_flight.take() else {
+            return;
+        };
+        if job != id {
+            return;
+        }
+        self.lag = now - self.last_decode_at;
+        self.adapt();
+        let words = self.accept(hyp);
+        let words = self.new_words(words);
+        if closing {
+            self.commit(&words, now);
+            self.close_utterance(now);
+            return;
+        }
+        let agreed = agreement(&self.prev_words, &words);
+        let cap_reached = self.media_now() - self.committed_until > self.window;
+        let n_commit = if cap_reached {
+            agreed.max(words.len().saturating_sub(2))
+        } else {
+            agreed
+        };
+        self.commit(&words[..n_commit], now);
+        self.prev_words = words[n_commit..].to_vec();
+        if !self.prev_words.is_empty() {
+            self.revision += 1;
+            self.events.push_back(Event::Partial {
+                segment: self.segment,
+                revision: self.revision,
+                text: join_words(&self.prev_words),
+                start: self.prev_words[0].start,
+                end: self.prev_words[self.prev_words.len() - 1].end,
+                emitted: now,
+            });
+        }
+    }
+
+    /// The words of a hypothesis that are not committed yet. The window holds committed words
+    /// as context; the hypothesis prefix that best matches them (edit distance on normalised
+    /// words, since Whisper may word them a little differently) is dropped. If nothing
+    /// matches well, word times decide.
+    fn new_words(&mut self, words: Vec<Word>) -> Vec<Word> {
+        let ctx: Vec<String> = self
+            .window_words
+            .iter()
+            .map(|w| normalise(&w.text))
+            .collect();
+        let hyp: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
+        // Whisper sometimes starts by repeating the end of its prompt (the committed text).
+        let recent: Vec<String> = self.recent_words.iter().cloned().collect();
+        let echo = overlap(&recent, &hyp);
+        if echo >= 2 {
+            self.dropped.repetition += 1;
+            return words.into_iter().skip(echo).collect();
+        }
+        let skip = match align_prefix(&ctx, &hyp) {
+            Some(k) => k,
+            None => words
+                .iter()
+                .take_while(|w| (w.start + w.end) / 2.0 < self.committed_until)
+                .count(),
+        };
+        words.into_iter().skip(skip).collect()
+    }
+
+    /// After a commit, cut the window so decodes stay short: it restarts at the
+    /// `context_words`-th last committed word.
+    fn trim_window(&mut self) {
+        if self.media_now() - self.window_start < self.cfg.trim_after {
+            return;
+        }
+        let keep = self.cfg.context_words.min(self.window_words.len());
+        if keep == 0 {
+            if self.window_words.is_empty() && self.committed_until > self.window_start {
+                self.window_start = self.committed_until;
+            }
+            return;
+        }
+        let first = self.window_words.len() - keep;
+        self.window_start = self.window_words[first].start;
+        self.window_words.drain(..first);
+    }
+
+    /// Ends the stream: whatever is open is decoded once more and committed.
+    pub fn finish(&mut self) {
+        if self.in_utterance {
+            self.in_utterance = false;
+            self.closing_owed = true;
+        }
+    }
+
+    /// Whether everything owed has been emitted (no utterance open, no decode owed).
+    pub fn idle(&self) -> bool {
+        !self.in_utterance && !self.closing_owed && self.in_flight.is_none()
+    }
+
+    /// The next event to send, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn close_utterance(&mut self, now: f64) {
+        self.closing_owed = false;
+        if !self.prev_words.is_empty() {
+            // A tentative tail that the closing decode did not confirm: withdraw it.
+            self.revision += 1;
+            self.events.push_back(Event::Partial {
+                segment: self.segment,
+                revision: self.revision,
+                text: String::new(),
+                start: self.committed_until,
+                end: self.committed_until,
+                emitted: now,
+            });
+        }
+        self.prev_words.clear();
+        // The commit point stays at the last committed word: the next utterance may begin
+        // inside this one's closing tail, and its first words must not count as old.
+        self.speech_end = None;
+        // Keep the last few committed words (and their audio) as context for the next
+        // utterance.
+        let keep = self.cfg.context_words.min(self.window_words.len());
+        self.window_words.drain(..self.window_words.len() - keep);
+        self.window_start = self
+            .window_words
+            .first()
+            .map(|w| w.start)
+            .unwrap_or(self.committed_until);
+        self.trim_buffer();
+    }
+
+    /// When results come late, widen the step and shorten the window; when they are on
+    /// time again, go back.
+    fn adapt(&mut self) {
+        let base = self.cfg.step;
+        if self.lag > self.cfg.degrade_lag {
+            self.step = (self.step * 1.5).min(base * 4.0);
+            self.window = (self.window * 0.75).max(4.0).min(self.cfg.max_window);
+        } else if self.lag < self.cfg.degrade_lag / 2.0 {
+            self.step = (self.step / 1.25).max(base);
+            self.window = (self.window * 1.25).min(self.cfg.max_window);
+        }
+    }
+
+    /// Applies the quality guards; returns the words worth considering.
+    fn accept(&mut self, hyp: Hypothesis) -> Vec<Word> {
+        if hyp.words.is_empty() {
+            return Vec::new();
+        }
+        // Whisper's own rule for silence, and then its rule for a failed decode (which it
+        // would retry at a higher temperature; a stream drops it and decodes the next step).
+        if hyp.no_speech_prob > self.cfg.no_speech_threshold
+            && hyp.avg_logprob < self.cfg.logprob_threshold
+        {
+            self.dropped.no_speech += 1;
+            return Vec::new();
+        }
+        if hyp.avg_logprob < self.cfg.logprob_threshold {
+            self.dropped.low_confidence += 1;
+            return Vec::new();
+        }
+        let text = join_words(&hyp.words);
+        if compression_ratio(&text) > self.cfg.compression_ratio_threshold {
+            self.dropped.compression += 1;
+            self.recent.clear();
+            return Vec::new();
+        }
+        let mut words = hyp.words;
+        if let Some(cut) = loop_start(&words) {
+            self.dropped.repetition += 1;
+            words.truncate(cut);
+        }
+        let norm = normalise(&join_words(&words));
+        if PHANTOMS.contains(&norm.as_str()) {
+            let (a, b) = (words[0].start, words[words.len() - 1].end);
+            if level_db(&self.window_audio(a, b.max(a + 0.1))) < self.cfg.phantom_level_db {
+                self.dropped.phantom += 1;
+                return Vec::new();
+            }
+        }
+        words
+    }
+
+    fn commit(&mut self, words: &[Word], now: f64) {
+        if words.is_empty() {
+            return;
+        }
+        let raw = join_words(words);
+        let last = &words[words.len() - 1];
+        self.committed_until = self.committed_until.max(last.end);
+        self.events.push_back(Event::Final {
+            seq: self.next_seq,
+            segment: self.segment,
+            start: words[0].start,
+            end: last.end,
+            text: raw.clone(),
+            raw_text: raw.clone(),
+            words: words.to_vec(),
+            emitted: now,
+        });
+        self.next_seq += 1;
+        self.segment += 1;
+        self.revision = 0;
+        self.recent.push_back((raw, last.end));
+        self.window_words.extend(words.iter().cloned());
+        for w in words {
+            self.recent_words.push_back(normalise(&w.text));
+        }
+        while self.recent_words.len() > 16 {
+            self.recent_words.pop_front();
+        }
+        self.trim_window();
+        while self.recent.len() > 16 {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// Where a hypothesis starts repeating itself: the index after the first run of 2 to 8 words
+/// that is immediately said again ("for you, for you, for you"), or where a run of 4 or more
+/// words comes a second time ("can do for you, ask not what your country can do for you").
+/// Whisper loops like this on short windows; the repeat is never speech worth keeping.
+pub fn loop_start(words: &[Word]) -> Option<usize> {
+    let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
+    let mut cut: Option<usize> = None;
+    for i in 0..w.len() {
+        for n in 2..=8 {
+            if i + 2 * n <= w.len() && w[i..i + n] == w[i + n..i + 2 * n] {
+                cut = Some(cut.map_or(i + n, |c| c.min(i + n)));
+            }
+        }
+    }
+    const RUN: usize = 4;
+    for j in RUN..w.len().saturating_sub(RUN - 1) {
+        if (0..j.saturating_sub(RUN - 1)).any(|i| i + RUN <= j && w[i..i + RUN] == w[j..j + RUN]) {
+            cut = Some(cut.map_or(j, |c| c.min(j)));
+            break;
+        }
+    }
+    cut
+}
+
+/// The longest run of `recent`'s last words that `hyp` begins with.
+pub fn overlap(recent: &[String], hyp: &[String]) -> usize {
+    (1..=recent.len().min(hyp.len()))
+        .rev()
+        .find(|&k| recent[recent.len() - k..] == hyp[..k])
+        .unwrap_or(0)
+}
+
+/// How many leading words of `hyp` correspond to the words `ctx` (already committed), by
+/// edit distance with a free end in `hyp`; `None` when they do not match well enough to say.
+pub fn align_prefix(ctx: &[String], hyp: &[String]) -> Option<usize> {
+    let n = ctx.len();
+    if n == 0 {
+        return Some(0);
+    }
+    let m = hyp.len().min(n + 3);
+    // d[i][j]: edit distance between ctx[..i] and hyp[..j].
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let sub = d[i - 1][j - 1] + usize::from(ctx[i - 1] != hyp[j - 1]);
+            d[i][j] = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+        }
+    }
+    // The best end in hyp; ties go to the length closest to ctx's.
+    let (best, cost) = (0..=m)
+        .map(|j| (j, d[n][j]))
+        .min_by_key(|&(j, c)| (c, j.abs_diff(n)))
+        .expect("at least j = 0");
+    // A wrong match drops a new word, a missed one repeats a committed word; the first is
+    // worse (the fallback by word times catches most repeats), so demand a close match.
+    if cost * 3 > n {
+        return None;
+    }
+    Some(best)
+}
+
+/// How many leading words two hypotheses agree on (case and punctuation aside).
+pub fn agreement(prev: &[Word], cur: &[Word]) -> usize {
+    prev.iter()
+        .zip(cur)
+        .take_while(|(a, b)| normalise(&a.text) == normalise(&b.text))
+        .count()
+}
+
+/// Words joined back into text.
+pub fn join_words(words: &[Word]) -> String {
+    let s: String = words.iter().map(|w| w.text.as_str()).collect();
+    s.trim().to_string()
+}
+
+/// Lower case, letters and digits only, single spaces.
+pub fn normalise(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_lowercase().next().unwrap_or(c)
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A cheap stand-in for Whisper's gzip compression ratio: text length over the size of its
+/// LZ77-style encoding (repeated runs of 4+ bytes cost 3 bytes). Normal speech scores 1–1.6; a
+/// phrase looping five times scores well above 2.4.
+pub fn compression_ratio(text: &str) -> f32 {
+    let b = text.as_bytes();
+    if b.len() < 24 {
+        return 1.0;
+    }
+    let mut cost = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let mut best = 0;
+        let lo = i.saturating_sub(1024);
+        for j in lo..i {
+            let mut k = 0;
+            while i + k < b.len() && b[j + k] == b[i + k] && k < 255 {
+                k += 1;
+            }
+            best = best.max(k);
+        }
+        if best >= 4 {
+            cost += 3;
+            i += best;
+        } else {
+            cost += 1;
+            i += 1;
+        }
+    }
+    b.len() as f32 / cost.max(1) as f32
+}
+
+/// RMS level of audio in dBFS.
+pub fn level_db(audio: &[f32]) -> f32 {
+    if audio.is_empty() {
+        return -120.0;
+    }
+    let e = audio.iter().map(|v| v * v).sum::<f32>() / audio.len() as f32;
+    10.0 * e.max(1e-12).log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Word timings Whisper (base) gave for jfk.wav in one decode: the recorded data the
+    /// simulated decoder below answers from.
+    /// Recorded with `cargo run --release --example record_words -- \
+    /// .cache/tolk/models/ggml-base.bin testdata/jfk.wav en` (token timestamps are rough).
+    const JFK: &[(&str, f64, f64)] = &[
+        (" And", 0.22, 0.22),
+        (" so", 0.33, 0.45),
+        (" my", 0.45, 0.53),
+        (" fellow", 0.68, 1.17),
+        (" Americans", 1.17, 1.98),
+        (" ask", 2.01, 3.68),
+        (" not", 4.03, 4.24),
+        (" what", 4.24, 4.29),
+        (" your", 4.80, 5.35),
+        (" country", 5.41, 6.34),
+        (" can", 6.34, 6.63),
+        (" do", 6.64, 6.80),
+        (" for", 6.80, 6.92),
+        (" you,", 7.01, 7.49),
+        (" ask", 9.14, 9.29),
+        (" what", 9.29, 9.49),
+        (" you", 9.49, 9.63),
+        (" can", 9.65, 9.79),
+        (" do", 9.79, 9.89),
+        (" for", 9.89, 9.97),
+        (" your", 10.06, 10.19),
+        (" country.", 10.23, 10.99),
+    ];
+
+    /// A syllable-like test signal: loud where JFK speaks, silent elsewhere.
+    fn jfk_like_audio() -> Vec<f32> {
+        let n = 11 * 16_000;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / 16_000.0;
+                let speaking = JFK.iter().any(|(_, a, b)| t >= *a && t < *b + 0.05);
+                if speaking {
+                    0.3 * (0.6 + 0.4 * (t * 25.0).cos()) as f32 * (i as f32 * 0.2).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    /// What Whisper returns for a window: the recorded words inside it, except that a word
+    /// still being spoken at the window's end comes out wrong (as a real decoder guesses).
+    fn decode(job: &DecodeJob) -> Hypothesis {
+        let end = job.start + job.audio.len() as f64 / 16_000.0;
+        let words = JFK
+            .iter()
+            .filter(|(_, a, b)| *b > job.start + 0.05 && *a < end)
+            .map(|(w, a, b)| Word {
+                text: if *b > end {
+                    format!("{w}-ish")
+                } else {
+                    w.to_string()
+                },
+                start: *a,
+                end: b.min(end),
+                prob: 0.9,
+            })
+            .collect();
+        Hypothesis {
+            words,
+            no_speech_prob: 0.01,
+            avg_logprob: -0.2,
+            language: "en".into(),
+        }
+    }
+
+    /// Runs the policy over `audio` with a virtual clock: each decode takes `cost(job)` seconds.
+    fn replay(
+        audio: &[f32],
+        cfg: PolicyConfig,
+        mut decoder: impl FnMut(&DecodeJob) -> Hypothesis,
+        cost: impl Fn(&DecodeJob) -> f64,
+    ) -> (Vec<Event>, Policy) {
+        let mut p = Policy::new(cfg);
+        let mut events = Vec::new();
+        let (mut fed, mut now) = (0usize, 0.0f64);
+        let tick = 1600;
+        loop {
+            if let Some(job) = p.poll_job(now) {
+                now += cost(&job);
+                let upto = ((now * 16_000.0) as usize).min(audio.len());
+                if upto > fed {
+                    p.push_audio(&audio[fed..upto]);
+                    fed = upto;
+                }
+                p.on_result(job.id, decoder(&job), now);
+            } else if fed < audio.len() {
+                let upto = (fed + tick).min(audio.len());
+                p.push_audio(&audio[fed..upto]);
+                fed = upto;
+                now = now.max(fed as f64 / 16_000.0);
+            } else {
+                p.finish();
+                if p.idle() {
+                    break;
+                }
+            }
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        while let Some(e) = p.poll_event() {
+            events.push(e);
+        }
+        (events, p)
+    }
+
+    fn finals(events: &[Event]) -> Vec<(u64, String, f64, f64, f64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final {
+                    seq,
+                    text,
+                    start,
+                    end,
+                    emitted,
+                    ..
+                } => Some((*seq, text.clone(), *start, *end, *emitted)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finals_cover_every_word_once_in_order() {
+        let (events, _) = replay(&jfk_like_audio(), PolicyConfig::default(), decode, |_| 0.3);
+        let f = finals(&events);
+        assert!(!f.is_empty());
+        for (i, (seq, ..)) in f.iter().enumerate() {
+            assert_eq!(*seq, i as u64, "finals are numbered in order");
+        }
+        let text: Vec<String> = f.iter().map(|x| x.1.clone()).collect();
+        let all = normalise(&text.join(" "));
+        let want = normalise(&JFK.iter().map(|w| w.0).collect::<String>());
+        assert_eq!(all, want);
+        // Media times only move forward.
+        for w in f.windows(2) {
+            assert!(w[1].2 >= w[0].3 - 1e-9, "{:?} then {:?}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn words_are_committed_within_a_few_seconds_of_being_spoken() {
+        let (events, _) = replay(&jfk_like_audio(), PolicyConfig::default(), decode, |_| 0.3);
+        for (_, text, _, end, emitted) in finals(&events) {
+            let latency = emitted - end;
+            assert!(latency >= 0.0, "emitted before the audio ended: {text}");
+            assert!(latency < 3.0, "`{text}` waited {latency:.2} s");
+        }
+    }
+
+    #[test]
+    fn partials_are_revised_then_replaced_by_finals() {
+        let (events, _) = replay(&jfk_like_audio(), PolicyConfig::default(), decode, |_| 0.3);
+        let mut last: Option<(u64, u64)> = None;
+        let mut partials = 0;
+        for e in &events {
+            match e {
+                Event::Partial {
+                    segment, revision, ..
+                } => {
+                    partials += 1;
+                    if let Some((s, r)) = last {
+                        if s == *segment {
+                            assert!(*revision > r, "revisions grow within a segment");
+                        }
+                    }
+                    last = Some((*segment, *revision));
+                }
+                Event::Final { segment, .. } => {
+                    if let Some((s, _)) = last {
+                        assert!(*segment >= s);
+                    }
+                    last = None;
+                }
+            }
+        }
+        assert!(partials > 0, "tentative text is shown before it is final");
+        // The tentative guess for a word cut by the window end never becomes final.
+        assert!(finals(&events).iter().all(|f| !f.1.contains("-ish")));
+    }
+
+    #[test]
+    fn silence_costs_no_decode_and_gives_no_event() {
+        let (events, p) = replay(
+            &vec![0.0; 16_000 * 30],
+            PolicyConfig::default(),
+            decode,
+            |_| 0.3,
+        );
+        assert!(events.is_empty());
+        assert_eq!(p.decodes, 0);
+    }
+
+    #[test]
+    fn a_repetition_loop_is_dropped_and_the_context_reset() {
+        let looping = |job: &DecodeJob| {
+            let start = job.start;
+            let words = (0..30)
+                .map(|i| Word {
+                    text: [" thank", " you", " so", " much."][i % 4].to_string(),
+                    start: start + i as f64 * 0.1,
+                    end: start + i as f64 * 0.1 + 0.1,
+                    prob: 0.5,
+                })
+                .collect();
+            Hypothesis {
+                words,
+                no_speech_prob: 0.1,
+                avg_logprob: -0.5,
+                language: "en".into(),
+            }
+        };
+        let (events, p) = replay(&jfk_like_audio(), PolicyConfig::default(), looping, |_| 0.3);
+        assert!(finals(&events).is_empty(), "{events:?}");
+        assert!(p.dropped.compression > 0);
+        assert!(p.prompt().is_empty(), "the context is reset");
+    }
+
+    #[test]
+    fn the_same_phrase_committed_again_and_again_is_stopped() {
+        // Each decode returns the same phrase (no compression signal in one decode), the way
+        // Whisper repeats its prompt across windows and utterances.
+        // Six short utterances apart.
+        let mut audio = Vec::new();
+        for _ in 0..6 {
+            audio.extend(vec![0.0f32; 16_000]);
+            audio
+                .extend((0..16_000).map(|i| {
+                    0.3 * (0.6 + 0.4 * (i as f32 / 640.0).cos()) * (i as f32 * 0.2).sin()
+                }));
+        }
+        audio.extend(vec![0.0f32; 16_000]);
+        let (events, p) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job: &DecodeJob| Hypothesis {
+                words: [" We", " will", " go", " on."]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| Word {
+                        text: w.to_string(),
+                        start: job.start + 0.1 * i as f64,
+                        end: job.start + 0.1 * i as f64 + 0.1,
+                        prob: 0.5,
+                    })
+                    .collect(),
+                no_speech_prob: 0.1,
+                avg_logprob: -0.5,
+                language: "en".into(),
+            },
+            |_| 0.3,
+        );
+        let f = finals(&events);
+        assert_eq!(f.len(), 1, "said once, committed once: {f:?}");
+        assert!(p.dropped.repetition > 0);
+    }
+
+    #[test]
+    fn phantom_phrases_over_near_silence_are_dropped() {
+        // Quiet breathing-level audio that still opens the detector.
+        let mut audio = vec![0.0f32; 16_000];
+        audio.extend(
+            (0..16_000 * 2)
+                .map(|i| 0.004 * (i as f32 * 0.3).sin() * (1.0 + (i as f32 / 800.0).sin())),
+        );
+        audio.extend(vec![0.0f32; 16_000]);
+        let phantom = |job: &DecodeJob| Hypothesis {
+            words: [" Thanks", " for", " watching!"]
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Word {
+                    text: w.to_string(),
+                    start: job.start + i as f64 * 0.3,
+                    end: job.start + i as f64 * 0.3 + 0.3,
+                    prob: 0.4,
+                })
+                .collect(),
+            no_speech_prob: 0.3,
+            avg_logprob: -0.6,
+            language: "en".into(),
+        };
+        let (events, p) = replay(&audio, PolicyConfig::default(), phantom, |_| 0.3);
+        assert!(p.decodes > 0, "the detector opened");
+        assert!(finals(&events).is_empty(), "{events:?}");
+        assert!(p.dropped.phantom > 0);
+    }
+
+    #[test]
+    fn no_speech_with_low_confidence_is_dropped() {
+        let unsure = |job: &DecodeJob| {
+            let mut h = decode(job);
+            h.no_speech_prob = 0.9;
+            h.avg_logprob = -1.5;
+            h
+        };
+        let (events, p) = replay(&jfk_like_audio(), PolicyConfig::default(), unsure, |_| 0.3);
+        assert!(finals(&events).is_empty());
+        assert!(p.dropped.no_speech > 0);
+    }
+
+    #[test]
+    fn when_decodes_are_slow_the_step_widens_and_lag_stays_bounded() {
+        // A decoder three times slower than real time for its window: without degradation the
+        // lag would grow without end over two minutes of speech.
+        let mut audio = Vec::new();
+        for _ in 0..11 {
+            audio.extend(jfk_like_audio());
+        }
+        let cfg = PolicyConfig::default();
+        let max_window = cfg.max_window;
+        let (events, p) = replay(
+            &audio,
+            cfg,
+            |job| {
+                let mut h = decode(&DecodeJob {
+                    start: job.start % 11.0,
+                    ..job.clone()
+                });
+                let shift = job.start - job.start % 11.0;
+                for w in &mut h.words {
+                    w.start += shift;
+                    w.end += shift;
+                }
+                h
+            },
+            |job| {
+                let secs = job.audio.len() as f64 / 16_000.0;
+                0.5 + 0.25 * secs
+            },
+        );
+        let (step, window) = p.step_and_window();
+        assert!(step >= 1.0 && window <= max_window);
+        let last = finals(&events).last().cloned().expect("finals");
+        assert!(
+            last.4 - last.3 < 8.0,
+            "the last final waited {:.1} s",
+            last.4 - last.3
+        );
+    }
+}
