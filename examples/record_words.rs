@@ -17,6 +17,7 @@ fn main() {
         start: 0.0,
         audio,
         prompt: String::new(),
+        hints: Vec::new(),
         closing: true,
     };
     for w in dec.decode(&job).expect("decode").words {

@@ -121,8 +121,9 @@ impl<'m> Decoder<'m> {
         // makes a 3 s window cost about a tenth of a 30 s one.
         let ctx = ((secs + 1.0) * FRAMES_PER_SEC).ceil().min(1500.0) as i32;
         params.set_audio_ctx(ctx);
-        if !job.prompt.is_empty() {
-            params.set_initial_prompt(&job.prompt);
+        let prompt = fit_prompt(self.model, &job.hints, &job.prompt);
+        if !prompt.is_empty() {
+            params.set_initial_prompt(&prompt);
         }
         // One segment whose length is capped: a decode that produces far more tokens than
         // anyone can say in the window is a loop (short encoder windows make them likelier);
@@ -217,6 +218,49 @@ impl<'m> Decoder<'m> {
             language,
         })
     }
+}
+
+/// Whisper's prompt holds at most this many tokens (half its 448-token text context, less
+/// the start-of-prompt token); whisper.cpp keeps the *last* tokens of a longer prompt, which
+/// would drop the hints that come first.
+pub const PROMPT_TOKENS: usize = 223;
+
+/// The share of the prompt budget the hints may take; the rest is for recent text.
+const HINT_SHARE: usize = 2;
+
+/// Builds the prompt: hint terms first (as many as fit in half the budget, in the given
+/// order), then as much of the most recent text as fits in the rest, within
+/// [`PROMPT_TOKENS`] as the model's tokenizer counts.
+pub fn fit_prompt(model: &Model, hints: &[String], recent: &str) -> String {
+    let count = |t: &str| model.token_count(t);
+    let mut hint_text = String::new();
+    for term in hints {
+        let next = if hint_text.is_empty() {
+            term.clone()
+        } else {
+            format!("{hint_text}, {term}")
+        };
+        if count(&next) > PROMPT_TOKENS / HINT_SHARE {
+            break;
+        }
+        hint_text = next;
+    }
+    let sep = if hint_text.is_empty() { "" } else { ". " };
+    let room = PROMPT_TOKENS.saturating_sub(count(&hint_text) + count(sep));
+    let words: Vec<&str> = recent.split_whitespace().collect();
+    // Keep the longest run of newest words that fits: binary search on the first word kept.
+    let fits = |from: usize| count(&words[from..].join(" ")) <= room;
+    let (mut lo, mut hi) = (0, words.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let tail = words[lo..].join(" ");
+    format!("{hint_text}{sep}{tail}").trim().to_string()
 }
 
 /// How the driver paces the audio.

@@ -121,6 +121,8 @@ pub struct DecodeJob {
     pub audio: Vec<f32>,
     /// Recent committed text, for Whisper's prompt.
     pub prompt: String,
+    /// Terms to bias recognition towards, most valuable first (see [`Policy::set_hints`]).
+    pub hints: Vec<String>,
     /// The last decode of an utterance: everything it returns is committed.
     pub closing: bool,
 }
@@ -218,6 +220,8 @@ pub struct Policy {
     next_job: u64,
     /// New (uncommitted) words of the previous hypothesis, for LocalAgreement.
     prev_words: Vec<Word>,
+    /// Terms for the prompt (from the glossary).
+    hints: Vec<String>,
     /// Committed text with its media end time, newest last, for the prompt and the
     /// repetition check.
     recent: VecDeque<(String, f64)>,
@@ -258,6 +262,7 @@ impl Policy {
             next_job: 0,
             prev_words: Vec::new(),
             recent: VecDeque::new(),
+            hints: Vec::new(),
             next_seq: 0,
             segment: 0,
             revision: 0,
@@ -386,8 +391,17 @@ impl Policy {
             } else {
                 String::new()
             },
+            hints: self.hints.clone(),
             closing,
         })
+    }
+
+    /// Sets the terms every decode's prompt starts with, most valuable first: the interface
+    /// the glossary feeds (organisation names, acronyms, domain terms in the channel's
+    /// language). The engine fits hints and recent text into Whisper's prompt budget, hints
+    /// first ([`super::engine::fit_prompt`]).
+    pub fn set_hints(&mut self, terms: Vec<String>) {
+        self.hints = terms;
     }
 
     /// Recent committed text that lies before the window. Words inside the window are in

@@ -175,6 +175,18 @@ impl Model {
             .map_err(|e| TranscribeError::Whisper(e.to_string()))
     }
 
+    /// How many tokens the model's tokenizer makes of `text` (a very long text counts as
+    /// more than any prompt can hold).
+    pub fn token_count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            return 0;
+        }
+        self.ctx
+            .tokenize(text, 4096)
+            .map(|t| t.len())
+            .unwrap_or(usize::MAX / 2)
+    }
+
     /// The end-of-text token id; ids at or above it are special tokens.
     pub fn token_eot(&self) -> i32 {
         self.ctx.token_eot()

@@ -153,3 +153,45 @@ fn language_is_detected_among_the_allowed_ones() {
         assert!(text.contains(word), "`{word}` not in: {text}");
     }
 }
+
+/// The glossary's hint terms and the recent text share Whisper's 223-token prompt: hints
+/// first and never crowded out, the newest text after them, the total within budget as the
+/// model's own tokenizer counts it.
+#[test]
+fn prompt_keeps_hints_first_within_the_token_budget() {
+    use tolk::stream::engine::{fit_prompt, PROMPT_TOKENS};
+    let model = tolk::transcribe::Model::load(&model("tiny.en")).unwrap();
+    let mut hints: Vec<String> = ["NSWP", "Legalife", "Tais Plus", "decriminalisation", "PrEP"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    hints.extend((0..300).map(|i| format!("term number {i}")));
+    let recent: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+    let recent = recent.join(" ");
+    let prompt = fit_prompt(&model, &hints, &recent);
+    assert!(
+        model.token_count(&prompt) <= PROMPT_TOKENS,
+        "{} tokens",
+        model.token_count(&prompt)
+    );
+    assert!(
+        prompt.starts_with("NSWP, Legalife, Tais Plus, decriminalisation, PrEP"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.ends_with("w399"),
+        "the newest text is kept: {prompt}"
+    );
+    let (hint_part, text_part) = prompt.split_once(". ").unwrap();
+    assert!(model.token_count(hint_part) <= PROMPT_TOKENS / 2);
+    assert!(
+        model.token_count(text_part) > 40,
+        "room is left for recent text"
+    );
+    // Without hints, the recent text alone fills the budget.
+    let alone = fit_prompt(&model, &[], &recent);
+    assert!(
+        model.token_count(&alone) <= PROMPT_TOKENS
+            && model.token_count(&alone) > PROMPT_TOKENS - 10
+    );
+}
