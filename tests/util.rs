@@ -105,3 +105,20 @@ pub fn sox(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Makes a 16 kHz mono 16-bit WAV with sox's synthesiser: `what` is `synth …` or `trim …`
+/// arguments and effects (for example `["synth", "10", "pinknoise", "vol", "0.3"]`).
+pub fn synth(path: &Path, what: &[&str]) {
+    let mut args = vec![
+        "-n",
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(what);
+    sox(&args);
+}

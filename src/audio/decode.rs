@@ -105,6 +105,7 @@ fn downmix_into(out: &mut Vec<f32>, interleaved: &[f32], channels: usize) {
     );
 }
 
+#[derive(Default)]
 struct PacketStats {
     good: usize,
     bad: usize,
@@ -160,11 +161,7 @@ fn decode_symphonia(
     let mut mono = Vec::new();
     let mut channels = params.channels.map(|c| c.count()).unwrap_or(1);
     let mut buf: Option<SampleBuffer<f32>> = None;
-    let mut stats = PacketStats {
-        good: 0,
-        bad: 0,
-        last_error: String::new(),
-    };
+    let mut stats = PacketStats::default();
     while let Some(packet) = next_packet(path, format)? {
         if packet.track_id() != track_id {
             continue;
@@ -222,11 +219,7 @@ fn decode_opus(
     // 120 ms is the longest Opus frame.
     let mut pcm = vec![0f32; 5760 * channels];
     let mut mono = Vec::new();
-    let mut stats = PacketStats {
-        good: 0,
-        bad: 0,
-        last_error: String::new(),
-    };
+    let mut stats = PacketStats::default();
     while let Some(packet) = next_packet(path, format)? {
         if packet.track_id() != track_id {
             continue;

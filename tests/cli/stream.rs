@@ -71,19 +71,7 @@ fn jfk_finals_come_in_order_and_carry_the_speech() {
 fn silence_gives_no_event() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("silence.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        f.to_str().unwrap(),
-        "trim",
-        "0",
-        "20",
-    ]);
+    synth(&f, &["trim", "0", "20"]);
     let events = stream(&f, &["--model", "base"]);
     assert!(events.is_empty(), "{events:?}");
 }
@@ -93,38 +81,9 @@ fn noise_gives_no_final() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("noise.wav");
     // Pink noise, then brown noise swelling in and out: steady and changing noise floors.
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        f.to_str().unwrap(),
-        "synth",
-        "10",
-        "pinknoise",
-        "vol",
-        "0.3",
-    ]);
+    synth(&f, &["synth", "10", "pinknoise", "vol", "0.3"]);
     let g = dir.path().join("noise2.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "16000",
-        "-c",
-        "1",
-        "-b",
-        "16",
-        g.to_str().unwrap(),
-        "synth",
-        "10",
-        "brownnoise",
-        "tremolo",
-        "0.5",
-        "90",
-    ]);
+    synth(&g, &["synth", "10", "brownnoise", "tremolo", "0.5", "90"]);
     for file in [&f, &g] {
         let events = stream(file, &["--model", "base", "--language", "en"]);
         assert!(finals(&events).is_empty(), "{}: {events:?}", file.display());
