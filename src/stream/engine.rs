@@ -405,6 +405,9 @@ fn run_realtime(
     let (res_tx, res_rx) =
         mpsc::sync_channel::<(u64, Result<Hypothesis, TranscribeError>)>(JOB_QUEUE);
     std::thread::scope(|s| -> Result<f64, TranscribeError> {
+        // Owned here, so any early return drops it and the decoder thread's loop ends: the
+        // scope waits for that thread before it returns.
+        let job_tx = job_tx;
         let worker = std::thread::Builder::new()
             .name("tolk-whisper".into())
             .spawn_scoped(s, move || -> Result<f64, TranscribeError> {

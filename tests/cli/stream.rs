@@ -154,3 +154,41 @@ fn prompt_keeps_hints_first_within_the_token_budget() {
             && model.token_count(&alone) > PROMPT_TOKENS - 10
     );
 }
+
+/// Real-time pacing: the audio is released as a live source would, Whisper runs on its own
+/// thread meanwhile, and the captions arrive while the audio plays, not after it.
+#[test]
+fn realtime_pacing_emits_while_the_audio_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = whisper_lock();
+    let out = tolk(dir.path())
+        .args([
+            "stream",
+            testdata("jfk.wav").to_str().unwrap(),
+            "--realtime",
+            "--model",
+            "base",
+            "--language",
+            "en",
+        ])
+        .output()
+        .unwrap();
+    let events: Vec<serde_json::Value> = success(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let f = finals(&events);
+    assert!(!f.is_empty(), "{events:?}");
+    let first = f[0]["emitted"].as_f64().unwrap();
+    assert!(
+        first < 11.0,
+        "the first final came at {first:.1} s, after the 11 s of audio had ended"
+    );
+    for (i, e) in f.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64);
+        assert!(e["emitted"].as_f64().unwrap() >= e["end"].as_f64().unwrap());
+    }
+    let text: Vec<&str> = f.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    let w = wer(&reference("jfk.txt"), &text.join(" "), "en");
+    assert!(w.rate() <= 0.5, "WER {:.3}: {}", w.rate(), text.join(" "));
+}
