@@ -428,12 +428,13 @@ impl Policy {
 
     /// Hands in the result of job `id`, decoded by `now`.
     pub fn on_result(&mut self, id: u64, hyp: Hypothesis, now: f64) {
-        let Some((job, closing)) = self.in_flight.take() else {
-            return;
+        // A result for a job that is not the one out (a stale or duplicate answer) is ignored
+        // and the job stays out.
+        let closing = match self.in_flight {
+            Some((job, closing)) if job == id => closing,
+            _ => return,
         };
-        if job != id {
-            return;
-        }
+        self.in_flight = None;
         self.lag = now - self.last_decode_at;
         self.adapt();
         let words = self.accept(hyp);
@@ -972,6 +973,17 @@ mod tests {
         assert!(partials > 0, "tentative text is shown before it is final");
         // The tentative guess for a word cut by the window end never becomes final.
         assert!(finals(&events).iter().all(|f| !f.1.contains("-ish")));
+    }
+
+    #[test]
+    fn a_result_for_another_job_is_ignored() {
+        let mut p = Policy::new(PolicyConfig::default());
+        p.push_audio(&jfk_like_audio()[..16_000 * 2]);
+        let job = p.poll_job(2.0).expect("speech started: a decode is due");
+        p.on_result(job.id + 7, decode(&job), 2.1);
+        assert!(p.busy(), "the real job is still out");
+        p.on_result(job.id, decode(&job), 2.2);
+        assert!(!p.busy());
     }
 
     #[test]
