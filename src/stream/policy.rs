@@ -167,7 +167,8 @@ pub struct Dropped {
     pub phantom: u64,
 }
 
-/// Phrases Whisper is known to invent over silence or noise, by language (normalised).
+/// Phrases Whisper is known to invent over silence or noise, by language, in the form
+/// [`crate::eval::normalize`] gives them (lower case, no accents, no punctuation).
 const PHANTOMS: &[&str] = &[
     "thanks for watching",
     "thank you for watching",
@@ -187,7 +188,7 @@ const PHANTOMS: &[&str] = &[
     "субтитры сделал dimatorzok",
     "редактор субтитров а семкин корректор а егорова",
     "ondertitels ingediend door de amara org gemeenschap",
-    "sous titres realises para la communaute d amara org",
+    "sous titres realises par la communaute d amara org",
 ];
 
 /// The state machine.
@@ -601,8 +602,8 @@ impl Policy {
             self.dropped.repetition += 1;
             words.truncate(cut);
         }
-        let norm = normalise(&join_words(&words));
-        if PHANTOMS.contains(&norm.as_str()) {
+        let key = crate::eval::normalize(&join_words(&words), "").join(" ");
+        if PHANTOMS.contains(&key.as_str()) {
             let (a, b) = (words[0].start, words[words.len() - 1].end);
             if level_db(&self.window_audio(a, b.max(a + 0.1))) < self.cfg.phantom_level_db {
                 self.dropped.phantom += 1;
@@ -1088,6 +1089,41 @@ mod tests {
         };
         let (events, p) = replay(&audio, PolicyConfig::default(), phantom, |_| 0.3);
         assert!(p.decodes > 0, "the detector opened");
+        assert!(finals(&events).is_empty(), "{events:?}");
+        assert!(p.dropped.phantom > 0);
+    }
+
+    #[test]
+    fn accented_phantom_phrases_are_recognised() {
+        let mut audio = vec![0.0f32; 16_000];
+        audio.extend(
+            (0..16_000 * 2)
+                .map(|i| 0.004 * (i as f32 * 0.3).sin() * (1.0 + (i as f32 / 800.0).sin())),
+        );
+        audio.extend(vec![0.0f32; 16_000]);
+        let phantom = |job: &DecodeJob| Hypothesis {
+            words: [
+                " Subtítulos",
+                " por",
+                " la",
+                " comunidad",
+                " de",
+                " Amara.org",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Word {
+                text: w.to_string(),
+                start: job.start + i as f64 * 0.2,
+                end: job.start + i as f64 * 0.2 + 0.2,
+                prob: 0.4,
+            })
+            .collect(),
+            no_speech_prob: 0.3,
+            avg_logprob: -0.6,
+            language: "es".into(),
+        };
+        let (events, p) = replay(&audio, PolicyConfig::default(), phantom, |_| 0.3);
         assert!(finals(&events).is_empty(), "{events:?}");
         assert!(p.dropped.phantom > 0);
     }
