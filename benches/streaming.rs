@@ -11,6 +11,7 @@
 //! and the last minute. Prints one Markdown row for `benches/README.md`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tolk::stream::engine::{self, Pacing};
@@ -81,6 +82,171 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The recordings of `lang` joined with 1 s of silence, and their joined reference text.
+fn program(root: &std::path::Path, lang: &str) -> (Vec<f32>, String) {
+    let mut audio = Vec::new();
+    let mut reference = String::new();
+    for clip in clips(lang) {
+        let wav = root.join("testdata").join(format!("{clip}.wav"));
+        let a = tolk::audio::decode_file(&wav).unwrap_or_else(|e| panic!("{e}: run make bench"));
+        audio.extend(a.samples);
+        audio.extend(vec![0.0f32; 16_000]);
+        let text = std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
+            .expect("reference");
+        reference.push_str(&text);
+        reference.push(' ');
+    }
+    (audio, reference)
+}
+
+/// Current resident memory in MB, from /proc.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// A phrase of 1–8 words said three times or more in a row (a repetition loop), if any.
+fn repeated_phrase(words: &[String]) -> Option<String> {
+    for n in 1..=8 {
+        for i in 0..words.len() {
+            let mut reps = 1;
+            while i + (reps + 1) * n <= words.len()
+                && words[i..i + n] == words[i + reps * n..i + (reps + 1) * n]
+            {
+                reps += 1;
+            }
+            if reps >= 3 {
+                return Some(words[i..i + n].join(" "));
+            }
+        }
+    }
+    None
+}
+
+/// The soak: the program looped with 5-minute silences for `minutes` of audio, under the
+/// virtual clock. Per cycle: latency, WER, resident memory; over all: text during the
+/// silences and repetition loops.
+fn soak(
+    model: &Arc<Model>,
+    block: &[f32],
+    reference: &str,
+    lang: &str,
+    minutes: f64,
+    threads: usize,
+) {
+    const SILENCE_SECS: f64 = 300.0;
+    let block_secs = block.len() as f64 / 16_000.0;
+    let mut audio = Vec::new();
+    let mut speech: Vec<(f64, f64)> = Vec::new();
+    while (audio.len() as f64) < minutes * 60.0 * 16_000.0 {
+        let start = audio.len() as f64 / 16_000.0;
+        audio.extend_from_slice(block);
+        speech.push((start, start + block_secs));
+        audio.extend(vec![0.0f32; (SILENCE_SECS * 16_000.0) as usize]);
+    }
+    let secs = audio.len() as f64 / 16_000.0;
+    eprintln!(
+        "soak: {} cycles of {block_secs:.0} s speech + {SILENCE_SECS:.0} s silence = {:.1} min",
+        speech.len(),
+        secs / 60.0
+    );
+    let cycle_of = |t: f64| speech.iter().rposition(|(s, _)| t >= *s).unwrap_or(0);
+    let in_silence = |a: f64, b: f64| {
+        // Past the block's end by more than the closing tail, and before the next block.
+        speech.iter().enumerate().any(|(k, (_, end))| {
+            let next = speech.get(k + 1).map(|x| x.0).unwrap_or(f64::MAX);
+            a >= end + 1.0 && b <= next
+        })
+    };
+    let n = speech.len();
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut text: Vec<Vec<String>> = vec![Vec::new(); n];
+    let mut rss: Vec<f64> = vec![f64::NAN; n];
+    let mut in_silences: Vec<String> = Vec::new();
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    let stats = engine::run(
+        model,
+        &audio,
+        LanguageMode::Fixed(lang.to_string()),
+        PolicyConfig::default(),
+        threads,
+        Pacing::Virtual,
+        |e| {
+            match &e.event {
+                Event::Final {
+                    text: t,
+                    words,
+                    start,
+                    end,
+                    ..
+                } => {
+                    let k = cycle_of(*start);
+                    for w in words {
+                        lat[k].push(e.at - w.end);
+                    }
+                    text[k].push(t.clone());
+                    if in_silence(*start, *end) {
+                        in_silences.push(format!("final {start:.1}–{end:.1}: {t}"));
+                    }
+                }
+                Event::Partial {
+                    text: t,
+                    start,
+                    end,
+                    ..
+                } => {
+                    if !t.is_empty() && in_silence(*start, *end) {
+                        in_silences.push(format!("partial {start:.1}–{end:.1}: {t}"));
+                    }
+                }
+            }
+            rss[cycle_of(e.at.min(secs))] = rss_mb();
+        },
+    )
+    .expect("stream");
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    println!("| cycle | starts at (min) | final latency p50 / p95 (s) | WER | RSS at its end (MB) | repeated phrase |");
+    println!("|---|---|---|---|---|---|");
+    let mut loops = 0;
+    for k in 0..n {
+        let joined = text[k].join(" ");
+        let w = tolk::eval::wer(reference, &joined, lang);
+        let rep = repeated_phrase(&tolk::eval::normalize(&joined, lang));
+        loops += rep.is_some() as usize;
+        println!(
+            "| {} | {:.1} | {:.2} / {:.2} | {:.1}% | {:.0} | {} |",
+            k + 1,
+            speech[k].0 / 60.0,
+            percentile(&mut lat[k], 0.5),
+            percentile(&mut lat[k], 0.95),
+            100.0 * w.rate(),
+            rss[k],
+            rep.unwrap_or_else(|| "none".into()),
+        );
+    }
+    println!(
+        "\nsoak {lang}: {:.1} min of audio in {:.1} min; events during the silences: {}; cycles with a repeated phrase: {loops}; max lag {:.1} s; {:.2} CPU s/s; peak RSS {:.0} MB; dropped {:?}",
+        secs / 60.0,
+        wall / 60.0,
+        in_silences.len(),
+        stats.max_lag,
+        cpu / secs,
+        peak_rss_mb(),
+        stats.dropped,
+    );
+    for line in in_silences {
+        println!("  in silence: {line}");
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) only builds it.
     if !std::env::args().any(|a| a == "--bench") {
@@ -98,23 +264,21 @@ fn main() {
     let cache = std::env::var_os("TOLK_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join(".cache/tolk"));
-    let model = Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
-        .expect("model: run make bench");
+    let model = Arc::new(
+        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
+            .expect("model: run make bench"),
+    );
 
-    let mut audio = Vec::new();
-    let mut reference = String::new();
-    for clip in clips(&lang) {
-        let wav = root.join("testdata").join(format!("{clip}.wav"));
-        let a = tolk::audio::decode_file(&wav).unwrap_or_else(|e| panic!("{e}: run make bench"));
-        audio.extend(a.samples);
-        audio.extend(vec![0.0f32; 16_000]);
-        let text = std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
-            .expect("reference");
-        reference.push_str(&text);
-        reference.push(' ');
+    let (audio, reference) = program(&root, &lang);
+    let threads = tolk::transcribe::default_threads();
+    if let Some(minutes) = std::env::args()
+        .position(|a| a == "--soak")
+        .map(|_| arg("--soak", "60").parse::<f64>().expect("--soak MINUTES"))
+    {
+        soak(&model, &audio, &reference, &lang, minutes, threads);
+        return;
     }
     let secs = audio.len() as f64 / 16_000.0;
-    let threads = tolk::transcribe::default_threads();
 
     // Offline: the same model over the whole audio in one call, greedy like the stream.
     let t = Instant::now();

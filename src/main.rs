@@ -143,11 +143,27 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the error and its causes, joined.
-            eprintln!("tolk: error: {err:#}");
+            eprintln!("tolk: error: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, joined with ": ". A cause whose text the line
+/// already holds (our error types print their source) is not repeated.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -303,7 +319,7 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
         }
     };
     let audio = tolk::audio::decode_file(&args.file)?;
-    let model = Model::load(&cache.resolve(&args.model)?)?;
+    let model = std::sync::Arc::new(Model::load(&cache.resolve(&args.model)?)?);
     let cfg = PolicyConfig {
         step: args.step.clamp(0.2, 10.0),
         ..PolicyConfig::default()

@@ -14,3 +14,4 @@ mod cli {
     mod transcribe;
 }
 mod decode;
+mod engine;

@@ -1,16 +1,19 @@
 //! The I/O edge of streaming: runs [`DecodeJob`]s through whisper.cpp and drives a
 //! [`Policy`] over an audio source, under a virtual clock or in real time.
 //!
-//! Whisper runs on a dedicated OS thread (the decoder thread), one job at a time; the job
-//! queue has room for one job (the policy never issues a second before the first returns).
+//! [`Decoder`] turns a job into a hypothesis with one `WhisperState`. [`run`] streams a whole
+//! recording: under the virtual clock on the calling thread (decisions as in real time, as
+//! fast as the CPU allows), or in real time through a one-channel
+//! [`super::scheduler::Engine`], whose decoder thread is the one the server runs.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 use super::lang::{LanguageLock, LanguageMode};
 use super::policy::{DecodeJob, Event, Hypothesis, Policy, PolicyConfig, Word};
+use super::scheduler::{ChannelSpec, Engine, EngineError};
 use crate::transcribe::{Model, TranscribeError};
 
 /// Language detection on less audio than this is a guess: wait for more.
@@ -297,7 +300,7 @@ const TICK: usize = 1600;
 /// Streams `audio` (16 kHz mono) through the policy and Whisper; `sink` receives each event
 /// as it is emitted.
 pub fn run(
-    model: &Model,
+    model: &Arc<Model>,
     audio: &[f32],
     lang: LanguageMode,
     cfg: PolicyConfig,
@@ -305,34 +308,28 @@ pub fn run(
     pacing: Pacing,
     mut sink: impl FnMut(Emitted),
 ) -> Result<RunStats, TranscribeError> {
-    let mut policy = Policy::new(cfg);
     let mut stats = RunStats {
         audio_secs: audio.len() as f64 / super::SAMPLE_RATE_F,
         ..RunStats::default()
     };
-    let busy = match pacing {
-        Pacing::Virtual => run_virtual(
-            model,
-            audio,
-            lang,
-            threads,
-            &mut policy,
-            &mut sink,
-            &mut stats,
-        )?,
-        Pacing::RealTime => run_realtime(
-            model,
-            audio,
-            lang,
-            threads,
-            &mut policy,
-            &mut sink,
-            &mut stats,
-        )?,
+    stats.decode_secs = match pacing {
+        Pacing::Virtual => {
+            let mut policy = Policy::new(cfg);
+            let busy = run_virtual(
+                model,
+                audio,
+                lang,
+                threads,
+                &mut policy,
+                &mut sink,
+                &mut stats,
+            )?;
+            stats.decodes = policy.decodes;
+            stats.dropped = policy.dropped;
+            busy
+        }
+        Pacing::RealTime => run_realtime(model, audio, lang, cfg, threads, &mut sink, &mut stats)?,
     };
-    stats.decode_secs = busy;
-    stats.decodes = policy.decodes;
-    stats.dropped = policy.dropped;
     Ok(stats)
 }
 
@@ -389,74 +386,77 @@ fn run_virtual(
     Ok(dec.busy_secs)
 }
 
-/// Capacity of the job queue to the decoder thread: the policy has at most one job out.
-const JOB_QUEUE: usize = 1;
+/// Capacity of the event queue from the decoder thread to the caller of [`run`] in real
+/// time; the caller empties it every [`REALTIME_TICK`], so it never fills (if it did, the
+/// decoder thread would wait for the caller).
+const EVENT_QUEUE: usize = 1024;
 
+/// How often the real-time driver releases audio and collects events.
+const REALTIME_TICK: Duration = Duration::from_millis(20);
+
+/// Real-time pacing: the audio is released at real pace to a one-channel [`Engine`] (the
+/// same decoder thread the server runs), events are collected as they come.
 fn run_realtime(
-    model: &Model,
+    model: &Arc<Model>,
     audio: &[f32],
     lang: LanguageMode,
+    cfg: PolicyConfig,
     threads: usize,
-    policy: &mut Policy,
     sink: &mut impl FnMut(Emitted),
     stats: &mut RunStats,
 ) -> Result<f64, TranscribeError> {
-    let (job_tx, job_rx) = mpsc::sync_channel::<DecodeJob>(JOB_QUEUE);
-    let (res_tx, res_rx) =
-        mpsc::sync_channel::<(u64, Result<Hypothesis, TranscribeError>)>(JOB_QUEUE);
-    std::thread::scope(|s| -> Result<f64, TranscribeError> {
-        // Owned here, so any early return drops it and the decoder thread's loop ends: the
-        // scope waits for that thread before it returns.
-        let job_tx = job_tx;
-        let worker = std::thread::Builder::new()
-            .name("tolk-whisper".into())
-            .spawn_scoped(s, move || -> Result<f64, TranscribeError> {
-                let mut dec = Decoder::new(model, lang, threads)?;
-                for job in job_rx {
-                    let r = dec.decode(&job);
-                    if res_tx.send((job.id, r)).is_err() {
-                        break;
-                    }
-                }
-                Ok(dec.busy_secs)
-            })
-            .map_err(|e| {
-                TranscribeError::Whisper(format!("cannot start the decoder thread: {e}"))
-            })?;
-        let start = Instant::now();
-        let mut fed = 0usize;
-        loop {
-            let now = start.elapsed().as_secs_f64();
-            let upto = ((now * super::SAMPLE_RATE_F) as usize).min(audio.len());
-            if upto > fed {
-                policy.push_audio(&audio[fed..upto]);
-                fed = upto;
-            }
-            if fed >= audio.len() {
-                policy.finish();
-            }
-            match res_rx.try_recv() {
-                Ok((id, r)) => {
-                    policy.on_result(id, r?, start.elapsed().as_secs_f64());
-                    stats.max_lag = stats.max_lag.max(policy.lag);
-                }
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => break,
-            }
-            if let Some(job) = policy.poll_job(now) {
-                if job_tx.send(job).is_err() {
-                    break;
-                }
-            }
-            drain(policy, start.elapsed().as_secs_f64(), sink);
-            if fed >= audio.len() && policy.idle() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let (tx, rx) = mpsc::sync_channel::<Emitted>(EVENT_QUEUE);
+    let stopped = |e: EngineError| TranscribeError::Whisper(e.to_string());
+    let engine = Engine::start(
+        model.clone(),
+        threads,
+        Box::new(move |_, e| {
+            // The receiver only goes away when the caller gave up: nothing to deliver to.
+            let _ = tx.send(e);
+        }),
+    )
+    .map_err(stopped)?;
+    let channel = engine
+        .open(ChannelSpec {
+            name: "stream".into(),
+            language: lang,
+            floor: true,
+            policy: cfg,
+            hints: Vec::new(),
+        })
+        .map_err(stopped)?;
+    let start = Instant::now();
+    let mut fed = 0usize;
+    let mut finished = false;
+    loop {
+        let now = start.elapsed().as_secs_f64();
+        let upto = ((now * super::SAMPLE_RATE_F) as usize).min(audio.len());
+        if upto > fed {
+            channel.push_audio(&audio[fed..upto]).map_err(stopped)?;
+            fed = upto;
         }
-        drop(job_tx);
-        worker
-            .join()
-            .map_err(|_| TranscribeError::Whisper("the decoder thread panicked".into()))?
-    })
+        if fed >= audio.len() && !finished {
+            channel.finish();
+            finished = true;
+        }
+        while let Ok(e) = rx.try_recv() {
+            sink(e);
+        }
+        if let Some(why) = engine.stopped() {
+            return Err(TranscribeError::Whisper(why));
+        }
+        let s = channel.stats().unwrap_or_default();
+        if s.done {
+            stats.max_lag = s.max_lag;
+            stats.decodes = s.decodes;
+            stats.dropped = s.dropped;
+            engine.shutdown();
+            // Events emitted between the last look and the end.
+            while let Ok(e) = rx.try_recv() {
+                sink(e);
+            }
+            return Ok(s.decode_secs);
+        }
+        std::thread::sleep(REALTIME_TICK);
+    }
 }

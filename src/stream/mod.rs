@@ -4,10 +4,12 @@
 //! - [`policy`]: the commit policy, a sans-IO state machine (pure).
 //! - [`lang`]: language detection locking (pure).
 //! - [`engine`]: the edge: whisper.cpp on its own thread, virtual or real-time pacing.
+//! - [`scheduler`]: several channels on one model: one decoder thread, the floor first.
 
 pub mod engine;
 pub mod lang;
 pub mod policy;
+pub mod scheduler;
 pub mod vad;
 
 /// Whisper's sample rate as f64, for time arithmetic.

@@ -33,11 +33,18 @@ fn transcribe_fails(dir: &Path, file: &Path, extra: &[&str], needles: &[&str]) -
 #[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
-    transcribe_fails(
+    let line = transcribe_fails(
         dir.path(),
         &dir.path().join("nowhere.wav"),
         &[],
         &["nowhere.wav", "cannot open"],
+    );
+    // The operating system's reason is said once, not once per error layer.
+    let reason = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    let os = "No such file or directory";
+    assert!(
+        line.matches(os).count() <= 1 && line.matches(&reason).count() <= 1,
+        "reason repeated: {line}"
     );
 }
 

@@ -1,0 +1,493 @@
+//! Several live channels on one model: the decoder thread and its scheduler.
+//!
+//! One OS thread, the *decoder thread*, owns every channel's [`Policy`] and `WhisperState`
+//! (through a [`Decoder`]) and runs one decode at a time with all the Whisper threads:
+//! whisper.cpp spin-waits, so two decodes at once on a small machine are slower than the same
+//! two one after the other. The model is loaded once and shared ([`Arc<Model>`]).
+//!
+//! When the decoder is free it asks [`pick`] which channel goes next: the floor first (the
+//! interpreters follow it), then the channel that has waited longest; a channel that has
+//! waited more than [`STARVE_AFTER`] seconds goes before the floor, so a second channel is
+//! slowed, never silenced. A channel that waits falls behind, and its policy degrades (wider
+//! step, shorter window): lag stays bounded and is reported per channel in seconds
+//! ([`ChannelStats::lag`]).
+//!
+//! Audio comes in from any thread ([`Channel::push_audio`]) into the channel's inbox, a
+//! bounded buffer of [`INBOX_SECS`] seconds the decoder thread empties between decodes. If it
+//! is full (the decoder thread stalled for that long) the oldest audio is dropped and replaced
+//! by the same length of silence when it is taken, so media times stay true; the loss is
+//! counted in [`ChannelStats::audio_lost_secs`]. Events go to the sink given to
+//! [`Engine::start`], called on the decoder thread; it must not block (the server hands them
+//! to bounded broadcast queues).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::engine::{Decoder, Emitted};
+use super::lang::LanguageMode;
+use super::policy::{Dropped, Policy, PolicyConfig};
+use crate::transcribe::{Model, TranscribeError};
+
+/// Capacity of a channel's audio inbox, in seconds of audio.
+pub const INBOX_SECS: usize = 30;
+
+/// A channel waiting longer than this (seconds) is served before the floor.
+pub const STARVE_AFTER: f64 = 4.0;
+
+/// How long the decoder thread sleeps when nothing is due (it wakes at once on new audio).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// Identifies a channel within an engine.
+pub type ChannelId = u32;
+
+/// What the scheduler knows of a channel with a decode due.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ready {
+    /// The floor (the speaker the room listens to) is served first.
+    pub floor: bool,
+    /// Seconds this channel has had a decode due.
+    pub waited: f64,
+}
+
+/// The channel to decode next, as an index into `ready`: a starving channel (waited more
+/// than [`STARVE_AFTER`]) first, then the floor, then the longest wait.
+pub fn pick(ready: &[Ready]) -> Option<usize> {
+    let rank = |r: &Ready| {
+        if r.waited > STARVE_AFTER {
+            0
+        } else if r.floor {
+            1
+        } else {
+            2
+        }
+    };
+    (0..ready.len()).min_by(|&a, &b| {
+        rank(&ready[a])
+            .cmp(&rank(&ready[b]))
+            .then(ready[b].waited.total_cmp(&ready[a].waited))
+    })
+}
+
+/// How to open a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    /// For logs and stats ("floor", "es"...).
+    pub name: String,
+    pub language: LanguageMode,
+    pub floor: bool,
+    pub policy: PolicyConfig,
+    /// Terms for Whisper's prompt, most valuable first (from the glossary).
+    pub hints: Vec<String>,
+}
+
+/// A channel's numbers, for status pages and benchmarks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ChannelStats {
+    pub name: String,
+    /// Seconds the latest decode result was behind the audio.
+    pub lag: f64,
+    pub max_lag: f64,
+    pub decodes: u64,
+    /// Wall seconds whisper.cpp spent on this channel.
+    pub decode_secs: f64,
+    /// Media seconds received.
+    pub audio_secs: f64,
+    /// Seconds of audio dropped because the inbox was full.
+    pub audio_lost_secs: f64,
+    /// The policy's current step and window (wider / shorter when degraded).
+    pub step: f64,
+    pub window: f64,
+    pub dropped: Dropped,
+    /// The language in use (locked or fixed), if known yet.
+    pub language: Option<String>,
+    /// Whether the channel is finished and fully emitted.
+    pub done: bool,
+}
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the streaming engine has stopped")]
+    Stopped,
+    #[error("no channel {0}")]
+    NoChannel(ChannelId),
+    #[error(transparent)]
+    Whisper(#[from] TranscribeError),
+}
+
+/// The receiving end of events: called on the decoder thread with each event as it is
+/// emitted (`at`: seconds since the engine started). Must not block.
+pub type Sink = Box<dyn FnMut(ChannelId, Emitted) + Send>;
+
+struct Inbox {
+    samples: VecDeque<f32>,
+    lost: usize,
+    finished: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+struct State {
+    /// Channels to open, handed to the decoder thread.
+    opening: Vec<(ChannelId, ChannelSpec)>,
+    inboxes: Vec<(ChannelId, Inbox)>,
+    stats: Vec<(ChannelId, ChannelStats)>,
+    /// Set when the decoder thread stopped (shutdown or error).
+    stopped: Option<String>,
+    shutdown: bool,
+    next_id: ChannelId,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic on another thread while holding the lock leaves consistent data (every update
+    // is a single assignment or push); keep going rather than cascade.
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The streaming engine: one decoder thread, any number of channels.
+pub struct Engine {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A handle to feed one channel.
+#[derive(Clone)]
+pub struct Channel {
+    id: ChannelId,
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// Starts the decoder thread. `threads`: Whisper threads (at most the free cores).
+    pub fn start(model: Arc<Model>, threads: usize, sink: Sink) -> Result<Engine, EngineError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                opening: Vec::new(),
+                inboxes: Vec::new(),
+                stats: Vec::new(),
+                stopped: None,
+                shutdown: false,
+                next_id: 0,
+            }),
+            wake: Condvar::new(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("tolk-decoder".into())
+            .spawn(move || {
+                let result = decoder_thread(&model, threads, &s, sink);
+                let mut st = lock(&s);
+                st.stopped = Some(match result {
+                    Ok(()) => "shut down".into(),
+                    Err(e) => {
+                        tracing::error!("streaming engine stopped: {e}");
+                        e.to_string()
+                    }
+                });
+            })
+            .map_err(|e| {
+                TranscribeError::Whisper(format!("cannot start the decoder thread: {e}"))
+            })?;
+        Ok(Engine {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Opens a channel.
+    pub fn open(&self, spec: ChannelSpec) -> Result<Channel, EngineError> {
+        let mut st = lock(&self.shared);
+        if st.stopped.is_some() {
+            return Err(EngineError::Stopped);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        st.stats.push((
+            id,
+            ChannelStats {
+                name: spec.name.clone(),
+                step: spec.policy.step,
+                window: spec.policy.max_window,
+                ..ChannelStats::default()
+            },
+        ));
+        st.inboxes.push((
+            id,
+            Inbox {
+                samples: VecDeque::new(),
+                lost: 0,
+                finished: false,
+            },
+        ));
+        st.opening.push((id, spec));
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(Channel {
+            id,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Every channel's numbers.
+    pub fn stats(&self) -> Vec<ChannelStats> {
+        lock(&self.shared)
+            .stats
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Why the engine stopped, if it did.
+    pub fn stopped(&self) -> Option<String> {
+        lock(&self.shared).stopped.clone()
+    }
+
+    /// Stops the decoder thread (after the decode in progress) and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        lock(&self.shared).shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Channel {
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    /// Adds 16 kHz mono audio. Never blocks on Whisper: the samples go to the inbox.
+    pub fn push_audio(&self, samples: &[f32]) -> Result<(), EngineError> {
+        let mut st = lock(&self.shared);
+        if st.stopped.is_some() {
+            return Err(EngineError::Stopped);
+        }
+        let inbox = st
+            .inboxes
+            .iter_mut()
+            .find(|(id, _)| *id == self.id)
+            .map(|(_, i)| i)
+            .ok_or(EngineError::NoChannel(self.id))?;
+        inbox.samples.extend(samples);
+        let cap = INBOX_SECS * crate::audio::SAMPLE_RATE as usize;
+        if inbox.samples.len() > cap {
+            let over = inbox.samples.len() - cap;
+            inbox.samples.drain(..over);
+            inbox.lost += over;
+        }
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// The stream ended: what is open is decoded and committed, then the channel closes
+    /// (its stats say `done`).
+    pub fn finish(&self) {
+        let mut st = lock(&self.shared);
+        if let Some((_, i)) = st.inboxes.iter_mut().find(|(id, _)| *id == self.id) {
+            i.finished = true;
+        }
+        drop(st);
+        self.shared.wake.notify_one();
+    }
+
+    /// This channel's numbers.
+    pub fn stats(&self) -> Option<ChannelStats> {
+        lock(&self.shared)
+            .stats
+            .iter()
+            .find(|(id, _)| *id == self.id)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+/// A channel as the decoder thread holds it.
+struct Live<'m> {
+    id: ChannelId,
+    floor: bool,
+    policy: Policy,
+    decoder: Decoder<'m>,
+    /// Engine time at which a decode became due.
+    due_since: Option<f64>,
+    finished: bool,
+    lost_secs: f64,
+    max_lag: f64,
+}
+
+fn decoder_thread(
+    model: &Model,
+    threads: usize,
+    shared: &Shared,
+    mut sink: Sink,
+) -> Result<(), EngineError> {
+    let start = Instant::now();
+    let now = || start.elapsed().as_secs_f64();
+    let mut live: Vec<Live<'_>> = Vec::new();
+    loop {
+        // Take new channels and new audio.
+        let (opening, audio) = {
+            let mut st = lock(shared);
+            if st.shutdown {
+                return Ok(());
+            }
+            let opening = std::mem::take(&mut st.opening);
+            let audio: Vec<(ChannelId, Vec<f32>, usize, bool)> = st
+                .inboxes
+                .iter_mut()
+                .map(|(id, i)| {
+                    let lost = std::mem::take(&mut i.lost);
+                    (*id, i.samples.drain(..).collect(), lost, i.finished)
+                })
+                .collect();
+            (opening, audio)
+        };
+        for (id, spec) in opening {
+            let mut policy = Policy::new(spec.policy);
+            policy.set_hints(spec.hints);
+            live.push(Live {
+                id,
+                floor: spec.floor,
+                policy,
+                decoder: Decoder::new(model, spec.language, threads)?,
+                due_since: None,
+                finished: false,
+                lost_secs: 0.0,
+                max_lag: 0.0,
+            });
+        }
+        for (id, samples, lost, finished) in audio {
+            if let Some(ch) = live.iter_mut().find(|c| c.id == id) {
+                if lost > 0 {
+                    // Silence in place of what was lost keeps media times true.
+                    ch.policy.push_audio(&vec![0.0; lost]);
+                    ch.lost_secs += lost as f64 / super::SAMPLE_RATE_F;
+                }
+                ch.policy.push_audio(&samples);
+                if finished && !ch.finished {
+                    ch.finished = true;
+                    ch.policy.finish();
+                }
+            }
+        }
+
+        // Which channels have a decode due, and which goes first.
+        let t = now();
+        let mut ready = Vec::new();
+        let mut ready_ix = Vec::new();
+        for (ix, ch) in live.iter_mut().enumerate() {
+            if ch.policy.wants_decode() {
+                let since = *ch.due_since.get_or_insert(t);
+                ready.push(Ready {
+                    floor: ch.floor,
+                    waited: t - since,
+                });
+                ready_ix.push(ix);
+            } else {
+                ch.due_since = None;
+            }
+        }
+        let mut decoded = false;
+        if let Some(k) = pick(&ready) {
+            let ch = &mut live[ready_ix[k]];
+            ch.due_since = None;
+            if let Some(job) = ch.policy.poll_job(t) {
+                let hyp = ch.decoder.decode(&job)?;
+                ch.policy.on_result(job.id, hyp, now());
+                ch.max_lag = ch.max_lag.max(ch.policy.lag);
+                decoded = true;
+            }
+        }
+
+        // Events, stats, finished channels.
+        let t = now();
+        for ch in live.iter_mut() {
+            while let Some(event) = ch.policy.poll_event() {
+                sink(ch.id, Emitted { event, at: t });
+            }
+        }
+        {
+            let mut st = lock(shared);
+            for ch in &live {
+                if let Some((_, s)) = st.stats.iter_mut().find(|(id, _)| *id == ch.id) {
+                    let (step, window) = ch.policy.step_and_window();
+                    s.lag = ch.policy.lag;
+                    s.max_lag = ch.max_lag;
+                    s.decodes = ch.policy.decodes;
+                    s.decode_secs = ch.decoder.busy_secs;
+                    s.audio_secs = ch.policy.media_now();
+                    s.audio_lost_secs = ch.lost_secs;
+                    s.step = step;
+                    s.window = window;
+                    s.dropped = ch.policy.dropped;
+                    s.language = ch.decoder.lang.locked().map(str::to_string);
+                    s.done = ch.finished && ch.policy.idle();
+                }
+            }
+            let done: Vec<ChannelId> = live
+                .iter()
+                .filter(|c| c.finished && c.policy.idle())
+                .map(|c| c.id)
+                .collect();
+            st.inboxes.retain(|(id, _)| !done.contains(id));
+            live.retain(|c| !done.contains(&c.id));
+            if !decoded {
+                // Nothing to decode: sleep until audio comes (or a step's worth of time).
+                let nothing_new = st.opening.is_empty()
+                    && st.inboxes.iter().all(|(_, i)| i.samples.is_empty())
+                    && !st.shutdown;
+                if nothing_new {
+                    let _ = shared.wake.wait_timeout(st, IDLE_WAIT);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(floor: bool, waited: f64) -> Ready {
+        Ready { floor, waited }
+    }
+
+    #[test]
+    fn nothing_ready_nothing_picked() {
+        assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn the_floor_goes_first() {
+        assert_eq!(pick(&[r(false, 1.0), r(true, 0.0)]), Some(1));
+        assert_eq!(pick(&[r(true, 0.5), r(false, 3.9)]), Some(0));
+    }
+
+    #[test]
+    fn among_equals_the_longest_wait_goes_first() {
+        assert_eq!(
+            pick(&[r(false, 1.0), r(false, 2.0), r(false, 0.5)]),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_starving_channel_goes_before_the_floor() {
+        assert_eq!(pick(&[r(true, 0.2), r(false, STARVE_AFTER + 0.1)]), Some(1));
+    }
+}
