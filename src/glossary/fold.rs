@@ -1,0 +1,247 @@
+//! Text folding for matching: the same function folds glossary terms and caption text, so a
+//! term matches however it is cased, accented, hyphenated or (lightly) inflected.
+//!
+//! - Unicode compatibility decomposition (NFKD: full-width letters, ligatures, composed
+//!   accents all come apart) and lower case.
+//! - Accents dropped on Latin letters ("despenalización" = "despenalizacion"); marks are kept
+//!   in every other script, where they are letters (Thai and Devanagari vowel signs, Bengali
+//!   virama) or change the letter (Cyrillic й).
+//! - Anything that is not a letter, digit or mark becomes one space; so word boundaries are
+//!   spaces in the folded text.
+//! - Light stemming per word for the inflected languages tolk's glossary covers: plural `-s`
+//!   in English, `-s`/`-es` in Spanish, Portuguese, French and Dutch, common case and number
+//!   endings in Russian and Ukrainian. Both sides are stemmed the same way, so the stems only
+//!   need to be consistent, not linguistically right.
+//!
+//! Every folded byte remembers the byte range of the original character it came from, so a
+//! match in folded text maps back to a span of the original.
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+/// Folded text with a map back to the original.
+#[derive(Debug, Clone, Default)]
+pub struct Folded {
+    pub text: String,
+    /// For each byte of `text`: the byte range in the original of the character it came from.
+    pub map: Vec<(usize, usize)>,
+}
+
+/// Whether a character belongs to a script written without spaces between words (Thai, Lao,
+/// Khmer, Myanmar, Chinese, Japanese): matches there need no word boundary.
+pub fn unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF   // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified
+        | 0xF900..=0xFAFF // CJK compatibility
+        | 0x20000..=0x2FA1F)
+}
+
+fn latin(c: char) -> bool {
+    c.is_ascii_alphabetic() || matches!(c as u32, 0x00C0..=0x024F | 0x1E00..=0x1EFF)
+}
+
+fn word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// The base language of a BCP-47 tag ("es-AR" → "es", "zh-Hant-TW" → "zh").
+pub fn base_lang(tag: &str) -> &str {
+    tag.split(['-', '_']).next().unwrap_or(tag)
+}
+
+/// Folds `text` written in language `lang` (a BCP-47 tag).
+pub fn fold(text: &str, lang: &str) -> Folded {
+    let lang = base_lang(lang);
+    let mut out = Folded::default();
+    // Start (in `out.text`) of the word being built, to stem it when it ends.
+    let mut word_start: Option<usize> = None;
+    let mut last_base_latin = false;
+    for (i, c) in text.char_indices() {
+        let range = (i, i + c.len_utf8());
+        for d in std::iter::once(c).nfkd() {
+            if is_combining_mark(d) {
+                if last_base_latin {
+                    continue;
+                }
+            } else {
+                last_base_latin = latin(d);
+            }
+            for l in d.to_lowercase() {
+                if word_char(l) {
+                    if word_start.is_none() {
+                        word_start = Some(out.text.len());
+                    }
+                    push(&mut out, l, range);
+                } else {
+                    if let Some(s) = word_start.take() {
+                        stem(&mut out, s, lang);
+                    }
+                    if !out.text.is_empty() && !out.text.ends_with(' ') {
+                        push(&mut out, ' ', range);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(s) = word_start {
+        stem(&mut out, s, lang);
+    }
+    if out.text.ends_with(' ') {
+        out.text.pop();
+        out.map.pop();
+    }
+    out
+}
+
+fn push(out: &mut Folded, c: char, range: (usize, usize)) {
+    let n = c.len_utf8();
+    out.text.push(c);
+    out.map.extend(std::iter::repeat_n(range, n));
+}
+
+const RU_ENDINGS: &[&str] = &[
+    "ями", "ами", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ий", "ый", "ая", "яя",
+    "ое", "ее", "ые", "ие", "ов", "ев", "ам", "ям", "ах", "ях", "ом", "ем", "ую", "юю", "ів", "ою",
+    "єю", "і", "ї", "а", "я", "о", "е", "є", "и", "ы", "у", "ю", "ь", "й",
+];
+
+/// Strips an inflectional ending from the word at `out.text[start..]`.
+fn stem(out: &mut Folded, start: usize, lang: &str) {
+    let word = &out.text[start..];
+    let chars = word.chars().count();
+    let cut = match lang {
+        "en" if chars > 3 => {
+            if word.ends_with("ies") && chars > 4 {
+                // countries → countr(y): "y" and "ies" both fold to "countr".
+                3
+            } else if word.ends_with('y') || (word.ends_with('s') && !word.ends_with("ss")) {
+                1
+            } else {
+                0
+            }
+        }
+        "es" | "pt" | "fr" | "nl" if chars > 3 => {
+            let b = word.as_bytes();
+            if word.ends_with("es") && chars > 4 && b"lrndzj".contains(&b[b.len() - 3]) {
+                2
+            } else if word.ends_with('s') && !word.ends_with("ss") {
+                1
+            } else {
+                0
+            }
+        }
+        "ru" | "uk" if chars > 4 => RU_ENDINGS
+            .iter()
+            .find(|e| word.ends_with(*e) && chars - e.chars().count() >= 3)
+            .map(|e| e.len())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    if cut > 0 {
+        let keep = out.text.len() - cut;
+        out.text.truncate(keep);
+        out.map.truncate(keep);
+    }
+}
+
+/// Whether `folded[a..b]` stands on word boundaries (or needs none: unspaced scripts).
+pub fn on_boundaries(folded: &str, a: usize, b: usize) -> bool {
+    let first = folded[a..].chars().next();
+    let last = folded[..b].chars().next_back();
+    let left_ok = a == 0
+        || folded[..a].ends_with(' ')
+        || first.is_some_and(unspaced)
+        || folded[..a].chars().next_back().is_some_and(unspaced);
+    let right_ok = b == folded.len()
+        || folded[b..].starts_with(' ')
+        || last.is_some_and(unspaced)
+        || folded[b..].chars().next().is_some_and(unspaced);
+    left_ok && right_ok
+}
+
+impl Folded {
+    /// The original byte span of `self.text[a..b]`, widened to whole words of the original
+    /// (a stemmed ending belongs to the word) unless the script has no spaces.
+    pub fn original_span(&self, original: &str, a: usize, b: usize) -> (usize, usize) {
+        let start = self.map[a].0;
+        let mut end = self.map[b - 1].1;
+        let last = original[..end].chars().next_back();
+        if !last.is_some_and(unspaced) {
+            while let Some(c) = original[end..].chars().next() {
+                if !word_char(c) || unspaced(c) {
+                    break;
+                }
+                end += c.len_utf8();
+            }
+        }
+        (start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_accents_and_punctuation_fold_away_in_latin_scripts() {
+        assert_eq!(fold("Despenalización", "es").text, "despenalizacion");
+        assert_eq!(fold("Sex-Work!", "en").text, "sex work");
+        assert_eq!(fold("ＮＳＷＰ", "en").text, "nswp");
+        assert_eq!(
+            fold("  décriminalisation  ", "fr").text,
+            "decriminalisation"
+        );
+    }
+
+    #[test]
+    fn marks_are_kept_where_they_are_letters() {
+        // Thai vowel sign and tone mark, Devanagari vowel sign, Bengali virama, Cyrillic й.
+        assert_eq!(fold("พนักงานบริการ", "th").text, "พนักงานบริการ");
+        assert_eq!(
+            fold("यौनकर्मी", "hi").text,
+            "यौनकर्मी".nfkd().collect::<String>()
+        );
+        assert!(fold("যৌনকর্মী", "bn").text.contains('\u{09CD}'));
+        assert_ne!(fold("чайка", "ru").text, fold("чаика", "ru").text);
+    }
+
+    #[test]
+    fn inflections_fold_to_the_same_stem() {
+        let same =
+            |a: &str, b: &str, l: &str| assert_eq!(fold(a, l).text, fold(b, l).text, "{a} / {b}");
+        same("sex workers", "sex worker", "en");
+        same("raids", "raid", "en");
+        same("STIs", "STI", "en");
+        same("countries", "country", "en");
+        same("trabajadoras sexuales", "trabajadora sexual", "es");
+        same("декриминализации", "декриминализация", "ru");
+        same("секс-работников", "секс-работники", "ru");
+        same("торговли людьми", "торговля людьми", "ru");
+        assert_ne!(fold("rate", "en").text, fold("raid", "en").text);
+    }
+
+    #[test]
+    fn spans_map_back_to_whole_original_words() {
+        let t = "Les travailleuses du sexe, décriminalisées.";
+        let f = fold(t, "fr");
+        let a = f.text.find("decriminalisee").unwrap();
+        let b = a + "decriminalisee".len();
+        let (s, e) = f.original_span(t, a, b);
+        assert_eq!(&t[s..e], "décriminalisées");
+    }
+
+    #[test]
+    fn boundaries() {
+        let f = fold("the sextant", "en").text;
+        let a = f.find("sex").unwrap();
+        assert!(!on_boundaries(&f, a, a + 3));
+        let f = fold("คนทำงานบริการทางเพศ", "th").text;
+        let a = f.find("งานบริการ").unwrap();
+        assert!(on_boundaries(&f, a, a + "งานบริการ".len()));
+    }
+}

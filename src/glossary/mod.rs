@@ -1,0 +1,726 @@
+//! The terminology glossary: one TOML file per domain (`glossaries/*.toml`, schema in
+//! `glossaries/README.md`), compiled into one matcher per language.
+//!
+//! Its four jobs, each visible in the [`Annotated`] result of [`Glossary::annotate`]:
+//! 1. **Correct** known misrecognitions to the canonical term when the entry's context rule
+//!    holds; the raw text is kept and every correction carries its span.
+//! 2. **Bias**: [`Glossary::bias`] gives the terms for Whisper's prompt, most valuable first,
+//!    within a token budget, never a flagged term.
+//! 3. **Hint**: every hit carries the concept's equivalents in the requested target
+//!    languages, each *sourced* (with its source id) or a *proposal*.
+//! 4. **Flag** stigmatising or loaded terms with the preferred term and a reason, never
+//!    rewriting them; whitelisted names (a flagged word inside an organisation's or a
+//!    statute's name) are not flagged, and flagging can be switched off.
+//!
+//! Pure: no I/O beyond [`Glossary::load`], no clock, no threads.
+
+pub mod fold;
+pub mod interchange;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use fold::{fold, Folded};
+
+/// The glossary file, as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GlossaryFile {
+    pub glossary: Header,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<Source>,
+    /// Names in which a flagged word is not flagged (organisations, statutes).
+    #[serde(default, rename = "exception")]
+    pub exceptions: Vec<Exception>,
+    #[serde(default, rename = "concept")]
+    pub concepts: Vec<Concept>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub id: String,
+    pub title: String,
+    /// The languages every concept should cover (BCP-47); `lint` reports gaps.
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Exception {
+    pub lang: String,
+    pub text: String,
+}
+
+/// Concept categories. Organisations and acronyms come first in the prompt.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Org,
+    #[default]
+    People,
+    Law,
+    Enforcement,
+    Health,
+    Events,
+    /// Loaded terms whose concept is the flag itself.
+    Flag,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Concept {
+    pub id: String,
+    pub category: Category,
+    #[serde(default)]
+    pub definition: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Lower comes first in the prompt (within the category order).
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    #[serde(default, rename = "term")]
+    pub terms: Vec<Term>,
+    #[serde(default, rename = "asr")]
+    pub misrecognitions: Vec<Misrecognition>,
+}
+
+fn default_priority() -> u32 {
+    100
+}
+
+/// How a term stands in its concept.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Preferred,
+    Admitted,
+    Abbreviation,
+    /// Stigmatising or loaded: flagged, never rewritten.
+    Flagged,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    pub lang: String,
+    pub text: String,
+    #[serde(default)]
+    pub status: Status,
+    /// The source attesting this term (an id from `[[source]]`); none = a proposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For flagged terms: why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// For flagged terms: what to say instead (default: the concept's preferred term).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefer: String,
+    /// Match only as written (case included): acronyms that are also ordinary words
+    /// ("WHO", "SWING", "PROUD").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub match_case: bool,
+}
+
+/// A way Whisper mishears a term, corrected when the context rule holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Misrecognition {
+    pub lang: String,
+    pub heard: String,
+    /// The correction (default: the concept's preferred term in that language).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub to: String,
+    /// Correct only if one of these occurs within `window` words (empty: always).
+    #[serde(default)]
+    pub near: Vec<String>,
+    /// Never correct inside one of these phrases ("stigma and discrimination").
+    #[serde(default)]
+    pub unless: Vec<String>,
+    #[serde(default = "default_window")]
+    pub window: usize,
+}
+
+fn default_window() -> usize {
+    10
+}
+
+/// Why a glossary could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum GlossaryError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+}
+
+/// Whether a translation is attested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "source", rename_all = "lowercase")]
+pub enum Verification {
+    Sourced(String),
+    Proposal,
+}
+
+/// A concept's term in a target language, for interpreters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Equivalent {
+    pub lang: String,
+    pub text: String,
+    #[serde(flatten)]
+    pub verification: Verification,
+}
+
+/// A correction applied to the caption.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correction {
+    /// Byte span in the corrected text.
+    pub start: usize,
+    pub end: usize,
+    /// Byte span in the raw text.
+    pub raw_start: usize,
+    pub raw_end: usize,
+    pub from: String,
+    pub to: String,
+    pub concept: String,
+}
+
+/// A glossary term found in the caption.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Byte span in the corrected text.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub concept: String,
+    pub category: Category,
+    pub equivalents: Vec<Equivalent>,
+}
+
+/// A flagged term: shown to interpreters, never rewritten.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flag {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub concept: String,
+    pub prefer: String,
+    pub reason: String,
+}
+
+/// A caption with its glossary annotations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Annotated {
+    pub raw: String,
+    pub text: String,
+    pub corrections: Vec<Correction>,
+    pub hits: Vec<Hit>,
+    pub flags: Vec<Flag>,
+}
+
+/// Options for [`Glossary::annotate`].
+#[derive(Debug, Clone, Default)]
+pub struct AnnotateOptions {
+    /// Languages to give equivalents in (the interpreters' booths).
+    pub targets: Vec<String>,
+    /// Flag stigmatising terms (a meeting may turn it off).
+    pub flags: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Term { concept: usize, term: usize },
+    Asr { concept: usize, rule: usize },
+    Exception,
+}
+
+/// The patterns of one language.
+struct Matcher {
+    ac: AhoCorasick,
+    kinds: Vec<Kind>,
+}
+
+/// A loaded, compiled glossary.
+pub struct Glossary {
+    pub file: GlossaryFile,
+    /// Per language (base tag, "en"), plus org names matched in every language.
+    matchers: HashMap<String, Matcher>,
+}
+
+impl Glossary {
+    /// Reads and compiles a glossary file.
+    pub fn load(path: &Path) -> Result<Glossary, GlossaryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GlossaryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: GlossaryFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            GlossaryError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        Glossary::new(file).map_err(|message| GlossaryError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Compiles a glossary; `Err` says what is wrong with it.
+    pub fn new(file: GlossaryFile) -> Result<Glossary, String> {
+        let known: BTreeSet<&str> = file.sources.iter().map(|s| s.id.as_str()).collect();
+        let mut ids = BTreeSet::new();
+        for c in &file.concepts {
+            if c.id.trim().is_empty() {
+                return Err("a concept has an empty id".into());
+            }
+            if !ids.insert(c.id.as_str()) {
+                return Err(format!("concept {}: the id is used twice", c.id));
+            }
+            for t in &c.terms {
+                if t.text.trim().is_empty() || t.lang.trim().is_empty() {
+                    return Err(format!("concept {}: a term with no text or no lang", c.id));
+                }
+                if let Some(s) = &t.source {
+                    if !known.contains(s.as_str()) {
+                        return Err(format!(
+                            "concept {}: term \"{}\" cites source {s}, which is not in [[source]]",
+                            c.id, t.text
+                        ));
+                    }
+                }
+            }
+            for s in &c.sources {
+                if !known.contains(s.as_str()) {
+                    return Err(format!("concept {}: unknown source {s}", c.id));
+                }
+            }
+        }
+        // Patterns per language. Organisation names are said as they are in every language.
+        let mut per_lang: BTreeMap<String, Vec<(String, Kind)>> = BTreeMap::new();
+        let mut langs: BTreeSet<String> = BTreeSet::new();
+        for c in &file.concepts {
+            for t in &c.terms {
+                langs.insert(fold::base_lang(&t.lang).to_string());
+            }
+        }
+        for (ci, c) in file.concepts.iter().enumerate() {
+            for (ti, t) in c.terms.iter().enumerate() {
+                let kind = Kind::Term {
+                    concept: ci,
+                    term: ti,
+                };
+                let targets: Vec<String> = if c.category == Category::Org {
+                    langs.iter().cloned().collect()
+                } else {
+                    vec![fold::base_lang(&t.lang).to_string()]
+                };
+                for l in targets {
+                    per_lang.entry(l).or_default().push((t.text.clone(), kind));
+                }
+            }
+            for (ri, r) in c.misrecognitions.iter().enumerate() {
+                per_lang
+                    .entry(fold::base_lang(&r.lang).to_string())
+                    .or_default()
+                    .push((
+                        r.heard.clone(),
+                        Kind::Asr {
+                            concept: ci,
+                            rule: ri,
+                        },
+                    ));
+            }
+        }
+        for e in &file.exceptions {
+            per_lang
+                .entry(fold::base_lang(&e.lang).to_string())
+                .or_default()
+                .push((e.text.clone(), Kind::Exception));
+        }
+        let mut matchers = HashMap::new();
+        for (lang, pats) in per_lang {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut folded: Vec<String> = Vec::new();
+            let mut kinds: Vec<Kind> = Vec::new();
+            for (text, kind) in pats {
+                let f = fold(&text, &lang).text;
+                if f.is_empty() {
+                    continue;
+                }
+                // One pattern per folded form: the first entry wins (terms before
+                // misrecognitions before exceptions, file order within).
+                if seen.contains_key(&f) {
+                    continue;
+                }
+                seen.insert(f.clone(), folded.len());
+                folded.push(f);
+                kinds.push(kind);
+            }
+            let ac = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&folded)
+                .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))?;
+            matchers.insert(lang, Matcher { ac, kinds });
+        }
+        Ok(Glossary { file, matchers })
+    }
+
+    /// The concept's preferred term in `lang` (or its first non-flagged one).
+    pub fn preferred(&self, concept: &Concept, lang: &str) -> Option<String> {
+        let base = fold::base_lang(lang);
+        let of_lang = |t: &&Term| fold::base_lang(&t.lang) == base && t.status != Status::Flagged;
+        concept
+            .terms
+            .iter()
+            .filter(of_lang)
+            .find(|t| t.status == Status::Preferred)
+            .or_else(|| concept.terms.iter().find(of_lang))
+            .map(|t| t.text.clone())
+    }
+
+    fn equivalents(&self, concept: &Concept, targets: &[String]) -> Vec<Equivalent> {
+        let mut out = Vec::new();
+        for target in targets {
+            let base = fold::base_lang(target);
+            for t in &concept.terms {
+                let matches_lang = t.lang == *target || fold::base_lang(&t.lang) == base;
+                if matches_lang && t.status != Status::Flagged {
+                    out.push(Equivalent {
+                        lang: t.lang.clone(),
+                        text: t.text.clone(),
+                        verification: match &t.source {
+                            Some(s) => Verification::Sourced(s.clone()),
+                            None => Verification::Proposal,
+                        },
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Annotates a caption in `lang`: corrections applied (raw kept), term hits with
+    /// equivalents in the target languages, flags.
+    pub fn annotate(&self, text: &str, lang: &str, opts: &AnnotateOptions) -> Annotated {
+        let mut out = Annotated {
+            raw: text.to_string(),
+            ..Annotated::default()
+        };
+        let base = fold::base_lang(lang);
+        let Some(m) = self.matchers.get(base) else {
+            out.text = text.to_string();
+            return out;
+        };
+        let f = fold(text, base);
+        let mut corrected = String::with_capacity(text.len() + 16);
+        let mut copied = 0usize; // raw bytes copied so far
+        for hit in m.ac.find_iter(&f.text) {
+            let (a, b) = (hit.start(), hit.end());
+            if !fold::on_boundaries(&f.text, a, b) {
+                continue;
+            }
+            let (rs, re) = f.original_span(text, a, b);
+            if rs < copied {
+                continue;
+            }
+            let kind = m.kinds[hit.pattern().as_usize()];
+            let (ci, replacement, flagged_term) = match kind {
+                Kind::Exception => continue,
+                Kind::Asr { concept, rule } => {
+                    let c = &self.file.concepts[concept];
+                    let r = &c.misrecognitions[rule];
+                    if !context_holds(&f, a, b, r, base) {
+                        continue;
+                    }
+                    let to = if r.to.is_empty() {
+                        self.preferred(c, lang)
+                    } else {
+                        Some(r.to.clone())
+                    };
+                    match to {
+                        Some(p) => (concept, Some(p), None),
+                        None => continue,
+                    }
+                }
+                Kind::Term { concept, term } => {
+                    let t = &self.file.concepts[concept].terms[term];
+                    if t.match_case && !text[rs..re].starts_with(t.text.as_str()) {
+                        continue;
+                    }
+                    let flagged = (t.status == Status::Flagged).then_some(term);
+                    (concept, None, flagged)
+                }
+            };
+            let c = &self.file.concepts[ci];
+            corrected.push_str(&text[copied..rs]);
+            let start = corrected.len();
+            let shown = match &replacement {
+                Some(p) => p.clone(),
+                None => text[rs..re].to_string(),
+            };
+            corrected.push_str(&shown);
+            let end = corrected.len();
+            copied = re;
+            if let Some(p) = replacement {
+                out.corrections.push(Correction {
+                    start,
+                    end,
+                    raw_start: rs,
+                    raw_end: re,
+                    from: text[rs..re].to_string(),
+                    to: p,
+                    concept: c.id.clone(),
+                });
+            }
+            if let Some(ti) = flagged_term {
+                if opts.flags {
+                    let t = &c.terms[ti];
+                    out.flags.push(Flag {
+                        start,
+                        end,
+                        text: shown.clone(),
+                        concept: c.id.clone(),
+                        prefer: if t.prefer.is_empty() {
+                            self.preferred(c, lang).unwrap_or_default()
+                        } else {
+                            t.prefer.clone()
+                        },
+                        reason: t.reason.clone(),
+                    });
+                }
+                continue;
+            }
+            out.hits.push(Hit {
+                start,
+                end,
+                text: shown,
+                concept: c.id.clone(),
+                category: c.category,
+                equivalents: self.equivalents(c, &opts.targets),
+            });
+        }
+        corrected.push_str(&text[copied..]);
+        out.text = corrected;
+        out
+    }
+
+    /// Terms to bias Whisper towards for a channel in `lang`, most valuable first
+    /// (organisation names and acronyms, then core terms by category and priority), as many
+    /// as fit in `budget` as `count` measures them (joined with ", "). Never a flagged term.
+    pub fn bias(&self, lang: &str, budget: usize, count: impl Fn(&str) -> usize) -> Vec<String> {
+        let base = fold::base_lang(lang);
+        let mut concepts: Vec<&Concept> = self
+            .file
+            .concepts
+            .iter()
+            .filter(|c| c.category != Category::Flag)
+            .collect();
+        concepts.sort_by_key(|c| (c.category, c.priority));
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for c in concepts {
+            let candidates: Vec<&Term> = if c.category == Category::Org {
+                // The short form people say; a local-language name if the channel has one.
+                c.terms
+                    .iter()
+                    .filter(|t| t.status != Status::Flagged)
+                    .filter(|t| {
+                        fold::base_lang(&t.lang) == base
+                            || (t.lang == "en" && t.status == Status::Preferred)
+                    })
+                    .take(1)
+                    .collect()
+            } else {
+                c.terms
+                    .iter()
+                    .filter(|t| fold::base_lang(&t.lang) == base && t.status == Status::Preferred)
+                    .take(1)
+                    .collect()
+            };
+            for t in candidates {
+                if !seen.insert(t.text.clone()) {
+                    continue;
+                }
+                let mut next = out.clone();
+                next.push(t.text.clone());
+                if count(&next.join(", ")) > budget {
+                    return out;
+                }
+                out = next;
+            }
+        }
+        out
+    }
+
+    /// Every flagged form in a language (for checks).
+    pub fn flagged_forms(&self, lang: &str) -> BTreeSet<String> {
+        let base = fold::base_lang(lang);
+        self.file
+            .concepts
+            .iter()
+            .flat_map(|c| c.terms.iter())
+            .filter(|t| t.status == Status::Flagged && fold::base_lang(&t.lang) == base)
+            .map(|t| fold(&t.text, base).text)
+            .collect()
+    }
+
+    /// Problems a human should fix: see [`lint`].
+    pub fn lint(&self) -> Vec<String> {
+        lint(self)
+    }
+}
+
+/// Whether a misrecognition's context rule holds for the match at `folded[a..b]`.
+fn context_holds(f: &Folded, a: usize, b: usize, rule: &Misrecognition, lang: &str) -> bool {
+    let text = &f.text;
+    for phrase in &rule.unless {
+        let p = fold(phrase, lang).text;
+        if p.is_empty() {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(i) = text[from..].find(&p) {
+            let (s, e) = (from + i, from + i + p.len());
+            if s <= a && e >= b && fold::on_boundaries(text, s, e) {
+                return false;
+            }
+            from = s + p.chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    if rule.near.is_empty() {
+        return true;
+    }
+    // The words around the match, `window` on each side.
+    let before: Vec<&str> = text[..a].split(' ').filter(|w| !w.is_empty()).collect();
+    let after: Vec<&str> = text[b..].split(' ').filter(|w| !w.is_empty()).collect();
+    let lo = before.len().saturating_sub(rule.window);
+    let context = format!(
+        " {} {} {} ",
+        before[lo..].join(" "),
+        &text[a..b],
+        after[..after.len().min(rule.window)].join(" ")
+    );
+    rule.near.iter().any(|n| {
+        let n = fold(n, lang).text;
+        !n.is_empty() && context.contains(&format!(" {n} ")) || {
+            // Unspaced scripts: plain containment.
+            n.chars().next().is_some_and(fold::unspaced) && context.contains(&n)
+        }
+    })
+}
+
+/// Lint: schema problems a loader accepts but a human should fix.
+/// - duplicates (the same folded term twice in a language),
+/// - a misrecognition equal to another concept's term without a context rule (it would
+///   rewrite a real word everywhere),
+/// - a term equal to another concept's term (which concept does a hit mean?),
+/// - concepts missing one of the header's languages,
+/// - a flagged term in the prompt list (it would bias Whisper towards it),
+/// - translations citing no source are counted (proposals), not errors.
+pub fn lint(g: &Glossary) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut owner: HashMap<(String, String), &str> = HashMap::new();
+    for c in &g.file.concepts {
+        let mut mine = BTreeSet::new();
+        for t in &c.terms {
+            let lang = fold::base_lang(&t.lang).to_string();
+            let key = (lang.clone(), fold(&t.text, &lang).text);
+            if !mine.insert(key.clone()) {
+                problems.push(format!(
+                    "concept {}: \"{}\" ({}) is listed twice",
+                    c.id, t.text, t.lang
+                ));
+                continue;
+            }
+            match owner.get(&key) {
+                Some(other) if *other != c.id => problems.push(format!(
+                    "concept {}: \"{}\" ({}) is also a term of concept {other}",
+                    c.id, t.text, t.lang
+                )),
+                _ => {
+                    owner.insert(key, &c.id);
+                }
+            }
+        }
+    }
+    for c in &g.file.concepts {
+        for r in &c.misrecognitions {
+            let lang = fold::base_lang(&r.lang).to_string();
+            let key = (lang.clone(), fold(&r.heard, &lang).text);
+            if let Some(other) = owner.get(&key) {
+                if r.near.is_empty() {
+                    problems.push(format!(
+                        "concept {}: misrecognition \"{}\" is a term of concept {other} and has no context rule (`near`)",
+                        c.id, r.heard
+                    ));
+                }
+            }
+        }
+        if c.category != Category::Org {
+            let missing: Vec<&str> = g
+                .file
+                .glossary
+                .languages
+                .iter()
+                .filter(|l| {
+                    !c.terms
+                        .iter()
+                        .any(|t| fold::base_lang(&t.lang) == fold::base_lang(l))
+                })
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "concept {}: no term in {}",
+                    c.id,
+                    missing.join(", ")
+                ));
+            }
+        }
+    }
+    for lang in &g.file.glossary.languages {
+        let flagged = g.flagged_forms(lang);
+        for t in g.bias(lang, usize::MAX, |s| s.len()) {
+            if flagged.contains(&fold(&t, lang).text) {
+                problems.push(format!(
+                    "prompt list for {lang} holds the flagged term \"{t}\""
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests;
