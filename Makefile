@@ -12,7 +12,7 @@ DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-a
 MODEL ?= base
 TEST_MODELS := base tiny.en
 
-.PHONY: run test setup deps build models testdata lint bench clean-cache
+.PHONY: run test setup deps build models testdata lint bench soak clean-cache
 
 run: setup
 	$(TOLK) transcribe testdata/jfk.wav --model $(MODEL)
@@ -55,6 +55,12 @@ bench: setup
 	$(CARGO) bench --bench streaming -- --model base --lang en
 	$(CARGO) bench --bench streaming -- --model tiny.en --lang en
 	$(CARGO) bench --bench streaming -- --model base --lang es
+	$(CARGO) bench --bench streaming -- --model base --lang en --pacing realtime
+	$(CARGO) bench --bench glossary
+
+# The 60-minute soak (about 25 minutes here): the English program looped with 5-minute silences.
+soak: setup
+	$(CARGO) bench --bench streaming -- --model base --lang en --soak 60
 
 clean-cache:
 	rm -rf .cache testdata

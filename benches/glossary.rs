@@ -17,7 +17,7 @@ use tolk::glossary::{AnnotateOptions, Glossary};
 
 const SEGMENT: &str = "We met the police after the raid and rescue operation, and the sex \
 workers who were detained asked NSWP and Legalife for help with deportation, PrEP and the \
-full discrimination of sex work under the Nordic model they keep talking about today.";
+full discrimination of sex work under the Nordic model in Kenya today.";
 
 fn big_glossary() -> String {
     let mut s = String::from(

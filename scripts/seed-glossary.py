@@ -165,9 +165,25 @@ DROP_BY_CONCEPT = {("L04", "partial decriminalisation"), ("L05", "criminalizaci�
                    ("H18", "Global Fund"), ("H18", "PEPFAR"), ("V06", "Sex work is work")}
 # Names people say that the research's canonical form does not show on its own.
 ORG_EXTRA = {"Legalife-Ukraine": ["Legalife"]}
+ORG_EXTRA_LANG = {"Legalife-Ukraine": [("ru", "Легалайф")]}
 
 FIX_TERMS = {"US Trafficking in Persons  Report": "Trafficking in Persons Report",
              "brothel-based": "brothel-based sex workers"}
+
+EXTRA_ASR = [
+    # AMMAR said in Spanish comes out as the verb "amar" (to love): only near its topic.
+    ("OAMMAR", "es", "Amar", "AMMAR", ["trabajadoras", "sexuales", "sindicato", "argentina",
+                                      "organización", "secretaria"]),
+    ("L01", "es", "discriminalización", "despenalización", []),
+    ("OTAIS-PLUS", "ru", "Тайс Плюс", "Таис Плюс", []),
+    ("OLEGALIFE-UKRAINE", "ru", "Легал лайф", "Легалайф", []),
+    ("L01", "ru", "дискриминация", "декриминализация", ["секс-работ", "закон", "модель",
+                                                         "полная", "легализация"]),
+    ("H06", "th", "เพรพ", "เพร็พ", []),
+    ("E01", "th", "บุกจัด", "การบุกจับ", ["ตำรวจ", "พนักงานบริการ", "ร้าน"]),
+    ("L01", "zh-Hant", "出罪化", "除罪化", ["性工作", "性產業", "法"]),
+    ("E01", "zh-Hant", "掃荒", "掃黃", []),
+]
 
 PREFER_FROM = {"F01": "C02", "F08": "C02", "F03": "C02", "F05": "C05", "F09": "C01",
                "F02": "C02", "F04": "C02"}
@@ -515,8 +531,11 @@ def main(path):
                     c["definition"] = expansion[:300]
                     for pp in re.findall(r"\(([^()]*)\)", expansion):
                         if lang_of(pp):
-                            add_term(c, lang_of(pp), pp.split(";")[0].strip(), "admitted",
-                                     srcs[0] if srcs else None)
+                            pp = re.sub(r"^RU\s+", "", pp.split(";")[0].strip())
+                            pp = pp.replace("«", "").replace("»", "").strip()
+                            add_term(c, lang_of(pp), pp, "admitted", srcs[0] if srcs else None)
+                for lang, extra in ORG_EXTRA_LANG.get(parts[0], []):
+                    add_term(c, lang, extra, "admitted", srcs[0] if srcs else None)
                 if not multi:
                     for q in asr:
                         add_asr(c, q)
@@ -537,6 +556,14 @@ def main(path):
                 add_term(c, lang, text, "flagged", None, en_flag["reason"] if en_flag else "", prefer)
             else:
                 add_term(c, lang, text, "preferred", None)
+
+    # Misrecognitions predicted for the other languages (proposals, like the research's
+    # English ones: to be confirmed on recordings of the speakers).
+    for cid, lang, heard, to, near in EXTRA_ASR:
+        c = concepts.get(cid)
+        if c is not None:
+            c["asr"].append({"lang": lang, "heard": heard, "to": to, "near": near,
+                             "unless": [], "window": 10})
 
     # A "misrecognition" that is some concept's term spelled another way is a variant the
     # matcher already folds together: not a correction.

@@ -182,6 +182,15 @@ struct StreamArgs {
     /// Seconds of new audio between two decodes of an open utterance.
     #[arg(long, default_value_t = 1.0)]
     step: f64,
+    /// Annotate captions with this glossary (corrections, term hints, flags).
+    #[arg(long)]
+    glossary: Option<PathBuf>,
+    /// With --glossary: booth languages for term equivalents, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<String>,
+    /// With --glossary: also start every Whisper prompt with the glossary's terms.
+    #[arg(long)]
+    bias: bool,
 }
 
 fn main() -> ExitCode {
@@ -375,9 +384,27 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
     };
     let audio = tolk::audio::decode_file(&args.file)?;
     let model = std::sync::Arc::new(Model::load(&cache.resolve(&args.model)?)?);
+    let glossary = match &args.glossary {
+        Some(path) => Some(tolk::glossary::Glossary::load(path)?),
+        None => None,
+    };
+    // The language captions are annotated in when the event does not say.
+    let lang = match &mode {
+        LanguageMode::Fixed(c) => c.clone(),
+        LanguageMode::Detect(allowed) => allowed.first().cloned().unwrap_or_else(|| "en".into()),
+    };
+    let hints = match (&glossary, args.bias) {
+        (Some(g), true) => g.bias(&lang, engine::PROMPT_TOKENS / 2, |t| model.token_count(t)),
+        _ => Vec::new(),
+    };
     let cfg = PolicyConfig {
         step: args.step.clamp(0.2, 10.0),
+        hints,
         ..PolicyConfig::default()
+    };
+    let opts = tolk::glossary::AnnotateOptions {
+        targets: args.target.clone(),
+        flags: true,
     };
     let pacing = if args.realtime {
         engine::Pacing::RealTime
@@ -389,6 +416,23 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
     let mut write_err = None;
     let stats = engine::run(&model, &audio.samples, mode, cfg, threads, pacing, |e| {
         let mut v = serde_json::to_value(&e.event).unwrap_or_default();
+        if let Some(g) = &glossary {
+            let text = v["text"].as_str().unwrap_or_default().to_string();
+            let l = v["language"]
+                .as_str()
+                .filter(|l| !l.is_empty())
+                .unwrap_or(&lang)
+                .to_string();
+            if !text.is_empty() {
+                let a = g.annotate(&text, &l, &opts);
+                v["text"] = serde_json::json!(a.text);
+                v["glossary"] = serde_json::json!({
+                    "corrections": a.corrections,
+                    "hits": a.hits,
+                    "flags": a.flags,
+                });
+            }
+        }
         v["emitted"] = serde_json::json!((e.at * 1000.0).round() / 1000.0);
         if write_err.is_none() {
             if let Err(err) = writeln!(out, "{v}").and_then(|_| out.flush()) {

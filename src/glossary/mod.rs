@@ -20,7 +20,7 @@ pub mod interchange;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
 use fold::{fold, Folded};
@@ -387,7 +387,10 @@ impl Glossary {
                 folded.push(f);
                 kinds.push(kind);
             }
+            // A contiguous NFA: a few bytes per pattern byte, where a DFA over tens of
+            // thousands of patterns would take hundreds of megabytes.
             let ac = AhoCorasickBuilder::new()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&folded)
                 .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))?;

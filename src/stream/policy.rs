@@ -64,6 +64,9 @@ pub struct PolicyConfig {
     pub phantom_level_db: f32,
     /// Characters of committed text carried in the prompt.
     pub prompt_chars: usize,
+    /// Terms every prompt starts with (the glossary's, most valuable first); see
+    /// [`Policy::set_hints`].
+    pub hints: Vec<String>,
     pub vad: VadConfig,
 }
 
@@ -84,6 +87,7 @@ impl Default for PolicyConfig {
             compression_ratio_threshold: 2.4,
             phantom_level_db: -40.0,
             prompt_chars: 400,
+            hints: Vec::new(),
             vad: VadConfig::default(),
         }
     }
@@ -148,6 +152,8 @@ pub enum Event {
         end: f64,
         text: String,
         raw_text: String,
+        /// The language Whisper decoded in (ISO 639-1).
+        language: String,
         /// The words with their media times.
         words: Vec<Word>,
         emitted: f64,
@@ -226,6 +232,8 @@ pub struct Policy {
     prev_words: Vec<Word>,
     /// Terms for the prompt (from the glossary).
     hints: Vec<String>,
+    /// The language of the latest hypothesis.
+    language: String,
     /// Committed text with its media end time, newest last, for the prompt and the
     /// repetition check.
     recent: VecDeque<(String, f64)>,
@@ -246,6 +254,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(cfg: PolicyConfig) -> Policy {
+        let hints = cfg.hints.clone();
         Policy {
             vad: Vad::new(cfg.vad),
             step: cfg.step,
@@ -267,7 +276,8 @@ impl Policy {
             next_job: 0,
             prev_words: Vec::new(),
             recent: VecDeque::new(),
-            hints: Vec::new(),
+            hints,
+            language: String::new(),
             next_seq: 0,
             segment: 0,
             revision: 0,
@@ -458,6 +468,9 @@ impl Policy {
             _ => return,
         };
         self.in_flight = None;
+        if !hyp.language.is_empty() {
+            self.language = hyp.language.clone();
+        }
         self.lag = now - self.last_decode_at;
         self.adapt();
         let words = self.accept(hyp);
@@ -684,6 +697,7 @@ impl Policy {
             end: last.end,
             text: raw.clone(),
             raw_text: raw.clone(),
+            language: self.language.clone(),
             words: words.to_vec(),
             emitted: now,
         });
@@ -705,13 +719,24 @@ impl Policy {
     }
 }
 
-/// Where a hypothesis starts repeating itself: the index after the first run of 2 to 8 words
+/// Where a hypothesis starts repeating itself: after a single word looping (below), or the
+/// index after the first run of 2 to 8 words
 /// that is immediately said again ("for you, for you, for you"), or where a run of 4 or more
 /// words comes a second time ("can do for you, ask not what your country can do for you").
 /// Whisper loops like this on short windows; the repeat is never speech worth keeping.
 pub fn loop_start(words: &[Word]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
     let mut cut: Option<usize> = None;
+    // One word said three times in a row ("zero zero zero"), the repeats with no audio under
+    // them (squeezed into no time) or four times and more: Whisper looping over the silence.
+    for i in 0..w.len().saturating_sub(2) {
+        let run = w[i..].iter().take_while(|x| **x == w[i]).count();
+        let squeezed = words[i + 1..i + run].iter().any(|x| x.end - x.start < 0.05);
+        if run >= 4 || (run >= 3 && squeezed) {
+            cut = Some(i + 1);
+            break;
+        }
+    }
     for i in 0..w.len() {
         for n in 2..=8 {
             if i + 2 * n <= w.len() && w[i..i + n] == w[i + n..i + 2 * n] {
@@ -1310,5 +1335,31 @@ mod tests {
             .collect();
         assert!(p.accept(hyp(words)).is_empty());
         assert_eq!(p.dropped.compression, 1);
+    }
+
+    /// Recorded in the hour-long soak: "press zero" followed by silence came back as "press
+    /// zero zero zero", the repeats squeezed into no time.
+    #[test]
+    fn a_single_word_looping_over_silence_is_cut() {
+        let word = |text: &str, start: f64, end: f64| Word {
+            text: text.into(),
+            start,
+            end,
+            prob: 0.6,
+        };
+        let heard = [
+            word(" press", 22.9, 23.3),
+            word(" zero.", 23.3, 23.9),
+            word(" zero.", 24.6, 24.6),
+            word(" zero.", 24.6, 24.6),
+        ];
+        assert_eq!(loop_start(&heard), Some(2));
+        // Said three times with audio under each: speech ("no, no, no").
+        let said = [
+            word(" no,", 1.0, 1.2),
+            word(" no,", 1.3, 1.5),
+            word(" no.", 1.6, 1.8),
+        ];
+        assert_eq!(loop_start(&said), None);
     }
 }

@@ -189,3 +189,66 @@ fn realtime_pacing_emits_while_the_audio_plays() {
     let w = wer(&reference("jfk.txt"), &text.join(" "), "en");
     assert!(w.rate() <= 0.08, "WER {:.3}: {}", w.rate(), text.join(" "));
 }
+
+/// Captions carry the glossary's work: the caption text after corrections, the raw text
+/// beside it, term hits with equivalents in the booth language, each sourced or a proposal.
+/// The speech is synthesised (espeak-ng): no recording we can fetch says these words.
+#[test]
+fn captions_carry_glossary_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tts.wav");
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", "en", "-s", "140", "-w"])
+        .arg(&wav)
+        .arg("Today, sex workers were arrested in a police raid. They want rights, not rescue.")
+        .output()
+        .expect("espeak-ng is installed by make's set-up");
+    assert!(out.status.success());
+    let glossary = root().join("glossaries/sex-work-rights.toml");
+    let events = stream(
+        &wav,
+        &[
+            "--model",
+            "base",
+            "--language",
+            "en",
+            "--glossary",
+            glossary.to_str().unwrap(),
+            "--target",
+            "es",
+        ],
+    );
+    let f = finals(&events);
+    assert!(!f.is_empty(), "{events:?}");
+    let mut concepts = Vec::new();
+    for e in &f {
+        assert!(e["raw_text"].is_string() && e["language"] == "en");
+        for h in e["glossary"]["hits"].as_array().expect("glossary hits") {
+            concepts.push(h["concept"].as_str().unwrap().to_string());
+            let text = e["text"].as_str().unwrap();
+            let (a, b) = (
+                h["start"].as_u64().unwrap() as usize,
+                h["end"].as_u64().unwrap() as usize,
+            );
+            assert_eq!(
+                &text[a..b],
+                h["text"].as_str().unwrap(),
+                "span in the caption text"
+            );
+            if h["concept"] == "C02" {
+                let eq = h["equivalents"].as_array().unwrap();
+                assert!(
+                    eq.iter().any(|x| x["lang"] == "es"
+                        && (x["status"] == "sourced" || x["status"] == "proposal")),
+                    "{eq:?}"
+                );
+            }
+        }
+    }
+    for want in ["C02", "E01"] {
+        assert!(
+            concepts.iter().any(|c| c == want),
+            "{want} not in {concepts:?}: {f:?}"
+        );
+    }
+}
