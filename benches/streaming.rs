@@ -70,16 +70,21 @@ fn cpu_secs() -> f64 {
     ticks / 100.0
 }
 
-/// Peak resident memory in MB, from /proc.
-fn peak_rss_mb() -> f64 {
+/// A memory figure of this process in MB from /proc/self/status: `VmHWM` (peak resident)
+/// or `VmRSS` (resident now).
+fn status_mb(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
 }
 
 /// The recordings of `lang` joined with 1 s of silence, and their joined reference text.
@@ -99,16 +104,8 @@ fn program(root: &std::path::Path, lang: &str) -> (Vec<f32>, String) {
     (audio, reference)
 }
 
-/// Current resident memory in MB, from /proc.
 fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    status_mb("VmRSS:")
 }
 
 /// A phrase of 1–8 words said three times or more in a row (a repetition loop), if any.

@@ -764,15 +764,21 @@ pub fn overlap(recent: &[String], hyp: &[String]) -> usize {
 
 /// Where the last 2–6 committed words (`recent`) occur again within the first `within` words
 /// of `hyp`: the index just after the latest such occurrence (longest run first).
+///
+/// The last committed word is the least sure (it may be one Whisper added at a window's
+/// edge): if the tail is not found whole, it is looked for without that word.
 pub fn tail_anchor(recent: &[String], hyp: &[String], within: usize) -> Option<usize> {
     let limit = hyp.len().min(within);
-    for k in (2..=recent.len().min(6)).rev() {
-        let tail = &recent[recent.len() - k..];
-        if let Some(j) = (k..=limit).rev().find(|&j| hyp[j - k..j] == *tail) {
-            return Some(j);
+    let find = |recent: &[String]| {
+        for k in (2..=recent.len().min(6)).rev() {
+            let tail = &recent[recent.len() - k..];
+            if let Some(j) = (k..=limit).rev().find(|&j| hyp[j - k..j] == *tail) {
+                return Some(j);
+            }
         }
-    }
-    None
+        None
+    };
+    find(recent).or_else(|| find(&recent[..recent.len().saturating_sub(1)]))
 }
 
 /// How many leading words of `hyp` correspond to the words `ctx` (already committed), by
@@ -1301,6 +1307,11 @@ mod tests {
             None
         );
         assert_eq!(tail_anchor(&ws("a b"), &ws(""), 8), None);
+        // Recorded from the hour-long soak: "press zero for" was committed, the next window
+        // began "press zero you are about to": the committed "for" was never said.
+        let recent = ws("for an operator press zero for");
+        let hyp = ws("press zero you are about to enter an echo test");
+        assert_eq!(tail_anchor(&recent, &hyp, 8), Some(2));
     }
 
     /// Recorded on jfk.wav: the closing decode of "ask not" went on over the pause,
