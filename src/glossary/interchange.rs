@@ -119,35 +119,15 @@ pub fn to_csv(g: &GlossaryFile) -> Result<String, String> {
                 .iter()
                 .filter(|t| &t.lang == l && t.status == Status::Flagged)
                 .collect();
-            r.push(
-                terms
-                    .iter()
-                    .map(|t| t.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(SEP),
-            );
-            r.push(
-                terms
-                    .iter()
-                    .map(|t| status_name(t.status))
-                    .collect::<Vec<_>>()
-                    .join(SEP),
-            );
-            r.push(
+            r.push(joined(terms.iter().map(|t| t.text.as_str())));
+            r.push(joined(terms.iter().map(|t| status_name(t.status))));
+            r.push(joined(
                 terms
                     .iter()
                     .chain(flagged.iter())
-                    .map(|t| t.source.as_deref().unwrap_or("proposal"))
-                    .collect::<Vec<_>>()
-                    .join(SEP),
-            );
-            r.push(
-                flagged
-                    .iter()
-                    .map(|t| t.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(SEP),
-            );
+                    .map(|t| t.source.as_deref().unwrap_or("proposal")),
+            ));
+            r.push(joined(flagged.iter().map(|t| t.text.as_str())));
             r.push(
                 flagged
                     .iter()
@@ -166,6 +146,11 @@ pub fn to_csv(g: &GlossaryFile) -> Result<String, String> {
     }
     let bytes = w.into_inner().map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
+/// Cells of one CSV column for several terms, `; `-separated.
+fn joined<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.collect::<Vec<_>>().join(SEP)
 }
 
 fn split(cell: &str, sep: &str) -> Vec<String> {

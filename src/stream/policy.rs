@@ -1173,12 +1173,7 @@ mod tests {
     #[test]
     fn phantom_phrases_over_near_silence_are_dropped() {
         // Quiet breathing-level audio that still opens the detector.
-        let mut audio = vec![0.0f32; 16_000];
-        audio.extend(
-            (0..16_000 * 2)
-                .map(|i| 0.004 * (i as f32 * 0.3).sin() * (1.0 + (i as f32 / 800.0).sin())),
-        );
-        audio.extend(vec![0.0f32; 16_000]);
+        let audio = breathing_audio();
         let phantom = |job: &DecodeJob| Hypothesis {
             words: [" Thanks", " for", " watching!"]
                 .iter()
@@ -1202,12 +1197,7 @@ mod tests {
 
     #[test]
     fn accented_phantom_phrases_are_recognised() {
-        let mut audio = vec![0.0f32; 16_000];
-        audio.extend(
-            (0..16_000 * 2)
-                .map(|i| 0.004 * (i as f32 * 0.3).sin() * (1.0 + (i as f32 / 800.0).sin())),
-        );
-        audio.extend(vec![0.0f32; 16_000]);
+        let audio = breathing_audio();
         let phantom = |job: &DecodeJob| Hypothesis {
             words: [
                 " Subtítulos",
@@ -1288,6 +1278,26 @@ mod tests {
         );
     }
 
+    /// Quiet breathing-level audio between seconds of silence: it still opens the detector.
+    fn breathing_audio() -> Vec<f32> {
+        let mut audio = vec![0.0f32; 16_000];
+        audio.extend(
+            (0..16_000 * 2)
+                .map(|i| 0.004 * (i as f32 * 0.3).sin() * (1.0 + (i as f32 / 800.0).sin())),
+        );
+        audio.extend(vec![0.0f32; 16_000]);
+        audio
+    }
+
+    fn word(text: &str, start: f64, end: f64) -> Word {
+        Word {
+            text: text.into(),
+            start,
+            end,
+            prob: 0.6,
+        }
+    }
+
     fn ws(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_string).collect()
     }
@@ -1318,12 +1328,6 @@ mod tests {
     /// repeating itself with no audio under the repeats.
     #[test]
     fn a_loop_over_the_silence_after_speech_keeps_the_speech() {
-        let word = |text: &str, start: f64, end: f64| Word {
-            text: text.into(),
-            start,
-            end,
-            prob: 0.6,
-        };
         let hyp = |words: Vec<Word>| Hypothesis {
             words,
             no_speech_prob: 0.0,
@@ -1352,12 +1356,6 @@ mod tests {
     /// zero zero zero", the repeats squeezed into no time.
     #[test]
     fn a_single_word_looping_over_silence_is_cut() {
-        let word = |text: &str, start: f64, end: f64| Word {
-            text: text.into(),
-            start,
-            end,
-            prob: 0.6,
-        };
         let heard = [
             word(" press", 22.9, 23.3),
             word(" zero.", 23.3, 23.9),
