@@ -156,6 +156,16 @@ struct TranscribeArgs {
 const DEFAULT_LOG_FILTER: &str = "warn,whisper_rs=error,symphonia_core=error,symphonia_bundle_mp3=error,\
 symphonia_bundle_flac=error,symphonia_format_riff=error,symphonia_format_ogg=error,symphonia_codec_vorbis=error";
 
+/// A CPU speed factor: a positive number.
+fn speed_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "`{s}` is not a speed factor (a positive number, e.g. 0.5 or 2)"
+        )),
+    }
+}
+
 #[derive(clap::Args)]
 struct StreamArgs {
     /// The audio file.
@@ -167,6 +177,10 @@ struct StreamArgs {
     /// (the default).
     #[arg(long)]
     fast: bool,
+    /// With the virtual clock, model each decode's duration (as on the 2-core reference
+    /// machine, times this speed factor) instead of measuring it: reproducible captions.
+    #[arg(long, conflicts_with = "realtime", value_parser = speed_factor)]
+    simulate_speed: Option<f64>,
     /// A model name or the path of a ggml file.
     #[arg(long, short, default_value = model::DEFAULT_MODEL)]
     model: String,
@@ -406,10 +420,10 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
         targets: args.target.clone(),
         flags: true,
     };
-    let pacing = if args.realtime {
-        engine::Pacing::RealTime
-    } else {
-        engine::Pacing::Virtual
+    let pacing = match (args.realtime, args.simulate_speed) {
+        (true, _) => engine::Pacing::RealTime,
+        (false, Some(speed)) => engine::Pacing::Modeled(engine::DecodeCost { speed }),
+        (false, None) => engine::Pacing::Virtual,
     };
     let threads = args.threads.unwrap_or_else(tr::default_threads).max(1);
     let mut out = std::io::stdout().lock();

@@ -267,13 +267,35 @@ pub fn fit_prompt(model: &Model, hints: &[String], recent: &str) -> String {
 }
 
 /// How the driver paces the audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pacing {
     /// As fast as the CPU allows: the clock advances by the audio fed and by each decode's
     /// measured duration, so the policy makes the decisions it would make in real time.
     Virtual,
+    /// As [`Pacing::Virtual`], but each decode advances the clock by a modelled duration
+    /// instead of the measured one: the same input gives the same captions on any machine
+    /// under any load, and a slower or faster CPU can be simulated.
+    Modeled(DecodeCost),
     /// Audio is released at real-time pace; decodes run on their own thread meanwhile.
     RealTime,
+}
+
+/// What a decode costs in wall seconds, as a function of its window: a fixed part and a part
+/// per second of audio (the encoder is sized to the window), more for the beam search that
+/// closes an utterance. Calibrated with base on the reference machine of `benches/README.md`
+/// (2-core AMD EPYC, AVX2), where a 1 s greedy decode takes ~0.25 s and a 4.5 s closing one
+/// ~0.8 s; `speed` scales it (2.0 = a CPU twice as fast).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeCost {
+    pub speed: f64,
+}
+
+impl DecodeCost {
+    /// Modelled wall seconds of a decode of `secs` of audio.
+    pub fn secs(&self, secs: f64, closing: bool) -> f64 {
+        let (fixed, per_sec) = if closing { (0.22, 0.12) } else { (0.13, 0.11) };
+        (fixed + per_sec * secs) / self.speed.max(0.01)
+    }
 }
 
 /// An emitted event with the emission time (seconds since the stream started).
@@ -313,13 +335,17 @@ pub fn run(
         ..RunStats::default()
     };
     stats.decode_secs = match pacing {
-        Pacing::Virtual => {
+        Pacing::Virtual | Pacing::Modeled(_) => {
+            let cost = match pacing {
+                Pacing::Modeled(c) => Some(c),
+                _ => None,
+            };
             let mut policy = Policy::new(cfg);
             let busy = run_virtual(
                 model,
                 audio,
-                lang,
-                threads,
+                (lang, threads),
+                cost,
                 &mut policy,
                 &mut sink,
                 &mut stats,
@@ -342,8 +368,8 @@ fn drain(policy: &mut Policy, at: f64, sink: &mut impl FnMut(Emitted)) {
 fn run_virtual(
     model: &Model,
     audio: &[f32],
-    lang: LanguageMode,
-    threads: usize,
+    (lang, threads): (LanguageMode, usize),
+    cost: Option<DecodeCost>,
     policy: &mut Policy,
     sink: &mut impl FnMut(Emitted),
     stats: &mut RunStats,
@@ -363,7 +389,10 @@ fn run_virtual(
         if let Some(job) = policy.poll_job(now) {
             let t = Instant::now();
             let hyp = dec.decode(&job)?;
-            now += t.elapsed().as_secs_f64();
+            now += match cost {
+                Some(c) => c.secs(job.audio.len() as f64 / super::SAMPLE_RATE_F, job.closing),
+                None => t.elapsed().as_secs_f64(),
+            };
             // The audio that arrived while Whisper worked.
             feed_until(policy, &mut fed, now);
             policy.on_result(job.id, hyp, now);

@@ -173,6 +173,9 @@ pub struct Dropped {
     pub phantom: u64,
 }
 
+/// Committed words remembered for the prompt: more than `prompt_chars` (400) can hold.
+const RECENT_WORDS: usize = 120;
+
 /// Phrases Whisper is known to invent over silence or noise, by language, in the form
 /// [`crate::eval::normalize`] gives them (lower case, no accents, no punctuation).
 const PHANTOMS: &[&str] = &[
@@ -234,8 +237,10 @@ pub struct Policy {
     hints: Vec<String>,
     /// The language of the latest hypothesis.
     language: String,
-    /// Committed text with its media end time, newest last, for the prompt and the
-    /// repetition check.
+    /// Committed words (as Whisper wrote them) with their media end time, newest last, for
+    /// the prompt. Per word, not per final: a final that straddles the window's start would
+    /// otherwise leave its words before the window out of the prompt, and Whisper, prompted
+    /// with text that stops short of the audio, invents the missing words.
     recent: VecDeque<(String, f64)>,
     next_seq: u64,
     segment: u64,
@@ -440,23 +445,30 @@ impl Policy {
     /// Recent committed text that lies before the window. Words inside the window are in
     /// its audio: given them in the prompt too, Whisper skips them or says them twice.
     fn prompt(&self) -> String {
-        let mut out = String::new();
+        let mut parts: Vec<&str> = Vec::new();
+        let mut len = 0;
         for (t, _) in self
             .recent
             .iter()
             .rev()
             .filter(|(_, end)| *end <= self.window_start + 0.01)
         {
-            if out.len() + t.len() + 1 > self.cfg.prompt_chars {
+            if len + t.len() + 1 > self.cfg.prompt_chars {
                 break;
             }
-            out = if out.is_empty() {
-                t.clone()
-            } else {
-                format!("{t} {out}")
-            };
+            len += t.len() + 1;
+            parts.push(t);
         }
-        out
+        // A decode's first word has no leading space (scripts without spaces between words
+        // have none inside a decode either): one goes between decodes.
+        let mut out = String::new();
+        for t in parts.into_iter().rev() {
+            if !out.is_empty() && !t.starts_with(char::is_whitespace) {
+                out.push(' ');
+            }
+            out.push_str(t);
+        }
+        out.trim().to_string()
     }
 
     /// Hands in the result of job `id`, decoded by `now`.
@@ -704,16 +716,16 @@ impl Policy {
         self.next_seq += 1;
         self.segment += 1;
         self.revision = 0;
-        self.recent.push_back((raw, last.end));
         self.window_words.extend(words.iter().cloned());
         for w in words {
+            self.recent.push_back((w.text.clone(), w.end));
             self.recent_words.push_back(normalise(&w.text));
         }
         while self.recent_words.len() > 16 {
             self.recent_words.pop_front();
         }
         self.trim_window();
-        while self.recent.len() > 16 {
+        while self.recent.len() > RECENT_WORDS {
             self.recent.pop_front();
         }
     }
@@ -1035,6 +1047,66 @@ mod tests {
         for w in f.windows(2) {
             assert!(w[1].2 >= w[0].3 - 1e-9, "{:?} then {:?}", w[0], w[1]);
         }
+    }
+
+    /// The prompt is the committed text up to where the window's audio begins, with no
+    /// word missing in between: a final that straddles the window's start (its last words
+    /// kept as context audio) still gives its first words to the prompt. Prompted with
+    /// "ask not, what" over audio starting at "can do for you", Whisper wrote "your
+    /// country, can do for you" again (a CI run on jfk.wav).
+    #[test]
+    fn the_prompt_reaches_the_window_with_no_word_missing() {
+        let audio = jfk_like_audio();
+        let mut p = Policy::new(PolicyConfig::default());
+        let mut committed: Vec<Word> = Vec::new();
+        let (mut fed, mut now, mut checked) = (0usize, 0.0f64, 0);
+        loop {
+            if let Some(job) = p.poll_job(now) {
+                let before: Vec<Word> = committed
+                    .iter()
+                    .filter(|w| w.end <= job.start + 0.01)
+                    .cloned()
+                    .collect();
+                if !job.prompt.is_empty() && !before.is_empty() {
+                    let prompt = normalise(&job.prompt);
+                    let said = normalise(&join_words(&before));
+                    assert!(
+                        said.ends_with(&prompt),
+                        "`{prompt}` is not what was committed: `{said}`"
+                    );
+                    let last = normalise(&before[before.len() - 1].text);
+                    assert!(
+                        prompt.ends_with(&last),
+                        "window at {:.2}: prompt `{prompt}` stops short of `{last}`",
+                        job.start
+                    );
+                    checked += 1;
+                }
+                now += 0.3;
+                let upto = ((now * 16_000.0) as usize).min(audio.len());
+                if upto > fed {
+                    p.push_audio(&audio[fed..upto]);
+                    fed = upto;
+                }
+                p.on_result(job.id, decode(&job), now);
+            } else if fed < audio.len() {
+                let upto = (fed + 1600).min(audio.len());
+                p.push_audio(&audio[fed..upto]);
+                fed = upto;
+                now = now.max(fed as f64 / 16_000.0);
+            } else {
+                p.finish();
+                if p.idle() {
+                    break;
+                }
+            }
+            while let Some(e) = p.poll_event() {
+                if let Event::Final { words, .. } = e {
+                    committed.extend(words);
+                }
+            }
+        }
+        assert!(checked >= 3, "only {checked} prompts checked");
     }
 
     #[test]

@@ -211,3 +211,22 @@ packages = [
         .collect();
     assert!(left.is_empty(), "nothing kept: {left:?}");
 }
+
+/// A simulated CPU speed that is no speed is refused before any audio is read, naming the
+/// option and what it wants.
+#[test]
+fn a_speed_factor_that_is_not_positive_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "-2", "fast", "NaN"] {
+        let out = tolk(dir.path())
+            .args(["stream", "missing.wav", &format!("--simulate-speed={bad}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--simulate-speed") && stderr.contains("positive number"),
+            "{bad}: {stderr}"
+        );
+    }
+}
