@@ -15,8 +15,7 @@ TEST_MODELS := base tiny.en
 .PHONY: run test setup deps build models testdata lint bench soak clean-cache
 
 run: setup
-	$(TOLK) transcribe testdata/jfk.wav --model $(MODEL)
-	$(TOLK) transcribe testdata/sonnet.wav --model $(MODEL)
+	$(TOLK) serve --model $(MODEL)
 
 test: setup lint
 	$(TOLK) models fetch $(TEST_MODELS)
@@ -57,6 +56,7 @@ bench: setup
 	$(CARGO) bench --bench streaming -- --model base --lang es
 	$(CARGO) bench --bench streaming -- --model base --lang en --pacing realtime
 	$(CARGO) bench --bench glossary
+	ulimit -n 20000 && $(CARGO) bench --bench fanout
 
 # The 60-minute soak (about 25 minutes here): the English program looped with 5-minute silences.
 soak: setup

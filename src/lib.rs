@@ -10,6 +10,8 @@
 //! | [`transcribe`] | whisper.cpp through whisper-rs: load a model, transcribe, output formats |
 //! | [`stream`] | the live engine: voice activity, commit policy, scheduler, decoder thread |
 //! | [`glossary`] | the terminology glossary: correct, bias, hint, flag; CSV and TBX |
+//! | [`send`] | `tolk send`: a remote booth's audio to the server (Opus over WebSocket) |
+//! | [`server`] | the meeting server: channels, WebSocket fan-out, archive, exports |
 //! | [`eval`] | text normalisation and word error rate, for tests and benchmarks |
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these modules.
@@ -19,5 +21,7 @@ pub mod audio;
 pub mod eval;
 pub mod glossary;
 pub mod model;
+pub mod send;
+pub mod server;
 pub mod stream;
 pub mod transcribe;

@@ -49,6 +49,74 @@ enum Command {
         #[command(subcommand)]
         action: GlossaryCmd,
     },
+    /// Run a meeting: transcribe its channels live and serve captions over WebSocket.
+    Serve(ServeArgs),
+    /// Send a remote booth's audio (a sound card, or a recording) to a meeting's channel.
+    Send(SendArgs),
+    /// List the sound input devices (for a meeting file's `source = { kind = "device" }`).
+    Devices,
+    /// Write a channel's archived captions (vtt, srt, txt, json, md), or two channels side
+    /// by side (--with).
+    Export {
+        /// The channel id (`floor`, `es`, …).
+        channel: String,
+        #[arg(long, short, default_value = "meeting.toml")]
+        config: PathBuf,
+        #[arg(long, short, default_value = "vtt")]
+        format: String,
+        /// A second channel, side by side with the first (Markdown table).
+        #[arg(long)]
+        with: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Delete archived captions older than a number of days (0: all of them).
+    Purge {
+        #[arg(long, short, default_value = "meeting.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        older_than_days: u32,
+    },
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// The server, e.g. ws://192.168.1.20:8080.
+    #[arg(long)]
+    server: String,
+    /// The channel id this booth feeds.
+    #[arg(long)]
+    channel: String,
+    /// The channel's ingest token (default: TOLK_INGEST_TOKEN).
+    #[arg(long, env = "TOLK_INGEST_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The sound input device (`tolk devices`; default: the default one).
+    #[arg(long, conflicts_with = "file")]
+    device: Option<String>,
+    /// Send a recording instead, at real-time pace.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// With --file: play it in a loop.
+    #[arg(long = "loop", requires = "file")]
+    looped: bool,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The meeting file. Without one: the default sound card as the floor if there is one,
+    /// otherwise a demo meeting replaying recordings.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: String,
+    /// The model (overrides the meeting file's).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// The organizer's token (default: TOLK_ORGANIZER_TOKEN, else a new random one, printed).
+    #[arg(long, env = "TOLK_ORGANIZER_TOKEN", hide_env_values = true)]
+    organizer_token: Option<String>,
 }
 
 /// The glossary tolk uses unless told otherwise.
@@ -250,6 +318,36 @@ fn run(cli: Cli) -> Result<()> {
         Command::Transcribe(args) => transcribe(args, &cache),
         Command::Stream(args) => stream(args, &cache),
         Command::Glossary { action } => glossary(action),
+        Command::Serve(args) => serve(args, &cache),
+        Command::Send(args) => send(args),
+        Command::Devices => {
+            let list = tolk::audio::capture::inputs();
+            if list.is_empty() {
+                println!("no sound input devices");
+            }
+            for d in list {
+                let mark = if d.default { "*" } else { " " };
+                println!("{mark} {}  ({})", d.name, d.format);
+            }
+            Ok(())
+        }
+        Command::Export {
+            channel,
+            config,
+            format,
+            with,
+            output,
+        } => export(
+            &channel,
+            &config,
+            &format,
+            with.as_deref(),
+            output.as_deref(),
+        ),
+        Command::Purge {
+            config,
+            older_than_days,
+        } => purge(&config, older_than_days),
         Command::Wer {
             reference,
             hypothesis,
@@ -616,5 +714,199 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("{}: cannot write the output", path.display()))?;
+    Ok(())
+}
+
+fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
+    use tolk::server::{self, config::MeetingConfig};
+    let mut config = match &args.config {
+        Some(p) => MeetingConfig::load(p)?,
+        None if tolk::audio::capture::has_default_input() => MeetingConfig::sound_card(
+            model::DEFAULT_MODEL,
+            Some(PathBuf::from(DEFAULT_GLOSSARY)).filter(|p| p.exists()),
+        ),
+        None => MeetingConfig::demo(Path::new("testdata"), model::DEFAULT_MODEL),
+    };
+    if let Some(m) = args.model {
+        config.meeting.model = m;
+    }
+    let model = cache.resolve(&config.meeting.model)?;
+    let token = match args.organizer_token {
+        Some(t) if !t.is_empty() => t,
+        _ => random_token()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let title = config.meeting.title.clone();
+        let demo = config.meeting.demo;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let opts = server::ServeOptions {
+            model,
+            organizer_token: token.clone(),
+        };
+        let serving = tokio::spawn(server::run(config, opts, listener, shutdown));
+        print_urls(&title, demo, addr, &token);
+        serving.await.context("the server stopped")??;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// The addresses to give people, and the attendee URL as a QR code for the screen.
+fn print_urls(title: &str, demo: bool, addr: std::net::SocketAddr, token: &str) {
+    let host = if addr.ip().is_unspecified() {
+        lan_address().unwrap_or_else(|| "127.0.0.1".into())
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "tolk: {title}{}", if demo { " (DEMO)" } else { "" });
+    let _ = writeln!(out, "listening on {base}");
+    let _ = writeln!(out, "captions (WebSocket): {base}/ws");
+    let _ = writeln!(out, "organizer token: {token}");
+    if let Ok(code) = qrcode::QrCode::new(base.as_bytes()) {
+        let _ = writeln!(
+            out,
+            "{}",
+            code.render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build()
+        );
+    }
+    let _ = out.flush();
+}
+
+/// This machine's address on the local network (the one a phone in the room can reach),
+/// found without sending anything: a UDP socket "connected" to a private address.
+fn lan_address() -> Option<String> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.255:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then(|| ip.to_string())
+}
+
+/// 128 random bits from the kernel, as hex.
+fn random_token() -> Result<String> {
+    let mut buf = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom for the organizer token")?;
+    Ok(hex::encode(buf))
+}
+
+fn export(
+    channel: &str,
+    config: &Path,
+    format: &str,
+    with: Option<&str>,
+    output: Option<&Path>,
+) -> Result<()> {
+    use tolk::server::{archive::Archive, config::MeetingConfig, export as ex};
+    let cfg = MeetingConfig::load(config)?;
+    let known = |c: &str| cfg.channels.iter().any(|x| x.id == c);
+    for c in std::iter::once(channel).chain(with) {
+        if !known(c) {
+            anyhow::bail!("{}: no channel `{c}` in this meeting", config.display());
+        }
+    }
+    if cfg.meeting.off_record {
+        anyhow::bail!(
+            "{}: the meeting is off the record: nothing was archived",
+            config.display()
+        );
+    }
+    let fmt: ex::Format = format.parse().map_err(anyhow::Error::msg)?;
+    let path = &cfg.meeting.archive;
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no archive yet (the meeting has not run)",
+            path.display()
+        );
+    }
+    let a = Archive::open(path)?;
+    let main = a.finals(Some(&cfg.meeting.id), channel)?;
+    let text = match with {
+        Some(w) => ex::side_by_side(channel, &main, w, &a.finals(Some(&cfg.meeting.id), w)?),
+        None => ex::render(&main, fmt),
+    };
+    match output {
+        Some(p) => write_atomically(p, text.as_bytes())?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn purge(config: &Path, days: u32) -> Result<()> {
+    use tolk::server::{archive::Archive, config::MeetingConfig};
+    let cfg = MeetingConfig::load(config)?;
+    let path = &cfg.meeting.archive;
+    if !path.exists() {
+        println!("{}: no archive, nothing to purge", path.display());
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let before = if days == 0 {
+        u64::MAX / 2
+    } else {
+        now.saturating_sub(u64::from(days) * 86_400_000)
+    };
+    let n = Archive::open(path)?.purge(before)?;
+    println!("{}: {n} captions purged", path.display());
+    Ok(())
+}
+
+fn send(args: SendArgs) -> Result<()> {
+    use tolk::send::{self, Input, SendOptions};
+    let input = match args.file {
+        Some(path) => Input::File {
+            path,
+            looped: args.looped,
+        },
+        None => Input::Device { name: args.device },
+    };
+    let opts = SendOptions {
+        server: args.server,
+        channel: args.channel,
+        token: args.token,
+        input,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let report = runtime.block_on(async move {
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        send::run(opts, stop).await
+    })?;
+    println!(
+        "sent {} frames ({:.1} s), dropped {}, reconnected {} times",
+        report.frames_sent,
+        report.frames_sent as f64 * 0.02,
+        report.frames_dropped,
+        report.reconnects
+    );
     Ok(())
 }

@@ -15,3 +15,4 @@ mod cli {
 }
 mod decode;
 mod engine;
+mod server;

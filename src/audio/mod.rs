@@ -3,13 +3,14 @@
 //! [`decode_file`] reads WAV (8/16/24/32-bit integer and 32/64-bit float, any rate, any number
 //! of channels), FLAC, Ogg Vorbis, Ogg Opus and MP3, mixes down to mono and resamples.
 
+pub mod capture;
 mod decode;
 mod resample;
 
 use std::path::{Path, PathBuf};
 
 pub use decode::decode_file;
-pub use resample::resample;
+pub use resample::{resample, StreamResampler};
 
 /// The sample rate Whisper works at.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -46,6 +46,50 @@ pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
     Ok(out)
 }
 
+/// Resamples a live stream to 16 kHz, a block at a time (a sound card's callbacks): the
+/// same band-limited resampler as [`resample`], with its fixed delay (a few milliseconds)
+/// left in.
+pub struct StreamResampler {
+    r: Option<FftFixedIn<f32>>,
+    pending: Vec<f32>,
+}
+
+impl StreamResampler {
+    pub fn new(rate: u32) -> Result<StreamResampler, AudioError> {
+        let r = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(
+                FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1)
+                    .map_err(|e| AudioError::Resample(e.to_string()))?,
+            )
+        };
+        Ok(StreamResampler {
+            r,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Takes mono samples at the input rate; returns what is ready at 16 kHz.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, AudioError> {
+        let Some(r) = &mut self.r else {
+            return Ok(samples.to_vec());
+        };
+        self.pending.extend_from_slice(samples);
+        let mut out = Vec::new();
+        let mut used = 0;
+        while self.pending.len() - used >= CHUNK {
+            let o = r
+                .process(&[&self.pending[used..used + CHUNK]], None)
+                .map_err(|e| AudioError::Resample(e.to_string()))?;
+            out.extend_from_slice(&o[0]);
+            used += CHUNK;
+        }
+        self.pending.drain(..used);
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +116,20 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(err < 0.1, "rate {rate}: max error {err}");
         }
+    }
+
+    #[test]
+    fn a_stream_in_blocks_comes_out_at_16khz() {
+        let input = sine(440.0, 48_000, 1.0);
+        let mut r = StreamResampler::new(48_000).unwrap();
+        let mut out = Vec::new();
+        for block in input.chunks(480) {
+            out.extend(r.push(block).unwrap());
+        }
+        // All but the last partial block and the resampler's delay.
+        assert!((15_000..=16_000).contains(&out.len()), "{}", out.len());
+        let mut same = StreamResampler::new(16_000).unwrap();
+        assert_eq!(same.push(&[0.5, -0.5]).unwrap(), vec![0.5, -0.5]);
     }
 
     #[test]

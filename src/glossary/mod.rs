@@ -12,7 +12,9 @@
 //!    rewriting them; whitelisted names (a flagged word inside an organisation's or a
 //!    statute's name) are not flagged, and flagging can be switched off.
 //!
-//! Pure: no I/O beyond [`Glossary::load`], no clock, no threads.
+//! Pure: no I/O beyond [`Glossary::load`], no clock. Loading a large glossary uses scoped
+//! threads (parsing pieces of the file, building each language's matcher), joined before it
+//! returns.
 
 pub mod fold;
 pub mod interchange;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
 
-use fold::{fold, Folded};
+use fold::{fold, fold_text, Folded};
 
 /// The glossary file, as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -180,7 +182,7 @@ pub enum GlossaryError {
 }
 
 /// Whether a translation is attested.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", content = "source", rename_all = "lowercase")]
 pub enum Verification {
     Sourced(String),
@@ -188,7 +190,7 @@ pub enum Verification {
 }
 
 /// A concept's term in a target language, for interpreters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Equivalent {
     pub lang: String,
     pub text: String,
@@ -197,7 +199,7 @@ pub struct Equivalent {
 }
 
 /// A correction applied to the caption.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Correction {
     /// Byte span in the corrected text.
     pub start: usize,
@@ -211,7 +213,7 @@ pub struct Correction {
 }
 
 /// A glossary term found in the caption.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     /// Byte span in the corrected text.
     pub start: usize,
@@ -223,7 +225,7 @@ pub struct Hit {
 }
 
 /// A flagged term: shown to interpreters, never rewritten.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flag {
     pub start: usize,
     pub end: usize,
@@ -272,6 +274,122 @@ pub struct Glossary {
     matchers: HashMap<String, Matcher>,
 }
 
+/// Files larger than this are parsed in pieces, one per core.
+const PIECEWISE_BYTES: usize = 512 * 1024;
+
+/// A piece of a glossary file: any of the top-level tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Piece {
+    glossary: Option<Header>,
+    #[serde(default, rename = "source")]
+    sources: Vec<Source>,
+    #[serde(default, rename = "exception")]
+    exceptions: Vec<Exception>,
+    #[serde(default, rename = "concept")]
+    concepts: Vec<Concept>,
+}
+
+/// Parses a glossary file's TOML; the error has the byte offset where it is, if known.
+///
+/// A large file is cut at its `[[concept]]` header lines into one piece per core, parsed in
+/// parallel, and put back together in order: the same result as one parse (every
+/// `[[concept.term]]` follows its `[[concept]]` in the same piece), about as many times
+/// faster as there are cores. Files with multi-line strings (where such a line could be text)
+/// are parsed whole.
+pub fn parse(text: &str) -> Result<GlossaryFile, (Option<usize>, String)> {
+    const HEAD: &str = "[[concept]]";
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let whole = |t: &str| {
+        toml::from_str::<Piece>(t).map_err(|e| (e.span().map(|s| s.start), e.message().to_string()))
+    };
+    let mut cuts: Vec<usize> = Vec::new();
+    let multiline = text.contains("\"\"\"") || text.contains("'''");
+    if text.len() >= PIECEWISE_BYTES && workers > 1 && !multiline {
+        let size = text.len() / workers;
+        for k in 1..workers {
+            // The first header line at or after the k-th share of the file.
+            let head = text[k * size..]
+                .match_indices(&format!("\n{HEAD}"))
+                .map(|(i, _)| k * size + i + 1)
+                .find(|&i| {
+                    let rest = text[i + HEAD.len()..].split('\n').next().unwrap_or("");
+                    rest.split('#').next().unwrap_or("").trim().is_empty()
+                });
+            if let Some(h) = head {
+                if cuts.last().is_none_or(|&c| c < h) {
+                    cuts.push(h);
+                }
+            }
+        }
+    }
+    let mut bounds = vec![0];
+    bounds.extend(&cuts);
+    bounds.push(text.len());
+    let parsed: Vec<Result<Piece, (Option<usize>, String)>> = if cuts.is_empty() {
+        vec![whole(text)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds
+                .windows(2)
+                .map(|w| {
+                    let (start, piece) = (w[0], &text[w[0]..w[1]]);
+                    scope.spawn(move || whole(piece).map_err(|(at, m)| (at.map(|a| a + start), m)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err((None, "the parser failed".into())))
+                })
+                .collect()
+        })
+    };
+    let mut file = GlossaryFile::default();
+    let mut header = None;
+    for p in parsed {
+        let p = p?;
+        if let Some(h) = p.glossary {
+            if header.replace(h).is_some() {
+                return Err((None, "the [glossary] table is given twice".into()));
+            }
+        }
+        file.sources.extend(p.sources);
+        file.exceptions.extend(p.exceptions);
+        file.concepts.extend(p.concepts);
+    }
+    file.glossary = header.ok_or((None, "missing field `glossary`".to_string()))?;
+    Ok(file)
+}
+
+/// The matcher of one language: every pattern folded once (the first entry of a folded form
+/// wins: terms before misrecognitions before exceptions, file order within).
+fn compile(lang: &str, pats: &[(&str, Kind)]) -> Result<Matcher, String> {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut folded: Vec<String> = Vec::with_capacity(pats.len());
+    let mut kinds: Vec<Kind> = Vec::with_capacity(pats.len());
+    for (text, kind) in pats {
+        let f = fold_text(text, lang);
+        if f.is_empty() || seen.contains(&f) {
+            continue;
+        }
+        seen.insert(f.clone());
+        folded.push(f);
+        kinds.push(*kind);
+    }
+    // A contiguous NFA: a few bytes per pattern byte, where a DFA over tens of thousands of
+    // patterns would take hundreds of megabytes.
+    let ac = AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&folded)
+        .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))?;
+    Ok(Matcher { ac, kinds })
+}
+
 impl Glossary {
     /// Reads and compiles a glossary file.
     pub fn load(path: &Path) -> Result<Glossary, GlossaryError> {
@@ -279,16 +397,10 @@ impl Glossary {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: GlossaryFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(0);
-            GlossaryError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                message: e.message().to_string(),
-            }
+        let file = parse(&text).map_err(|(at, message)| GlossaryError::Syntax {
+            path: path.to_path_buf(),
+            line: at.map_or(0, |a| text[..a.min(text.len())].lines().count().max(1)),
+            message,
         })?;
         Glossary::new(file).map_err(|message| GlossaryError::Invalid {
             path: path.to_path_buf(),
@@ -327,7 +439,7 @@ impl Glossary {
             }
         }
         // Patterns per language. Organisation names are said as they are in every language.
-        let mut per_lang: BTreeMap<String, Vec<(String, Kind)>> = BTreeMap::new();
+        let mut per_lang: BTreeMap<String, Vec<(&str, Kind)>> = BTreeMap::new();
         let mut langs: BTreeSet<String> = BTreeSet::new();
         for c in &file.concepts {
             for t in &c.terms {
@@ -346,7 +458,7 @@ impl Glossary {
                     vec![fold::base_lang(&t.lang).to_string()]
                 };
                 for l in targets {
-                    per_lang.entry(l).or_default().push((t.text.clone(), kind));
+                    per_lang.entry(l).or_default().push((&t.text, kind));
                 }
             }
             for (ri, r) in c.misrecognitions.iter().enumerate() {
@@ -354,7 +466,7 @@ impl Glossary {
                     .entry(fold::base_lang(&r.lang).to_string())
                     .or_default()
                     .push((
-                        r.heard.clone(),
+                        &r.heard,
                         Kind::Asr {
                             concept: ci,
                             rule: ri,
@@ -366,35 +478,43 @@ impl Glossary {
             per_lang
                 .entry(fold::base_lang(&e.lang).to_string())
                 .or_default()
-                .push((e.text.clone(), Kind::Exception));
+                .push((&e.text, Kind::Exception));
         }
+        // One matcher per language, built on as many threads as there are cores (a
+        // 10,000-concept glossary has tens of thousands of patterns per language).
+        let jobs: Vec<(String, Vec<(&str, Kind)>)> = per_lang.into_iter().collect();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, jobs.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let built: Vec<Vec<(String, Result<Matcher, String>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((lang, pats)) = jobs.get(i) else {
+                                break;
+                            };
+                            out.push((lang.clone(), compile(lang, pats)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         let mut matchers = HashMap::new();
-        for (lang, pats) in per_lang {
-            let mut seen: HashMap<String, usize> = HashMap::new();
-            let mut folded: Vec<String> = Vec::new();
-            let mut kinds: Vec<Kind> = Vec::new();
-            for (text, kind) in pats {
-                let f = fold(&text, &lang).text;
-                if f.is_empty() {
-                    continue;
-                }
-                // One pattern per folded form: the first entry wins (terms before
-                // misrecognitions before exceptions, file order within).
-                if seen.contains_key(&f) {
-                    continue;
-                }
-                seen.insert(f.clone(), folded.len());
-                folded.push(f);
-                kinds.push(kind);
-            }
-            // A contiguous NFA: a few bytes per pattern byte, where a DFA over tens of
-            // thousands of patterns would take hundreds of megabytes.
-            let ac = AhoCorasickBuilder::new()
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(&folded)
-                .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))?;
-            matchers.insert(lang, Matcher { ac, kinds });
+        for (lang, m) in built.into_iter().flatten() {
+            matchers.insert(lang, m?);
+        }
+        if matchers.len() != jobs.len() {
+            return Err("building the matchers failed".into());
         }
         Ok(Glossary { file, matchers })
     }
@@ -594,7 +714,7 @@ impl Glossary {
             .iter()
             .flat_map(|c| c.terms.iter())
             .filter(|t| t.status == Status::Flagged && fold::base_lang(&t.lang) == base)
-            .map(|t| fold(&t.text, base).text)
+            .map(|t| fold_text(&t.text, base))
             .collect()
     }
 
@@ -608,7 +728,7 @@ impl Glossary {
 fn context_holds(f: &Folded, a: usize, b: usize, rule: &Misrecognition, lang: &str) -> bool {
     let text = &f.text;
     for phrase in &rule.unless {
-        let p = fold(phrase, lang).text;
+        let p = fold_text(phrase, lang);
         if p.is_empty() {
             continue;
         }
@@ -635,7 +755,7 @@ fn context_holds(f: &Folded, a: usize, b: usize, rule: &Misrecognition, lang: &s
         after[..after.len().min(rule.window)].join(" ")
     );
     rule.near.iter().any(|n| {
-        let n = fold(n, lang).text;
+        let n = fold_text(n, lang);
         !n.is_empty() && context.contains(&format!(" {n} ")) || {
             // Unspaced scripts: plain containment.
             n.chars().next().is_some_and(fold::unspaced) && context.contains(&n)
@@ -658,7 +778,7 @@ pub fn lint(g: &Glossary) -> Vec<String> {
         let mut mine = BTreeSet::new();
         for t in &c.terms {
             let lang = fold::base_lang(&t.lang).to_string();
-            let key = (lang.clone(), fold(&t.text, &lang).text);
+            let key = (lang.clone(), fold_text(&t.text, &lang));
             if !mine.insert(key.clone()) {
                 problems.push(format!(
                     "concept {}: \"{}\" ({}) is listed twice",
@@ -680,7 +800,7 @@ pub fn lint(g: &Glossary) -> Vec<String> {
     for c in &g.file.concepts {
         for r in &c.misrecognitions {
             let lang = fold::base_lang(&r.lang).to_string();
-            let key = (lang.clone(), fold(&r.heard, &lang).text);
+            let key = (lang.clone(), fold_text(&r.heard, &lang));
             if let Some(other) = owner.get(&key) {
                 if r.near.is_empty() {
                     problems.push(format!(
@@ -715,7 +835,7 @@ pub fn lint(g: &Glossary) -> Vec<String> {
     for lang in &g.file.glossary.languages {
         let flagged = g.flagged_forms(lang);
         for t in g.bias(lang, usize::MAX, |s| s.len()) {
-            if flagged.contains(&fold(&t, lang).text) {
+            if flagged.contains(&fold_text(&t, lang)) {
                 problems.push(format!(
                     "prompt list for {lang} holds the flagged term \"{t}\""
                 ));

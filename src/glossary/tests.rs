@@ -360,3 +360,37 @@ fn a_malformed_glossary_names_the_file_and_line() {
         .to_string();
     assert!(err.contains("none.toml: cannot read"), "{err}");
 }
+
+/// A large file is parsed in pieces on several threads: the same glossary as one parse,
+/// and an error in a later piece still names its line.
+#[test]
+fn a_large_file_parses_in_pieces_to_the_same_glossary() {
+    let one = std::fs::read_to_string(root().join("glossaries/sex-work-rights.toml")).unwrap();
+    // The real glossary several times over, concept ids made unique: well over the size
+    // that is cut into pieces.
+    let (head, body) = one.split_at(one.find("\n[[concept]]").unwrap() + 1);
+    let mut text = head.to_string();
+    let mut k = 0;
+    while text.len() < 3 * PIECEWISE_BYTES {
+        text.push_str(&body.replace("\nid = \"", &format!("\nid = \"r{k}-")));
+        k += 1;
+    }
+    let whole: GlossaryFile = toml::from_str(&text).unwrap();
+    let pieces = parse(&text).unwrap();
+    assert_eq!(pieces.concepts.len(), whole.concepts.len());
+    assert!(
+        pieces == whole,
+        "piecewise parse differs from the whole parse"
+    );
+
+    // A mistake near the end: the line is the file's line, not the piece's.
+    let lines: Vec<&str> = text.lines().collect();
+    let bad = lines.len() - 3;
+    let mut broken: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    broken[bad - 1] = "text = \"unterminated".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    std::fs::write(&path, broken.join("\n")).unwrap();
+    let e = Glossary::load(&path).err().expect("refused").to_string();
+    assert!(e.contains(&format!("big.toml:{bad}:")), "{e}");
+}

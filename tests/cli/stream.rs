@@ -10,15 +10,23 @@ fn stream(file: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
 
 /// Runs `tolk stream FILE ARGS` under the virtual clock with decode times modelled for a CPU
 /// `speed` times as fast as the reference machine: the events do not depend on how busy the
-/// machine running the test is (the real-time test below is the one with real timing).
+/// machine running the test is (the `--fast` and real-time runs are the ones with real timing).
 fn stream_at(file: &std::path::Path, speed: f64, args: &[&str]) -> Vec<serde_json::Value> {
+    let speed = speed.to_string();
+    let all: Vec<&str> = ["--simulate-speed", speed.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_stream(file, &all)
+}
+
+/// Runs `tolk stream FILE ARGS` and returns the parsed events.
+fn run_stream(file: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let _guard = whisper_lock();
     let out = tolk(dir.path())
         .arg("stream")
         .arg(file)
-        .arg("--simulate-speed")
-        .arg(speed.to_string())
         .args(args)
         .output()
         .unwrap();
@@ -48,6 +56,9 @@ fn jfk_finals_come_in_order_and_carry_the_speech() {
         );
         check_jfk_events(&events, &format!("at {speed}x"));
     }
+    // And with the clock measured on this machine, however busy it is.
+    let args = ["--fast", "--model", "base", "--language", "en"];
+    check_jfk_events(&run_stream(&testdata("jfk.wav"), &args), "--fast");
 }
 
 fn check_jfk_events(events: &[serde_json::Value], what: &str) {

@@ -1,0 +1,273 @@
+//! The caption fan-out under load: `tolk serve` transcribes a live floor (a real recording
+//! at real-time pace, looped) while N listeners on loopback, tokio-tungstenite clients in
+//! this process, receive it. For each N: delivery latency of finals (server emit → client
+//! receive, from the final's `wall_ms`), finals lost or out of order, and the server's
+//! resident memory before and with the listeners.
+//!
+//! ```sh
+//! ulimit -n 20000   # 5,000 sockets on each side
+//! cargo bench --bench fanout -- [--listeners 100,1000,5000] [--secs 60] [--model base]
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(root: &std::path::Path, dir: &std::path::Path, model: &str) -> Server {
+    let meeting = format!(
+        r#"[meeting]
+id = "fanout"
+title = "fan-out benchmark"
+off_record = true
+model = "{model}"
+glossary = "{glossary}"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "{audio}", loop = true }}
+"#,
+        glossary = root.join("glossaries/sex-work-rights.toml").display(),
+        audio = root.join("testdata/en-demo-instruct.wav").display(),
+    );
+    std::fs::write(dir.join("meeting.toml"), meeting).unwrap();
+    let cache = std::env::var_os("TOLK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache/tolk"));
+    let mut child = Command::new(root.join("target/release/tolk"))
+        .args([
+            "serve",
+            "--config",
+            "meeting.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env("TOLK_CACHE_DIR", cache)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("target/release/tolk (run `make build`)");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("server address");
+    Server { child, addr }
+}
+
+/// What one listener saw.
+#[derive(Default)]
+struct Listener {
+    latencies_ms: Vec<i64>,
+    seqs: Vec<u64>,
+}
+
+async fn listen(
+    addr: String,
+    until: Instant,
+    connected: Arc<AtomicUsize>,
+) -> Result<Listener, String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .map_err(|e| e.to_string())?;
+    ws.send(Message::text(
+        r#"{"type":"subscribe","channels":["floor"]}"#,
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    connected.fetch_add(1, Relaxed);
+    let mut me = Listener::default();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let msg = match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => break,
+            Ok(None) => return Err("closed by the server".into()),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(m))) => m,
+        };
+        let Message::Text(t) = msg else { continue };
+        let at = now_ms();
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).map_err(|e| e.to_string())?;
+        if v["type"] == "final" {
+            me.latencies_ms
+                .push(at as i64 - v["wall_ms"].as_u64().unwrap_or(0) as i64);
+            me.seqs.push(v["seq"].as_u64().unwrap_or(0));
+        }
+    }
+    Ok(me)
+}
+
+fn pct(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return -1;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("fan-out benchmark: run it with `cargo bench --bench fanout`");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let counts: Vec<usize> = arg("--listeners", "100,1000,5000")
+        .split(',')
+        .map(|n| n.trim().parse().expect("--listeners 100,1000"))
+        .collect();
+    let secs: u64 = arg("--secs", "60").parse().expect("--secs N");
+    let model = arg("--model", "base");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| listeners | finals sent | received by all | lost or out of order | latency p50 / p99 / max (ms) | server RSS before → with listeners (MB) | per listener (KB) |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in counts {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(&root, dir.path(), &model);
+        // Let the model load and the first captions flow.
+        std::thread::sleep(Duration::from_secs(5));
+        let before = rss_mb(server.child.id());
+        let connected = Arc::new(AtomicUsize::new(0));
+        let until = Instant::now() + Duration::from_secs(secs);
+        let peak = Arc::new(Mutex::new(0f64));
+        let results: Vec<Result<Listener, String>> = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..n {
+                tasks.push(tokio::spawn(listen(
+                    server.addr.clone(),
+                    until,
+                    connected.clone(),
+                )));
+            }
+            // Memory once everyone is connected.
+            let (pid, c, pk) = (server.child.id(), connected.clone(), peak.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if c.load(Relaxed) == n {
+                        let mut p = pk.lock().unwrap();
+                        *p = p.max(rss_mb(pid));
+                    }
+                }
+            });
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_else(|e| Err(e.to_string())));
+            }
+            out
+        });
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let ok: Vec<&Listener> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        // Every listener should see the same finals: the union is what was sent in the window
+        // they all had (from the latest first seq to the earliest last seq).
+        let first = ok
+            .iter()
+            .filter_map(|l| l.seqs.first())
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let last = ok
+            .iter()
+            .filter_map(|l| l.seqs.last())
+            .min()
+            .copied()
+            .unwrap_or(0);
+        let mut bad = 0usize;
+        let mut complete = 0usize;
+        for l in &ok {
+            let window: Vec<u64> = l
+                .seqs
+                .iter()
+                .copied()
+                .filter(|s| (first..=last).contains(s))
+                .collect();
+            let want: Vec<u64> = (first..=last).collect();
+            if window == want {
+                complete += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        let mut all: Vec<i64> = ok
+            .iter()
+            .flat_map(|l| l.latencies_ms.iter().copied())
+            .collect();
+        all.sort_unstable();
+        let with = *peak.lock().unwrap();
+        let mut by_err: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &failed {
+            *by_err.entry(e.as_str()).or_default() += 1;
+        }
+        println!(
+            "| {n} | {} | {complete}/{n} | {} | {} / {} / {} | {before:.0} → {with:.0} | {:.1} |",
+            last.saturating_sub(first) + 1,
+            bad + failed.len(),
+            pct(&all, 0.5),
+            pct(&all, 0.99),
+            all.last().copied().unwrap_or(-1),
+            (with - before) * 1024.0 / n as f64,
+        );
+        if !failed.is_empty() {
+            eprintln!("listeners that failed: {by_err:?}");
+        }
+        drop(server);
+    }
+}

@@ -1,0 +1,219 @@
+//! Sound-card capture through cpal (ALSA on Linux).
+//!
+//! cpal calls back on its own audio thread; the callback only mixes the block down to mono
+//! and hands it over a bounded queue of [`CAPTURE_QUEUE`] blocks (a few seconds). If the
+//! consumer stalls and the queue is full, blocks are dropped and counted, never waited for:
+//! an audio callback must not block.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+
+/// Blocks the capture queue holds (a block is typically 10–20 ms).
+pub const CAPTURE_QUEUE: usize = 400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("no sound input device{}", .0.as_ref().map(|n| format!(" named `{n}` (see `tolk devices`)")).unwrap_or_default())]
+    NoDevice(Option<String>),
+    #[error("sound device `{device}`: {why}")]
+    Device { device: String, why: String },
+}
+
+/// An input device as `tolk devices` lists it.
+#[derive(Debug, Clone)]
+pub struct InputDevice {
+    pub name: String,
+    pub default: bool,
+    /// The default format, e.g. "2 ch, 48000 Hz, f32".
+    pub format: String,
+}
+
+/// The input devices of the default host.
+pub fn inputs() -> Vec<InputDevice> {
+    let host = cpal::default_host();
+    let default = host.default_input_device().and_then(|d| d.name().ok());
+    let Ok(devices) = host.input_devices() else {
+        return Vec::new();
+    };
+    devices
+        .filter_map(|d| {
+            let name = d.name().ok()?;
+            let format = d
+                .default_input_config()
+                .map(|c| {
+                    format!(
+                        "{} ch, {} Hz, {}",
+                        c.channels(),
+                        c.sample_rate().0,
+                        c.sample_format()
+                    )
+                })
+                .unwrap_or_else(|e| format!("unusable: {e}"));
+            Some(InputDevice {
+                default: default.as_deref() == Some(name.as_str()),
+                name,
+                format,
+            })
+        })
+        .collect()
+}
+
+/// Whether the machine has a default input device.
+pub fn has_default_input() -> bool {
+    cpal::default_host().default_input_device().is_some()
+}
+
+/// What [`Capture::next`] got.
+pub enum Next {
+    /// Mono samples at the capture's rate.
+    Block(Vec<f32>),
+    /// Nothing within the timeout.
+    Quiet,
+    /// The device went away.
+    Gone,
+}
+
+/// A running capture: mono blocks at `rate`.
+pub struct Capture {
+    pub name: String,
+    pub rate: u32,
+    rx: Receiver<Vec<f32>>,
+    /// Blocks dropped because the queue was full.
+    pub dropped: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Opens the named input device (or the default one) in its default format.
+    pub fn open(name: Option<&str>) -> Result<Capture, CaptureError> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(String, u32), CaptureError>>(1);
+        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(CAPTURE_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s) = (dropped.clone(), stop.clone());
+        let wanted = name.map(str::to_string);
+        // The stream lives on its own thread (it is not `Send` on every platform).
+        let thread = std::thread::Builder::new()
+            .name("tolk-capture".into())
+            .spawn(move || {
+                let stream = match start_stream(wanted, tx, d) {
+                    Ok((stream, name, rate)) => {
+                        let _ = ready_tx.send(Ok((name, rate)));
+                        stream
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while !s.load(Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                drop(stream);
+            })
+            .map_err(|e| CaptureError::Device {
+                device: name.unwrap_or("default").into(),
+                why: e.to_string(),
+            })?;
+        let (name, rate) = ready_rx
+            .recv()
+            .map_err(|_| CaptureError::NoDevice(name.map(str::to_string)))??;
+        Ok(Capture {
+            name,
+            rate,
+            rx,
+            dropped,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next block, if one comes within `timeout`.
+    pub fn next(&self, timeout: Duration) -> Next {
+        match self.rx.recv_timeout(timeout) {
+            Ok(b) => Next::Block(b),
+            Err(RecvTimeoutError::Timeout) => Next::Quiet,
+            Err(RecvTimeoutError::Disconnected) => Next::Gone,
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_stream(
+    name: Option<String>,
+    tx: mpsc::SyncSender<Vec<f32>>,
+    dropped: Arc<AtomicU64>,
+) -> Result<(cpal::Stream, String, u32), CaptureError> {
+    let host = cpal::default_host();
+    let device = match &name {
+        None => host.default_input_device(),
+        Some(n) => host
+            .input_devices()
+            .ok()
+            .and_then(|mut ds| ds.find(|d| d.name().ok().as_deref() == Some(n.as_str()))),
+    }
+    .ok_or_else(|| CaptureError::NoDevice(name.clone()))?;
+    let dev_name = device.name().unwrap_or_else(|_| "default".into());
+    let err = |why: String| CaptureError::Device {
+        device: dev_name.clone(),
+        why,
+    };
+    let cfg = device
+        .default_input_config()
+        .map_err(|e| err(e.to_string()))?;
+    let channels = cfg.channels().max(1) as usize;
+    let rate = cfg.sample_rate().0;
+    let format = cfg.sample_format();
+    let config: cpal::StreamConfig = cfg.into();
+    let on_error = |e: cpal::StreamError| tracing::error!(error = %e, "sound device error");
+    // Mixes interleaved frames down to mono and queues the block without blocking.
+    fn deliver(mono: Vec<f32>, tx: &mpsc::SyncSender<Vec<f32>>, dropped: &AtomicU64) {
+        if tx.try_send(mono).is_err() {
+            dropped.fetch_add(1, Relaxed);
+        }
+    }
+    let stream = match format {
+        cpal::SampleFormat::F32 => device.build_input_stream(
+            &config,
+            move |data: &[f32], _: &_| {
+                let mono = data
+                    .chunks(channels)
+                    .map(|f| f.iter().sum::<f32>() / channels as f32)
+                    .collect();
+                deliver(mono, &tx, &dropped);
+            },
+            on_error,
+            None,
+        ),
+        cpal::SampleFormat::I16 => device.build_input_stream(
+            &config,
+            move |data: &[i16], _: &_| {
+                let mono = data
+                    .chunks(channels)
+                    .map(|f| f.iter().map(|&s| s as f32 / 32768.0).sum::<f32>() / channels as f32)
+                    .collect();
+                deliver(mono, &tx, &dropped);
+            },
+            on_error,
+            None,
+        ),
+        other => return Err(err(format!("sample format {other} is not supported"))),
+    }
+    .map_err(|e| err(e.to_string()))?;
+    stream.play().map_err(|e| err(e.to_string()))?;
+    Ok((stream, dev_name, rate))
+}

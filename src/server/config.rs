@@ -1,0 +1,274 @@
+//! The meeting file (`meeting.toml`): channels, their sources, the glossary, the archive.
+//! An example with every key: `docs/meeting.example.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The meeting, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingConfig {
+    pub meeting: MeetingSection,
+    #[serde(rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingSection {
+    /// Names the meeting in the archive: a restarted server continues its numbering.
+    #[serde(default = "default_id")]
+    pub id: String,
+    pub title: String,
+    /// Captions flow live; nothing is written anywhere.
+    #[serde(default)]
+    pub off_record: bool,
+    /// The SQLite archive (relative paths: from the meeting file's folder).
+    #[serde(default = "default_archive")]
+    pub archive: PathBuf,
+    /// Finals older than this many days are purged at start (0: kept).
+    #[serde(default)]
+    pub retention_days: u32,
+    /// A model name from the catalog or the path of a ggml file.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Whisper threads (default: the cores).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// A glossary file (relative paths: from the meeting file's folder).
+    #[serde(default)]
+    pub glossary: Option<PathBuf>,
+    /// Put the glossary's terms in Whisper's prompt.
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// Flag stigmatising terms in captions.
+    #[serde(default = "yes")]
+    pub flags: bool,
+    /// A demo meeting (shown as such to everyone).
+    #[serde(default)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Short and URL-safe: `floor`, `es`, `ru-booth`.
+    pub id: String,
+    /// ISO 639-1, or `auto` (with `allowed`).
+    pub language: String,
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    #[serde(default)]
+    pub label: String,
+    /// The speaker's channel (served first).
+    #[serde(default)]
+    pub floor: bool,
+    pub source: SourceConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A recording replayed at real-time pace (times `speed`), looped if asked.
+    File {
+        path: PathBuf,
+        #[serde(default, rename = "loop")]
+        looped: bool,
+        #[serde(default = "one")]
+        speed: f64,
+    },
+    /// A sound card input, by name (`tolk devices`), or the default one.
+    Device {
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// A remote booth: `tolk send` (or any client of `docs/protocol.md`'s ingest) sends the
+    /// audio over WebSocket to `/ingest/{channel}` with this token.
+    Network { token: String },
+}
+
+fn default_id() -> String {
+    "meeting".into()
+}
+fn default_archive() -> PathBuf {
+    "tolk-archive.sqlite".into()
+}
+fn default_model() -> String {
+    crate::model::DEFAULT_MODEL.into()
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// Why a meeting file was refused; names the file (and the line for syntax errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl MeetingConfig {
+    /// Reads a meeting file; relative paths in it become relative to its folder.
+    pub fn load(path: &Path) -> Result<MeetingConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: MeetingConfig = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.meeting.archive);
+        if let Some(g) = &mut self.meeting.glossary {
+            fix(g);
+        }
+        for c in &mut self.channels {
+            if let SourceConfig::File { path, .. } = &mut c.source {
+                fix(path);
+            }
+        }
+    }
+
+    /// What is wrong with the meeting, in words.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channels.is_empty() {
+            return Err("a meeting needs at least one [[channel]]".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.channels {
+            let ok = !c.id.is_empty()
+                && c.id.len() <= 32
+                && c.id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+            if !ok {
+                return Err(format!(
+                    "channel id `{}`: use 1 to 32 letters, digits, - or _",
+                    c.id
+                ));
+            }
+            if !seen.insert(c.id.as_str()) {
+                return Err(format!("channel id `{}` is used twice", c.id));
+            }
+            match &c.source {
+                SourceConfig::File { speed, .. } if !(*speed > 0.0 && speed.is_finite()) => {
+                    return Err(format!(
+                        "channel `{}`: speed {speed} is not a positive number",
+                        c.id
+                    ));
+                }
+                SourceConfig::Network { token } if token.len() < 16 => {
+                    return Err(format!(
+                        "channel `{}`: the ingest token must be at least 16 characters",
+                        c.id
+                    ));
+                }
+                SourceConfig::File { .. }
+                | SourceConfig::Device { .. }
+                | SourceConfig::Network { .. } => {}
+            }
+        }
+        if self.channels.iter().filter(|c| c.floor).count() > 1 {
+            return Err("only one channel can be the floor".into());
+        }
+        Ok(())
+    }
+
+    /// The default sound card as the floor, language detected among `allowed` (empty: any).
+    pub fn sound_card(model: &str, glossary: Option<PathBuf>) -> MeetingConfig {
+        let mut m = MeetingConfig::demo(Path::new("."), model);
+        m.meeting.id = "meeting".into();
+        m.meeting.title = "tolk: the default sound card".into();
+        m.meeting.demo = false;
+        m.meeting.glossary = glossary;
+        m.channels = vec![ChannelConfig {
+            id: "floor".into(),
+            language: "auto".into(),
+            allowed: Vec::new(),
+            label: "Floor".into(),
+            floor: true,
+            source: SourceConfig::Device { name: None },
+        }];
+        m
+    }
+
+    /// The demo meeting: real recordings from `testdata/` replayed in a loop, an English floor
+    /// and a Spanish channel, clearly labelled.
+    pub fn demo(testdata: &Path, model: &str) -> MeetingConfig {
+        let file = |name: &str| SourceConfig::File {
+            path: testdata.join(name),
+            looped: true,
+            speed: 1.0,
+        };
+        MeetingConfig {
+            meeting: MeetingSection {
+                id: "demo".into(),
+                title: "tolk demo: recordings replayed in a loop".into(),
+                off_record: true,
+                archive: default_archive(),
+                retention_days: 0,
+                model: model.into(),
+                threads: None,
+                glossary: Some(PathBuf::from("glossaries/sex-work-rights.toml")),
+                bias: true,
+                flags: true,
+                demo: true,
+            },
+            channels: vec![
+                ChannelConfig {
+                    id: "floor".into(),
+                    language: "en".into(),
+                    allowed: Vec::new(),
+                    label: "Floor (English, demo recording)".into(),
+                    floor: true,
+                    source: file("en-demo-instruct.wav"),
+                },
+                ChannelConfig {
+                    id: "es".into(),
+                    language: "es".into(),
+                    allowed: Vec::new(),
+                    label: "Español (demo recording)".into(),
+                    floor: false,
+                    source: file("es-demo-instruct.wav"),
+                },
+            ],
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Exports of a channel's archived finals: WebVTT, SRT, plain text, JSON, Markdown, and a
+//! side-by-side bilingual Markdown table (the floor and one channel aligned by time).
+//! Times are the channel's media times (seconds since its audio began).
+
+use std::fmt::Write;
+use std::str::FromStr;
+
+use super::wire::Final;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Vtt,
+    Srt,
+    Txt,
+    Json,
+    Md,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "vtt" => Format::Vtt,
+            "srt" => Format::Srt,
+            "txt" | "text" => Format::Txt,
+            "json" => Format::Json,
+            "md" | "markdown" => Format::Md,
+            other => {
+                return Err(format!(
+                    "unknown export format `{other}`: use vtt, srt, txt, json or md"
+                ))
+            }
+        })
+    }
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Vtt => "text/vtt; charset=utf-8",
+            Format::Srt => "application/x-subrip; charset=utf-8",
+            Format::Txt => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Md => "text/markdown; charset=utf-8",
+        }
+    }
+}
+
+/// `hh:mm:ss.mmm` (VTT) or `hh:mm:ss,mmm` (SRT).
+fn stamp(secs: f64, sep: char) -> String {
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// A cue's text on one line: a caption never carries a blank line (it would end the cue)
+/// or, in VTT, the `-->` arrow.
+fn cue_text(t: &str) -> String {
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("-->", "→")
+}
+
+/// A cue's end, after its start (a cue of no length is refused by players).
+fn cue_end(f: &Final) -> f64 {
+    f.end.max(f.start + 0.2)
+}
+
+pub fn render(finals: &[Final], format: Format) -> String {
+    let mut s = String::new();
+    match format {
+        Format::Vtt => {
+            s.push_str("WEBVTT\n");
+            for f in finals {
+                let _ = write!(
+                    s,
+                    "\n{}\n{} --> {}\n{}\n",
+                    f.seq,
+                    stamp(f.start, '.'),
+                    stamp(cue_end(f), '.'),
+                    cue_text(&f.text).replace('<', "&lt;")
+                );
+            }
+        }
+        Format::Srt => {
+            for (i, f) in finals.iter().enumerate() {
+                let _ = write!(
+                    s,
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    stamp(f.start, ','),
+                    stamp(cue_end(f), ','),
+                    cue_text(&f.text)
+                );
+            }
+        }
+        Format::Txt => {
+            for f in finals {
+                let _ = writeln!(s, "{}", f.text.trim());
+            }
+        }
+        Format::Json => {
+            s = serde_json::to_string_pretty(finals).unwrap_or_else(|_| "[]".into());
+            s.push('\n');
+        }
+        Format::Md => {
+            for f in finals {
+                let _ = writeln!(s, "**{}** {}\n", stamp(f.start, '.'), md(&f.text));
+            }
+        }
+    }
+    s
+}
+
+fn md(t: &str) -> String {
+    cue_text(t).replace('|', "\\|")
+}
+
+/// The floor and one channel side by side: one row per final of `a`, with the finals of `b`
+/// that began before the next one of `a` (an interpreter follows the floor by a few seconds).
+pub fn side_by_side(a_id: &str, a: &[Final], b_id: &str, b: &[Final]) -> String {
+    let mut s = format!("| time | {a_id} | {b_id} |\n|---|---|---|\n");
+    let mut j = 0;
+    // `b`'s finals before `a`'s first one open the table.
+    let first_a = a.first().map(|f| f.start).unwrap_or(f64::MAX);
+    let mut lead = Vec::new();
+    while j < b.len() && b[j].start < first_a {
+        lead.push(md(&b[j].text));
+        j += 1;
+    }
+    if !lead.is_empty() {
+        let _ = writeln!(s, "| {} |  | {} |", stamp(b[0].start, '.'), lead.join(" "));
+    }
+    for (i, f) in a.iter().enumerate() {
+        let next = a.get(i + 1).map(|n| n.start).unwrap_or(f64::MAX);
+        let mut other = Vec::new();
+        while j < b.len() && b[j].start < next {
+            other.push(md(&b[j].text));
+            j += 1;
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            stamp(f.start, '.'),
+            md(&f.text),
+            other.join(" ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(seq: u64, start: f64, end: f64, text: &str) -> Final {
+        Final {
+            channel: "floor".into(),
+            seq,
+            start,
+            end,
+            wall_ms: 0,
+            language: "en".into(),
+            text: text.into(),
+            raw_text: text.into(),
+            glossary: Default::default(),
+        }
+    }
+
+    #[test]
+    fn vtt_and_srt_cues() {
+        let finals = [
+            f(1, 0.5, 2.25, "ask not"),
+            f(2, 3661.0, 3661.0, "a --> b\n\nc"),
+        ];
+        let vtt = render(&finals, Format::Vtt);
+        assert!(vtt.starts_with("WEBVTT\n\n1\n00:00:00.500 --> 00:00:02.250\nask not\n"));
+        assert!(
+            vtt.contains("01:01:01.000 --> 01:01:01.200\na → b c\n"),
+            "{vtt}"
+        );
+        let srt = render(&finals, Format::Srt);
+        assert!(srt.starts_with("1\n00:00:00,500 --> 00:00:02,250\nask not\n\n2\n"));
+    }
+
+    #[test]
+    fn side_by_side_rows_follow_the_floor() {
+        let a = [
+            f(1, 0.0, 2.0, "ask not"),
+            f(2, 5.0, 7.0, "what your country"),
+        ];
+        let b = [
+            f(1, 1.5, 3.0, "no preguntes"),
+            f(2, 6.0, 8.0, "qué tu país"),
+        ];
+        let t = side_by_side("floor", &a, "es", &b);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows[2], "| 00:00:00.000 | ask not | no preguntes |");
+        assert_eq!(
+            rows[3],
+            "| 00:00:05.000 | what your country | qué tu país |"
+        );
+    }
+
+    #[test]
+    fn unknown_formats_are_named() {
+        assert!("pdf".parse::<Format>().unwrap_err().contains("pdf"));
+    }
+}

@@ -1,0 +1,323 @@
+//! Fan-out: every channel's events to every listener, one serialization per event.
+//!
+//! One [`tokio::sync::broadcast`] queue for the whole meeting carries each event once, as
+//! JSON text shared by all listeners ([`Published`]); a listener keeps the events of the
+//! channels it subscribed to. The queue holds [`BROADCAST_CAPACITY`] events: a listener that
+//! falls that far behind (a stalled phone) loses its place, never slows the publisher or
+//! anyone else, and is sent a fresh snapshot of its channels (`resync`).
+//!
+//! Each channel also keeps its last [`RING_FINALS`] finals and its current partial, for
+//! snapshots and for resuming after a reconnect. Publishing a final and subscribing both
+//! hold the channel's lock, so a subscriber's snapshot and its live events meet with no gap
+//! and no duplicate.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+use super::wire::{ChannelInfo, ChannelState, Final, Partial, ServerMessage};
+
+/// Events the broadcast queue holds for the slowest listener before it must resync.
+pub const BROADCAST_CAPACITY: usize = 4096;
+
+/// Finals each channel keeps in memory for snapshots and resume.
+pub const RING_FINALS: usize = 1000;
+
+/// Finals in a snapshot on subscribe.
+pub const SNAPSHOT_FINALS: usize = 20;
+
+/// An event as it goes out: which channel (index), its final's seq if it is one, its JSON.
+#[derive(Debug)]
+pub struct Published {
+    pub channel: usize,
+    pub seq: Option<u64>,
+    pub json: String,
+}
+
+#[derive(Default)]
+struct Slot {
+    ring: VecDeque<Final>,
+    partial: Option<Partial>,
+    next_seq: u64,
+    state: Option<(ChannelState, f64, String)>,
+}
+
+/// The meeting's channels and their live state.
+pub struct Hub {
+    pub channels: Vec<ChannelInfo>,
+    state: Vec<Mutex<Slot>>,
+    tx: broadcast::Sender<Arc<Published>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data: keep serving it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// A hub for `channels`; `next_seq[i]` is the first seq channel `i` will give (1 for a
+    /// new meeting, after the archive's last for a restarted one).
+    pub fn new(channels: Vec<ChannelInfo>, next_seq: &[u64]) -> Hub {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let state = (0..channels.len())
+            .map(|i| {
+                Mutex::new(Slot {
+                    next_seq: next_seq.get(i).copied().unwrap_or(1).max(1),
+                    ..Slot::default()
+                })
+            })
+            .collect();
+        Hub {
+            channels,
+            state,
+            tx,
+        }
+    }
+
+    /// The index of channel `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c.id == id)
+    }
+
+    /// Gives a final its seq (in publishing order). Called by the one thread that then
+    /// archives and publishes it.
+    pub fn assign_seq(&self, channel: usize, f: &mut Final) {
+        let mut st = lock(&self.state[channel]);
+        f.seq = st.next_seq;
+        st.next_seq += 1;
+    }
+
+    /// Sends a final to every listener of its channel and keeps it for snapshots.
+    pub fn publish_final(&self, channel: usize, f: Final) {
+        let json = ServerMessage::Final(f.clone()).to_json();
+        let mut st = lock(&self.state[channel]);
+        st.next_seq = st.next_seq.max(f.seq + 1);
+        let seq = f.seq;
+        st.ring.push_back(f);
+        while st.ring.len() > RING_FINALS {
+            st.ring.pop_front();
+        }
+        // The partial it replaces is gone with it.
+        st.partial = None;
+        // No listener is not an error: the event is kept in the ring.
+        let _ = self.tx.send(Arc::new(Published {
+            channel,
+            seq: Some(seq),
+            json,
+        }));
+    }
+
+    /// Sends a partial (the channel's current tentative text).
+    pub fn publish_partial(&self, channel: usize, p: Partial) {
+        let json = ServerMessage::Partial(p.clone()).to_json();
+        let mut st = lock(&self.state[channel]);
+        st.partial = (!p.text.is_empty()).then_some(p);
+        let _ = self.tx.send(Arc::new(Published {
+            channel,
+            seq: None,
+            json,
+        }));
+    }
+
+    /// Sends a channel's status, if it changed (or the lag moved by more than a second).
+    pub fn publish_status(&self, channel: usize, state: ChannelState, lag: f64, source: &str) {
+        let mut st = lock(&self.state[channel]);
+        let changed = match &st.state {
+            Some((s, l, src)) => *s != state || (l - lag).abs() >= 1.0 || src != source,
+            None => true,
+        };
+        if !changed {
+            return;
+        }
+        st.state = Some((state, lag, source.to_string()));
+        let json = ServerMessage::Status {
+            channel: self.channels[channel].id.clone(),
+            state,
+            lag: (lag * 10.0).round() / 10.0,
+            source: source.to_string(),
+        }
+        .to_json();
+        let _ = self.tx.send(Arc::new(Published {
+            channel,
+            seq: None,
+            json,
+        }));
+    }
+
+    /// The last status of a channel.
+    pub fn status(&self, channel: usize) -> Option<(ChannelState, f64, String)> {
+        lock(&self.state[channel]).state.clone()
+    }
+
+    /// A broadcast receiver with no events yet.
+    pub fn receiver(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+
+    /// Listeners connected (broadcast receivers alive).
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// What a client subscribing to `channel` gets first, and the receiver to follow it
+    /// with. With `since`: the finals after it if the ring still has them all; otherwise
+    /// (or without `since`) a snapshot. Returned under the channel's lock, so the receiver
+    /// starts exactly after them.
+    pub fn join(
+        &self,
+        channel: usize,
+        since: Option<u64>,
+        resync: bool,
+    ) -> (Vec<ServerMessage>, broadcast::Receiver<Arc<Published>>) {
+        let st = lock(&self.state[channel]);
+        let rx = self.tx.subscribe();
+        let id = self.channels[channel].id.clone();
+        let oldest = st.ring.front().map(|f| f.seq).unwrap_or(st.next_seq);
+        let mut out = Vec::new();
+        match since {
+            // Everything after `since` is in the ring (or nothing was missed).
+            Some(s) if s + 1 >= oldest && s < st.next_seq => {
+                out.extend(
+                    st.ring
+                        .iter()
+                        .filter(|f| f.seq > s)
+                        .cloned()
+                        .map(ServerMessage::Final),
+                );
+                if let Some(p) = &st.partial {
+                    out.push(ServerMessage::Partial(p.clone()));
+                }
+            }
+            _ => {
+                let n = st.ring.len().saturating_sub(SNAPSHOT_FINALS);
+                out.push(ServerMessage::Snapshot {
+                    channel: id.clone(),
+                    finals: st.ring.iter().skip(n).cloned().collect(),
+                    partial: st.partial.clone(),
+                    resync,
+                });
+            }
+        }
+        if let Some((state, lag, source)) = &st.state {
+            out.push(ServerMessage::Status {
+                channel: id,
+                state: *state,
+                lag: (lag * 10.0).round() / 10.0,
+                source: source.clone(),
+            });
+        }
+        (out, rx)
+    }
+
+    /// The last seq given in a channel (0: none yet).
+    pub fn last_seq(&self, channel: usize) -> u64 {
+        lock(&self.state[channel]).next_seq - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        let ch = |id: &str| ChannelInfo {
+            id: id.into(),
+            language: "en".into(),
+            label: id.into(),
+            floor: id == "floor",
+        };
+        Hub::new(vec![ch("floor"), ch("es")], &[1, 1])
+    }
+
+    fn final_(hub: &Hub, channel: usize, text: &str) -> Final {
+        let mut f = Final {
+            channel: hub.channels[channel].id.clone(),
+            seq: 0,
+            start: 0.0,
+            end: 1.0,
+            wall_ms: 0,
+            language: "en".into(),
+            text: text.into(),
+            raw_text: text.into(),
+            glossary: Default::default(),
+        };
+        hub.assign_seq(channel, &mut f);
+        f
+    }
+
+    #[test]
+    fn resume_gets_exactly_the_missed_finals_then_live_ones() {
+        let h = hub();
+        for t in ["a", "b", "c", "d"] {
+            let f = final_(&h, 0, t);
+            h.publish_final(0, f);
+        }
+        let (first, mut rx) = h.join(0, Some(2), false);
+        let seqs: Vec<u64> = first
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Final(f) => Some(f.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![3, 4]);
+        let f = final_(&h, 0, "e");
+        h.publish_final(0, f);
+        assert_eq!(rx.try_recv().unwrap().seq, Some(5));
+        // Up to date: nothing missed, nothing repeated.
+        let (first, _) = h.join(0, Some(5), false);
+        assert!(first.is_empty(), "{first:?}");
+    }
+
+    #[test]
+    fn a_new_listener_or_one_too_far_behind_gets_a_snapshot() {
+        let h = hub();
+        for i in 0..(RING_FINALS + 5) {
+            let f = final_(&h, 1, &format!("w{i}"));
+            h.publish_final(1, f);
+        }
+        h.publish_partial(
+            1,
+            Partial {
+                channel: "es".into(),
+                segment: 9,
+                revision: 1,
+                text: "tentative".into(),
+                start: 0.0,
+                end: 1.0,
+            },
+        );
+        for since in [None, Some(1)] {
+            let (first, _) = h.join(1, since, since.is_some());
+            match &first[0] {
+                ServerMessage::Snapshot {
+                    finals,
+                    partial,
+                    resync,
+                    ..
+                } => {
+                    assert_eq!(finals.len(), SNAPSHOT_FINALS);
+                    assert_eq!(finals.last().unwrap().seq, (RING_FINALS + 5) as u64);
+                    assert_eq!(partial.as_ref().unwrap().text, "tentative");
+                    assert_eq!(*resync, since.is_some());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_listener_that_falls_behind_is_told_it_lagged_and_the_publisher_never_waits() {
+        let h = hub();
+        let mut slow = h.receiver();
+        for i in 0..(BROADCAST_CAPACITY + 10) {
+            let f = final_(&h, 0, &format!("w{i}"));
+            h.publish_final(0, f);
+        }
+        assert!(matches!(
+            slow.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+    }
+}

@@ -1,0 +1,927 @@
+//! The meeting server: channels transcribed live, captions fanned out over WebSocket, every
+//! final archived before anyone sees it.
+//!
+//! ```text
+//! source thread ──► engine (decoder thread) ──► sink: glossary ──► writer thread ──► hub ──► listeners
+//!  (file, …)          one model, all channels      (µs, inline)     archive, then      broadcast   (one task
+//!                                                                    publish                      per socket)
+//! ```
+//!
+//! [`run`] takes the meeting, a bound listener and a shutdown future, so tests start real
+//! servers on `127.0.0.1:0`. Whisper and SQLite run on their own threads; the async runtime
+//! only moves bytes. Every queue is bounded: the engine's audio inbox (scheduler), the
+//! writer's queue ([`pipeline::PIPELINE_QUEUE`]), the broadcast ([`hub::BROADCAST_CAPACITY`]).
+
+pub mod archive;
+pub mod config;
+pub mod export;
+pub mod hub;
+pub mod pipeline;
+pub mod source;
+pub mod wire;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::glossary::{AnnotateOptions, Glossary};
+use crate::stream::engine::{Emitted, PROMPT_TOKENS};
+use crate::stream::lang::LanguageMode;
+use crate::stream::policy::{Event, PolicyConfig};
+use crate::stream::scheduler::{ChannelSpec, Engine};
+use crate::transcribe::Model;
+
+use config::MeetingConfig;
+use hub::Hub;
+use source::Source;
+use wire::{
+    Annotations, ChannelInfo, ChannelState, ClientMessage, ErrorCode, Final, Partial, ServerMessage,
+};
+
+/// A channel whose transcription is further behind than this (seconds) is `lagging`.
+pub const LAGGING_AFTER: f64 = 3.0;
+
+/// A channel with no caption event for this long (seconds) is `silent`.
+const SILENT_AFTER_MS: u64 = 5_000;
+
+/// How often statuses are sent (when they change) and heartbeats.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// A listener whose socket takes longer than this to take one message is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest client message accepted (subscriptions are small).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Why the server could not start. Every variant says what and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Model(#[from] crate::transcribe::TranscribeError),
+    #[error(transparent)]
+    Glossary(#[from] crate::glossary::GlossaryError),
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    #[error("channel `{channel}`: {source}")]
+    Source {
+        channel: String,
+        source: source::SourceError,
+    },
+    #[error("streaming engine: {0}")]
+    Engine(String),
+    #[error("channel `{channel}`: {message}")]
+    Channel { channel: String, message: String },
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What [`run`] needs besides the meeting file.
+pub struct ServeOptions {
+    /// The ggml model file (resolved from the catalog by the caller).
+    pub model: PathBuf,
+    /// Protects the organizer's endpoints (exports); attendees need none.
+    pub organizer_token: String,
+}
+
+/// Shared by every connection.
+struct App {
+    hub: Arc<Hub>,
+    meeting: ServerMessage,
+    engine: Engine,
+    sources: std::sync::Mutex<Vec<Source>>,
+    pipeline: Arc<pipeline::PipelineStats>,
+    /// Listeners subscribed, per channel.
+    listening: Vec<AtomicUsize>,
+    /// Wall ms of each channel's last caption event.
+    last_event: Arc<Vec<AtomicU64>>,
+    archive_path: Option<PathBuf>,
+    meeting_id: String,
+    organizer_token: String,
+    connections: AtomicUsize,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the meeting until `shutdown` resolves: loads the model and glossary, opens the
+/// archive, starts every channel's source, and serves HTTP and WebSocket on `listener`.
+pub async fn run(
+    config: MeetingConfig,
+    options: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = tokio::task::spawn_blocking(move || start(config, options))
+        .await
+        .map_err(|e| ServerError::Engine(format!("start-up failed: {e}")))??;
+    let app = Arc::new(app);
+    let status = tokio::spawn(status_loop(app.clone()));
+    let router = Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/meeting", get(meeting_info))
+        .route("/api/export/{channel}", get(export_channel))
+        .route("/ingest/{channel}", get(ingest_upgrade))
+        .with_state(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    status.abort();
+    // Stop the sources, then the engine (its last events reach the writer), then the writer.
+    let app = match Arc::try_unwrap(app) {
+        Ok(app) => app,
+        Err(app) => {
+            // Connections still hold the app: stop what feeds it; the rest ends with them.
+            if let Ok(mut s) = app.sources.lock() {
+                s.iter_mut().for_each(Source::stop);
+            }
+            return Ok(());
+        }
+    };
+    if let Ok(mut s) = app.sources.into_inner() {
+        s.iter_mut().for_each(Source::stop);
+    }
+    tokio::task::spawn_blocking(move || app.engine.shutdown())
+        .await
+        .ok();
+    Ok(())
+}
+
+/// Everything that blocks at start: the model, the glossary, the archive, the threads.
+fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerError> {
+    let m = &config.meeting;
+    let model = Arc::new(Model::load(&options.model)?);
+    let glossary = match &m.glossary {
+        Some(p) => Some(Arc::new(Glossary::load(p)?)),
+        None => None,
+    };
+    let archive = if m.off_record {
+        None
+    } else {
+        let a = archive::Archive::open(&m.archive)?;
+        if m.retention_days > 0 {
+            let before = now_ms().saturating_sub(u64::from(m.retention_days) * 86_400_000);
+            let n = a.purge(before)?;
+            if n > 0 {
+                tracing::info!(
+                    purged = n,
+                    days = m.retention_days,
+                    "retention: old finals purged"
+                );
+            }
+        }
+        Some(a)
+    };
+    let channels: Vec<ChannelInfo> = config
+        .channels
+        .iter()
+        .map(|c| ChannelInfo {
+            id: c.id.clone(),
+            language: c.language.clone(),
+            label: if c.label.is_empty() {
+                c.id.clone()
+            } else {
+                c.label.clone()
+            },
+            floor: c.floor,
+        })
+        .collect();
+    let mut next_seq = Vec::new();
+    for c in &channels {
+        next_seq.push(match &archive {
+            Some(a) => a.last_seq(&m.id, &c.id)? + 1,
+            None => 1,
+        });
+    }
+    let hub = Arc::new(Hub::new(channels.clone(), &next_seq));
+    let (tx, pipeline_stats, _writer) =
+        pipeline::start(hub.clone(), archive.map(|a| (a, m.id.clone())))?;
+    let last_event: Arc<Vec<AtomicU64>> =
+        Arc::new(channels.iter().map(|_| AtomicU64::new(0)).collect());
+
+    // The sink runs on the decoder thread: annotate (microseconds), then queue.
+    let langs: Vec<String> = channels.iter().map(|c| c.language.clone()).collect();
+    let ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
+    let (g, flags, le) = (glossary.clone(), m.flags, last_event.clone());
+    let sink = Box::new(move |id: u32, e: Emitted| {
+        let ch = id as usize;
+        let Some(channel) = ids.get(ch).cloned() else {
+            return;
+        };
+        if let Some(t) = le.get(ch) {
+            t.store(now_ms(), Relaxed);
+        }
+        match e.event {
+            Event::Partial {
+                segment,
+                revision,
+                text,
+                start,
+                end,
+                ..
+            } => tx.partial(
+                ch,
+                Partial {
+                    channel,
+                    segment,
+                    revision,
+                    text,
+                    start,
+                    end,
+                },
+            ),
+            Event::Final {
+                start,
+                end,
+                raw_text,
+                language,
+                ..
+            } => {
+                let lang = if language.is_empty() {
+                    langs[ch].clone()
+                } else {
+                    language
+                };
+                let (text, glossary) = match &g {
+                    Some(g) => {
+                        // Hints into the other channels' languages: the interpreters'.
+                        let targets: Vec<String> = langs
+                            .iter()
+                            .filter(|l| **l != lang && l.as_str() != "auto")
+                            .cloned()
+                            .collect::<BTreeSet<_>>()
+                            .into_iter()
+                            .collect();
+                        let a = g.annotate(&raw_text, &lang, &AnnotateOptions { targets, flags });
+                        (
+                            a.text,
+                            Annotations {
+                                corrections: a.corrections,
+                                hits: a.hits,
+                                flags: a.flags,
+                            },
+                        )
+                    }
+                    None => (raw_text.clone(), Annotations::default()),
+                };
+                tx.final_(
+                    ch,
+                    Final {
+                        channel,
+                        seq: 0,
+                        start,
+                        end,
+                        wall_ms: now_ms(),
+                        language: lang,
+                        text,
+                        raw_text,
+                        glossary,
+                    },
+                );
+            }
+        }
+    });
+    let threads = m
+        .threads
+        .unwrap_or_else(crate::transcribe::default_threads)
+        .max(1);
+    let engine = Engine::start(model.clone(), threads, sink)
+        .map_err(|e| ServerError::Engine(e.to_string()))?;
+    let mut sources = Vec::new();
+    for c in &config.channels {
+        let language = match c.language.as_str() {
+            "auto" => LanguageMode::Detect(c.allowed.clone()),
+            code => LanguageMode::Fixed(code.to_string()),
+        };
+        let hints = match (&glossary, m.bias) {
+            (Some(g), true) if c.language != "auto" => {
+                g.bias(&c.language, PROMPT_TOKENS / 2, |t| model.token_count(t))
+            }
+            _ => Vec::new(),
+        };
+        let channel = engine
+            .open(ChannelSpec {
+                name: c.id.clone(),
+                language,
+                floor: c.floor,
+                policy: PolicyConfig::default(),
+                hints,
+            })
+            .map_err(|e| ServerError::Channel {
+                channel: c.id.clone(),
+                message: e.to_string(),
+            })?;
+        sources.push(
+            Source::start(&c.source, channel).map_err(|source| ServerError::Source {
+                channel: c.id.clone(),
+                source,
+            })?,
+        );
+    }
+    let meeting = ServerMessage::Meeting {
+        protocol: wire::PROTOCOL_VERSION,
+        title: m.title.clone(),
+        off_record: m.off_record,
+        demo: m.demo,
+        channels: channels.clone(),
+    };
+    Ok(App {
+        listening: channels.iter().map(|_| AtomicUsize::new(0)).collect(),
+        hub,
+        meeting,
+        engine,
+        sources: std::sync::Mutex::new(sources),
+        pipeline: pipeline_stats,
+        last_event,
+        archive_path: (!m.off_record).then(|| m.archive.clone()),
+        meeting_id: m.id.clone(),
+        organizer_token: options.organizer_token,
+        connections: AtomicUsize::new(0),
+    })
+}
+
+/// Each channel's state, from the engine's numbers and the source.
+fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
+    let stats = app.engine.stats();
+    let sources = app.sources.lock().ok();
+    let now = now_ms();
+    (0..app.hub.channels.len())
+        .map(|i| {
+            let lag = stats.get(i).map(|s| s.lag).unwrap_or(0.0);
+            let (ended, described) = sources
+                .as_ref()
+                .and_then(|s| s.get(i))
+                .map(|s| (s.ended.load(Relaxed), s.describe()))
+                .unwrap_or((true, "none".into()));
+            let done = stats.get(i).map(|s| s.done).unwrap_or(false);
+            let state = if let Some(why) = app.engine.stopped() {
+                return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
+            } else if ended && done {
+                ChannelState::Ended
+            } else if lag > LAGGING_AFTER {
+                ChannelState::Lagging
+            } else if now.saturating_sub(app.last_event[i].load(Relaxed)) > SILENT_AFTER_MS {
+                ChannelState::Silent
+            } else {
+                ChannelState::Live
+            };
+            (state, lag, described)
+        })
+        .collect()
+}
+
+async fn status_loop(app: Arc<App>) {
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    loop {
+        tick.tick().await;
+        for (i, (state, lag, source)) in channel_states(&app).into_iter().enumerate() {
+            app.hub.publish_status(i, state, lag, &source);
+        }
+    }
+}
+
+async fn ws_upgrade(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| listener(socket, app))
+}
+
+/// Sends one message; `false` if the client is gone or too slow to take it.
+async fn send(ws: &mut WebSocket, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn send_msg(ws: &mut WebSocket, m: &ServerMessage) -> bool {
+    send(ws, m.to_json()).await
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+    ServerMessage::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+/// One listener's connection: its subscriptions, and the events of those channels.
+async fn listener(mut ws: WebSocket, app: Arc<App>) {
+    app.connections.fetch_add(1, Relaxed);
+    let n = app.hub.channels.len();
+    let mut subscribed: Vec<bool> = vec![false; n];
+    // The last final's seq sent per channel: nothing is sent twice.
+    let mut last_sent: Vec<u64> = vec![0; n];
+    let mut rx: Option<tokio::sync::broadcast::Receiver<Arc<hub::Published>>> = None;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    heartbeat.tick().await;
+    let mut open = send_msg(&mut ws, &app.meeting).await;
+    while open {
+        tokio::select! {
+            incoming = ws.recv() => {
+                let text = match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        open = send_msg(&mut ws, &error(ErrorCode::Unsupported,
+                            "binary frames are not part of the caption protocol; send JSON text")).await;
+                        continue;
+                    }
+                    Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
+                };
+                match wire::parse_client(text.as_str()) {
+                    Err(why) => {
+                        open = send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await;
+                    }
+                    Ok(ClientMessage::Ping { id }) => {
+                        open = send_msg(&mut ws, &ServerMessage::Pong { id }).await;
+                    }
+                    Ok(ClientMessage::Unsubscribe { channels }) => {
+                        for id in channels {
+                            match app.hub.index(&id) {
+                                Some(i) if subscribed[i] => {
+                                    subscribed[i] = false;
+                                    app.listening[i].fetch_sub(1, Relaxed);
+                                }
+                                Some(_) => {}
+                                None => {
+                                    open = send_msg(&mut ws, &error(ErrorCode::UnknownChannel,
+                                        format!("no channel `{id}` in this meeting"))).await;
+                                }
+                            }
+                        }
+                    }
+                    Ok(ClientMessage::Subscribe { channels, since }) => {
+                        for id in channels {
+                            let Some(i) = app.hub.index(&id) else {
+                                open = send_msg(&mut ws, &error(ErrorCode::UnknownChannel,
+                                    format!("no channel `{id}` in this meeting"))).await;
+                                continue;
+                            };
+                            let (first, r) = app.hub.join(i, since.get(&id).copied(), false);
+                            if rx.is_none() {
+                                rx = Some(r);
+                            }
+                            if !subscribed[i] {
+                                subscribed[i] = true;
+                                app.listening[i].fetch_add(1, Relaxed);
+                            }
+                            last_sent[i] = since.get(&id).copied().unwrap_or(0);
+                            for m in first {
+                                note_sent(&m, i, &mut last_sent);
+                                open = open && send_msg(&mut ws, &m).await;
+                            }
+                        }
+                    }
+                }
+            }
+            event = async { rx.as_mut().expect("guarded").recv().await }, if rx.is_some() => {
+                match event {
+                    Ok(p) => {
+                        if !subscribed[p.channel] {
+                            continue;
+                        }
+                        if let Some(seq) = p.seq {
+                            if seq <= last_sent[p.channel] {
+                                continue;
+                            }
+                            last_sent[p.channel] = seq;
+                        }
+                        open = send(&mut ws, p.json.clone()).await;
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        // Too far behind: a fresh snapshot of each channel, then live again.
+                        tracing::debug!(missed, "listener lagged; resync");
+                        // The first channel's receiver is the oldest: it has every event
+                        // after that snapshot; what the later snapshots already hold is
+                        // skipped by seq.
+                        let mut fresh = None;
+                        for i in (0..n).filter(|&i| subscribed[i]) {
+                            let (first, r) = app.hub.join(i, None, true);
+                            fresh.get_or_insert(r);
+                            for m in first {
+                                note_sent(&m, i, &mut last_sent);
+                                open = open && send_msg(&mut ws, &m).await;
+                            }
+                        }
+                        if fresh.is_some() {
+                            rx = fresh;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            _ = heartbeat.tick() => {
+                open = send_msg(&mut ws, &ServerMessage::Heartbeat { wall_ms: now_ms() }).await;
+            }
+        }
+    }
+    for (i, s) in subscribed.iter().enumerate() {
+        if *s {
+            app.listening[i].fetch_sub(1, Relaxed);
+        }
+    }
+    app.connections.fetch_sub(1, Relaxed);
+}
+
+/// Records the last final seq a first message carries.
+fn note_sent(m: &ServerMessage, channel: usize, last_sent: &mut [u64]) {
+    let seq = match m {
+        ServerMessage::Final(f) => Some(f.seq),
+        ServerMessage::Snapshot { finals, .. } => finals.last().map(|f| f.seq),
+        _ => None,
+    };
+    if let Some(s) = seq {
+        last_sent[channel] = last_sent[channel].max(s);
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let engine = app.engine.stopped();
+    let archive = app
+        .pipeline
+        .archive_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
+    let ok = engine.is_none() && archive.is_none();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "engine": engine.unwrap_or_else(|| "running".into()),
+        "archive": match (&app.archive_path, archive) {
+            (None, _) => "off the record".to_string(),
+            (Some(_), Some(e)) => e,
+            (Some(_), None) => "ok".to_string(),
+        },
+        "channels": channel_states(&app).iter().zip(&app.hub.channels).map(|((s, lag, src), c)| {
+            serde_json::json!({"id": c.id, "state": s, "lag": lag, "source": src})
+        }).collect::<Vec<_>>(),
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn meeting_info(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        app.meeting.to_json(),
+    )
+        .into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let stats = app.engine.stats();
+    let p = &app.pipeline;
+    let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.connections.load(Relaxed));
+    let _ = writeln!(
+        s,
+        "# HELP tolk_listeners Listeners subscribed to a channel.\n# TYPE tolk_listeners gauge"
+    );
+    for (c, n) in app.hub.channels.iter().zip(&app.listening) {
+        let _ = writeln!(
+            s,
+            "tolk_listeners{{channel=\"{}\"}} {}",
+            c.id,
+            n.load(Relaxed)
+        );
+    }
+    let _ = writeln!(s, "# HELP tolk_finals_total Finals published.\n# TYPE tolk_finals_total counter\ntolk_finals_total {}", p.finals.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_partials_total Partials published.\n# TYPE tolk_partials_total counter\ntolk_partials_total {}", p.partials.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_partials_dropped_total Partials dropped because the writer queue was full.\n# TYPE tolk_partials_dropped_total counter\ntolk_partials_dropped_total {}", p.partials_dropped.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_archive_failures_total Archive writes that failed.\n# TYPE tolk_archive_failures_total counter\ntolk_archive_failures_total {}", p.archive_failures.load(Relaxed));
+    let per = |s: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(usize) -> f64| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (i, c) in app.hub.channels.iter().enumerate() {
+            let _ = writeln!(s, "{name}{{channel=\"{}\"}} {}", c.id, f(i));
+        }
+    };
+    per(
+        &mut s,
+        "tolk_lag_seconds",
+        "How far transcription is behind the audio.",
+        "gauge",
+        &|i| stats.get(i).map(|x| x.lag).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_asr_seconds_total",
+        "Seconds whisper.cpp spent decoding (wall time of the decoder thread, all its threads).",
+        "counter",
+        &|i| stats.get(i).map(|x| x.decode_secs).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_audio_seconds_total",
+        "Seconds of audio received.",
+        "counter",
+        &|i| stats.get(i).map(|x| x.audio_secs).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_audio_dropped_seconds_total",
+        "Seconds of audio dropped because the channel's inbox was full.",
+        "counter",
+        &|i| stats.get(i).map(|x| x.audio_lost_secs).unwrap_or(0.0),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ExportQuery {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    /// A second channel for the side-by-side export.
+    #[serde(default)]
+    with: Option<String>,
+}
+
+/// The organizer's token, from `Authorization: Bearer` or `?token=`.
+fn organizer(app: &App, headers: &HeaderMap, q: &ExportQuery) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer.or(q.token.as_deref()).unwrap_or("");
+    constant_time_eq(given.as_bytes(), app.organizer_token.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn export_channel(
+    State(app): State<Arc<App>>,
+    Path(channel): Path<String>,
+    Query(q): Query<ExportQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !organizer(&app, &headers, &q) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "exports need the organizer token (Authorization: Bearer TOKEN)\n",
+        )
+            .into_response();
+    }
+    let Some(path) = app.archive_path.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this meeting is off the record: nothing is archived\n",
+        )
+            .into_response();
+    };
+    let format = match q
+        .format
+        .as_deref()
+        .unwrap_or("vtt")
+        .parse::<export::Format>()
+    {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let known = |c: &str| app.hub.index(c).is_some();
+    if !known(&channel) || q.with.as_deref().is_some_and(|w| !known(w)) {
+        return (StatusCode::NOT_FOUND, "no such channel in this meeting\n").into_response();
+    }
+    let meeting = app.meeting_id.clone();
+    let with = q.with.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let a = archive::Archive::open(&path)?;
+        let main = a.finals(Some(&meeting), &channel)?;
+        let other = match &with {
+            Some(w) => Some((w.clone(), a.finals(Some(&meeting), w)?)),
+            None => None,
+        };
+        Ok::<_, archive::ArchiveError>(match other {
+            Some((w, o)) => export::side_by_side(&channel, &main, &w, &o),
+            None => export::render(&main, format),
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => {
+            let ct = if q.with.is_some() {
+                "text/markdown; charset=utf-8"
+            } else {
+                format.content_type()
+            };
+            ([(header::CONTENT_TYPE, ct)], body).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("export failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// A remote booth connects: the channel must take network audio, the token must be the
+/// channel's, and one sender at a time.
+async fn ingest_upgrade(
+    ws: WebSocketUpgrade,
+    State(app): State<Arc<App>>,
+    Path(channel): Path<String>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(i) = app.hub.index(&channel) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no channel `{channel}` in this meeting\n"),
+        )
+            .into_response();
+    };
+    let found = app.sources.lock().ok().and_then(|s| {
+        s.get(i).and_then(|src| {
+            src.network.as_ref().map(|n| {
+                (
+                    n.token.clone(),
+                    n.channel.clone(),
+                    n.busy.clone(),
+                    src.state.clone(),
+                )
+            })
+        })
+    });
+    let Some((token, feed, busy, state)) = found else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("channel `{channel}` does not take audio over the network\n"),
+        )
+            .into_response();
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer.or(q.token.as_deref()).unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        tracing::warn!(channel, "ingest refused: wrong token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            format!("wrong ingest token for channel `{channel}`\n"),
+        )
+            .into_response();
+    }
+    if busy.swap(true, Relaxed) {
+        return (
+            StatusCode::CONFLICT,
+            format!("a sender is already connected to channel `{channel}`\n"),
+        )
+            .into_response();
+    }
+    ws.max_message_size(MAX_INGEST_FRAME)
+        .on_upgrade(move |socket| async move {
+            ingest(socket, &channel, &feed, &state).await;
+            source::set(
+                &state,
+                "booth disconnected; waiting for it to reconnect".into(),
+            );
+            busy.store(false, Relaxed);
+        })
+}
+
+/// The largest ingest frame: a second of 48 kHz 16-bit PCM.
+const MAX_INGEST_FRAME: usize = 96_000;
+
+/// How long a sender has to say `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Decodes a booth's audio frames into its channel.
+async fn ingest(
+    mut ws: WebSocket,
+    channel: &str,
+    feed: &crate::stream::scheduler::Channel,
+    state: &std::sync::Mutex<String>,
+) {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, ws.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => {
+            serde_json::from_str::<wire::IngestMessage>(t.as_str()).map_err(|e| e.to_string())
+        }
+        Ok(Some(Ok(_))) => Err("the first message must be a JSON hello".into()),
+        Ok(_) => return,
+        Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
+    };
+    let wire::IngestMessage::Hello { format, rate } = match hello {
+        Ok(h) => h,
+        Err(why) => {
+            let _ = send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await;
+            return;
+        }
+    };
+    let mut opus = match format {
+        wire::AudioFormat::Opus if wire::OPUS_RATES.contains(&rate) => {
+            match opus::Decoder::new(rate, opus::Channels::Mono) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, e.to_string())).await;
+                    return;
+                }
+            }
+        }
+        wire::AudioFormat::Opus => {
+            let why = format!("Opus runs at 8, 12, 16, 24 or 48 kHz, not {rate} Hz");
+            let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await;
+            return;
+        }
+        wire::AudioFormat::Pcm16 => None,
+    };
+    let mut resampler = match crate::audio::StreamResampler::new(rate) {
+        Ok(r) if (8_000..=192_000).contains(&rate) => r,
+        _ => {
+            let why = format!("{rate} Hz is not a sample rate tolk takes (8000 to 192000)");
+            let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await;
+            return;
+        }
+    };
+    let ready = ServerMessage::Ready {
+        channel: channel.to_string(),
+    };
+    if !send_msg(&mut ws, &ready).await {
+        return;
+    }
+    source::set(state, format!("receiving {format:?} audio from the booth"));
+    tracing::info!(channel, ?format, rate, "booth connected");
+    // 120 ms at 48 kHz: the largest Opus frame.
+    let mut pcm = vec![0f32; 5760];
+    let mut bad = 0u32;
+    while let Some(Ok(msg)) = ws.recv().await {
+        let frame = match msg {
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            Message::Text(_) => {
+                let why = "after the hello, audio comes as binary frames";
+                if !send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await {
+                    break;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let samples: Vec<f32> = match &mut opus {
+            Some(d) => match d.decode_float(&frame, &mut pcm, false) {
+                Ok(n) => pcm[..n].to_vec(),
+                Err(e) => {
+                    bad += 1;
+                    // A lost or corrupt packet: say so once in a while, keep the connection.
+                    if bad == 1 || bad % 100 == 0 {
+                        let why = format!("undecodable Opus packet ({bad} so far): {e}");
+                        if !send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            },
+            None => frame
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+                .collect(),
+        };
+        let out = match resampler.push(&samples) {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        if !out.is_empty() && feed.push_audio(&out).is_err() {
+            break;
+        }
+    }
+    // A booth that drops mid-sentence: its last words close as if it had gone quiet.
+    let silence = vec![0f32; (DISCONNECT_SILENCE_SECS * crate::audio::SAMPLE_RATE as f64) as usize];
+    let _ = feed.push_audio(&silence);
+    tracing::info!(channel, "booth disconnected");
+}
+
+/// Silence added when a booth disconnects, so the open utterance closes.
+const DISCONNECT_SILENCE_SECS: f64 = 1.5;

@@ -1,0 +1,235 @@
+//! Where a channel's audio comes from. Each source runs on its own thread and pushes 16 kHz
+//! mono samples into its engine channel (which never blocks: see the scheduler's inbox).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::audio::capture::{Capture, Next};
+use crate::audio::{decode_file, StreamResampler, SAMPLE_RATE};
+use crate::stream::scheduler::Channel;
+
+use super::config::SourceConfig;
+
+/// How often a file source releases audio.
+const FILE_TICK: Duration = Duration::from_millis(50);
+
+/// Silence between two plays of a looped file, so the last utterance closes.
+const LOOP_GAP_SECS: f64 = 2.0;
+
+/// Why a source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Capture(#[from] crate::audio::capture::CaptureError),
+    #[error("cannot start the source thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running source: its state in words for `status` events, and a stop switch.
+pub struct Source {
+    pub state: Arc<Mutex<String>>,
+    pub ended: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    /// A network source: its token, and the channel the ingest connection feeds.
+    pub network: Option<Network>,
+}
+
+/// A channel fed over the network (`/ingest/{channel}`).
+pub struct Network {
+    pub token: String,
+    pub channel: Channel,
+    /// A sender is connected (one at a time).
+    pub busy: Arc<AtomicBool>,
+}
+
+impl Source {
+    /// Starts feeding `channel` from `cfg`. A file that cannot be read or a sound card that
+    /// cannot be opened is an error now, before the meeting opens.
+    pub fn start(cfg: &SourceConfig, channel: Channel) -> Result<Source, SourceError> {
+        let state = Arc::new(Mutex::new(String::from("starting")));
+        let ended = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = match cfg {
+            SourceConfig::File {
+                path,
+                looped,
+                speed,
+            } => {
+                let audio = decode_file(path)?;
+                let (st, en, sp) = (state.clone(), ended.clone(), stop.clone());
+                let (looped, speed) = (*looped, *speed);
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                std::thread::Builder::new()
+                    .name("tolk-source".into())
+                    .spawn(move || {
+                        play_file(&audio.samples, &name, looped, speed, &channel, &st, &sp);
+                        channel.finish();
+                        en.store(true, Relaxed);
+                    })
+                    .map_err(SourceError::Thread)?
+            }
+            SourceConfig::Device { name } => {
+                let capture = Capture::open(name.as_deref())?;
+                let (st, en, sp) = (state.clone(), ended.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name("tolk-source".into())
+                    .spawn(move || {
+                        record(&capture, &channel, &st, &sp);
+                        channel.finish();
+                        en.store(true, Relaxed);
+                    })
+                    .map_err(SourceError::Thread)?
+            }
+            SourceConfig::Network { token } => {
+                set(&state, "waiting for the booth to connect".into());
+                return Ok(Source {
+                    state,
+                    ended,
+                    stop,
+                    handle: None,
+                    network: Some(Network {
+                        token: token.clone(),
+                        channel,
+                        busy: Arc::new(AtomicBool::new(false)),
+                    }),
+                });
+            }
+        };
+        Ok(Source {
+            state,
+            ended,
+            stop,
+            handle: Some(handle),
+            network: None,
+        })
+    }
+
+    /// The source's state in words.
+    pub fn describe(&self) -> String {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Stops the source and waits for its thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn set(state: &Mutex<String>, s: String) {
+    if let Ok(mut g) = state.lock() {
+        *g = s;
+    }
+}
+
+/// Releases `samples` at `speed` × real time, as a sound card would.
+fn play_file(
+    samples: &[f32],
+    name: &str,
+    looped: bool,
+    speed: f64,
+    channel: &Channel,
+    state: &Mutex<String>,
+    stop: &AtomicBool,
+) {
+    let gap = vec![0.0f32; (LOOP_GAP_SECS * SAMPLE_RATE as f64) as usize];
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        set(
+            state,
+            if looped {
+                format!("playing {name} (round {round})")
+            } else {
+                format!("playing {name}")
+            },
+        );
+        let t0 = Instant::now();
+        let mut fed = 0usize;
+        let all: Vec<&[f32]> = if looped {
+            vec![samples, &gap[..]]
+        } else {
+            vec![samples]
+        };
+        let total: usize = all.iter().map(|s| s.len()).sum();
+        while fed < total {
+            if stop.load(Relaxed) {
+                return;
+            }
+            let due =
+                ((t0.elapsed().as_secs_f64() * speed * SAMPLE_RATE as f64) as usize).min(total);
+            while fed < due {
+                // The piece of `all` that holds sample `fed`.
+                let (mut k, mut off) = (0usize, fed);
+                while off >= all[k].len() {
+                    off -= all[k].len();
+                    k += 1;
+                }
+                let n = (due - fed).min(all[k].len() - off);
+                if channel.push_audio(&all[k][off..off + n]).is_err() {
+                    set(state, "stopped: the transcription engine stopped".into());
+                    return;
+                }
+                fed += n;
+            }
+            std::thread::sleep(FILE_TICK);
+        }
+        if !looped {
+            set(state, format!("ended: {name} played"));
+            return;
+        }
+    }
+}
+
+/// Feeds a sound card's audio, resampled to 16 kHz, until stopped or the device goes away.
+fn record(capture: &Capture, channel: &Channel, state: &Mutex<String>, stop: &AtomicBool) {
+    let mut resampler = match StreamResampler::new(capture.rate) {
+        Ok(r) => r,
+        Err(e) => {
+            set(state, format!("failed: {e}"));
+            return;
+        }
+    };
+    set(state, format!("recording from {}", capture.name));
+    while !stop.load(Relaxed) {
+        match capture.next(Duration::from_millis(200)) {
+            Next::Block(block) => match resampler.push(&block) {
+                Ok(out) if !out.is_empty() => {
+                    if channel.push_audio(&out).is_err() {
+                        set(state, "stopped: the transcription engine stopped".into());
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    set(state, format!("failed: {e}"));
+                    return;
+                }
+            },
+            Next::Quiet => set(
+                state,
+                format!("no audio from {} (is it muted?)", capture.name),
+            ),
+            Next::Gone => {
+                set(state, format!("ended: {} went away", capture.name));
+                return;
+            }
+        }
+    }
+}

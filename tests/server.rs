@@ -1,0 +1,599 @@
+//! `tolk serve`: a real server on 127.0.0.1:0 with the real model, channels from real
+//! recordings, real WebSocket clients (tungstenite), the archive in a real SQLite file.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, stream::MaybeTlsStream, Message, WebSocket};
+
+use crate::util::*;
+
+const TOKEN: &str = "organizer-secret-for-tests";
+
+/// A `tolk serve` process; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tolk serve --config meeting.toml` in `dir` on a free port and waits for its URL.
+fn serve(dir: &Path) -> Server {
+    let mut child = tolk(dir)
+        .args([
+            "serve",
+            "--config",
+            "meeting.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--organizer-token", TOKEN])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server printed its address");
+    Server { child, addr }
+}
+
+/// A meeting with an English floor (jfk.wav) and a Spanish channel (12 s of a Spanish
+/// recording), both played once at real-time pace.
+fn write_meeting(dir: &Path, off_record: bool) {
+    let es = dir.join("es-12s.wav");
+    sox(&[
+        testdata("es-demo-instruct.wav").to_str().unwrap(),
+        es.to_str().unwrap(),
+        "trim",
+        "0",
+        "12",
+    ]);
+    let text = format!(
+        r#"[meeting]
+id = "test"
+title = "Raid and rescue: a test meeting"
+off_record = {off_record}
+archive = "archive.sqlite"
+model = "base"
+glossary = "{glossary}"
+
+[[channel]]
+id = "floor"
+language = "en"
+label = "Floor"
+floor = true
+source = {{ kind = "file", path = "{jfk}" }}
+
+[[channel]]
+id = "es"
+language = "es"
+label = "Español"
+source = {{ kind = "file", path = "es-12s.wav" }}
+"#,
+        glossary = root().join("glossaries/sex-work-rights.toml").display(),
+        jfk = testdata("jfk.wav").display(),
+    );
+    std::fs::write(dir.join("meeting.toml"), text).unwrap();
+}
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(addr: &str) -> Ws {
+    let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws")).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    ws
+}
+
+fn send_json(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).unwrap();
+}
+
+/// The next JSON message, or `None` if none came within the read timeout.
+fn next(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => {
+                // Closed (the server was killed, or failed): nothing more will come.
+                std::thread::sleep(Duration::from_millis(50));
+                return None;
+            }
+        }
+    }
+}
+
+/// What a client has seen.
+#[derive(Default)]
+struct Seen {
+    finals: BTreeMap<String, Vec<Value>>,
+    ended: BTreeMap<String, bool>,
+    errors: Vec<Value>,
+    other: Vec<Value>,
+}
+
+impl Seen {
+    fn take(&mut self, m: Value) {
+        match m["type"].as_str().unwrap() {
+            "final" => self
+                .finals
+                .entry(m["channel"].as_str().unwrap().to_string())
+                .or_default()
+                .push(m),
+            "snapshot" => {
+                let ch = m["channel"].as_str().unwrap().to_string();
+                let list = self.finals.entry(ch).or_default();
+                for f in m["finals"].as_array().unwrap() {
+                    if !list.iter().any(|x| x["seq"] == f["seq"]) {
+                        list.push(f.clone());
+                    }
+                }
+            }
+            "status" => {
+                let ended = m["state"] == "ended";
+                self.ended
+                    .insert(m["channel"].as_str().unwrap().to_string(), ended);
+            }
+            "error" => self.errors.push(m),
+            _ => self.other.push(m),
+        }
+    }
+
+    fn all_ended(&self) -> bool {
+        ["floor", "es"]
+            .iter()
+            .all(|c| self.ended.get(*c).copied().unwrap_or(false))
+    }
+
+    fn seqs(&self, ch: &str) -> Vec<u64> {
+        self.finals
+            .get(ch)
+            .map(|l| l.iter().map(|f| f["seq"].as_u64().unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    fn text(&self, ch: &str) -> String {
+        self.finals
+            .get(ch)
+            .map(|l| {
+                l.iter()
+                    .map(|f| f["text"].as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Reads until `until` holds or `secs` pass.
+fn follow(ws: &mut Ws, seen: &mut Seen, secs: u64, until: impl Fn(&Seen) -> bool) {
+    let t = Instant::now();
+    while !until(seen) && t.elapsed() < Duration::from_secs(secs) {
+        if let Some(m) = next(ws) {
+            seen.take(m);
+        }
+    }
+}
+
+/// A plain HTTP GET; returns status and body.
+fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw[9..12].parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// Two channels, several listeners: each gets the same ordered finals; a late joiner gets a
+/// snapshot; a reconnect with `since` gets exactly what it missed; a listener that never
+/// reads delays no one; malformed messages get errors and the connection lives on.
+#[test]
+fn listeners_get_every_final_in_order_and_resume_without_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), false);
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+
+    let both = json!({"type": "subscribe", "channels": ["floor", "es"]});
+    let mut a = connect(&addr);
+    let mut b = connect(&addr);
+    let mut stalled = connect(&addr);
+    for ws in [&mut a, &mut b, &mut stalled] {
+        let hello = next(ws).expect("a meeting message first");
+        assert_eq!(hello["type"], "meeting");
+        assert_eq!(hello["protocol"], 1);
+        assert_eq!(hello["channels"][1]["id"], "es");
+        send_json(ws, both.clone());
+    }
+    // Bad input on `b`: errors, and the connection goes on.
+    for bad in ["not json", r#"{"type":"shout"}"#, r#"{"type":"subscribe"}"#] {
+        b.send(Message::text(bad)).unwrap();
+    }
+    send_json(
+        &mut b,
+        json!({"type": "subscribe", "channels": ["klingon"]}),
+    );
+    send_json(&mut b, json!({"type": "ping", "id": 7}));
+
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    // `a` drops out after the floor's second final and comes back later with `since`.
+    follow(&mut a, &mut sa, 90, |s| s.seqs("floor").len() >= 2);
+    let had = *sa.seqs("floor").last().expect("floor finals");
+    drop(a);
+    follow(&mut b, &mut sb, 120, Seen::all_ended);
+    assert!(sb.all_ended(), "both channels ended: {:?}", sb.ended);
+
+    let codes: Vec<&str> = sb
+        .errors
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "bad_message",
+            "bad_message",
+            "bad_message",
+            "unknown_channel"
+        ]
+    );
+    assert!(sb.other.iter().any(|m| m["type"] == "pong" && m["id"] == 7));
+
+    // Finals are numbered 1, 2, 3… per channel with no gap, and say what was said.
+    for ch in ["floor", "es"] {
+        let seqs = sb.seqs(ch);
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{ch}");
+    }
+    let w = tolk::eval::wer(&reference("jfk.txt"), &sb.text("floor"), "en");
+    assert!(
+        w.rate() <= 0.25,
+        "floor WER {:.2}: {}",
+        w.rate(),
+        sb.text("floor")
+    );
+    assert!(
+        sb.text("es").to_lowercase().contains("asterisk"),
+        "{}",
+        sb.text("es")
+    );
+
+    // The reconnect with `since` gets exactly the finals it missed.
+    let mut a2 = connect(&addr);
+    next(&mut a2);
+    send_json(
+        &mut a2,
+        json!({"type": "subscribe", "channels": ["floor"], "since": {"floor": had}}),
+    );
+    let mut sa2 = Seen::default();
+    follow(&mut a2, &mut sa2, 5, |_| false);
+    let mut resumed = sa.seqs("floor");
+    resumed.truncate(resumed.iter().position(|s| *s == had).unwrap() + 1);
+    resumed.extend(sa2.seqs("floor"));
+    assert_eq!(resumed, sb.seqs("floor"), "resume: no gap, no duplicate");
+    for (x, y) in sa2.finals["floor"]
+        .iter()
+        .zip(sb.finals["floor"].iter().skip(had as usize))
+    {
+        assert_eq!(x["text"], y["text"]);
+    }
+
+    // A late joiner gets the recent finals as a snapshot.
+    let mut late = connect(&addr);
+    next(&mut late);
+    send_json(&mut late, json!({"type": "subscribe", "channels": ["es"]}));
+    let snap = next(&mut late).expect("a snapshot");
+    assert_eq!(snap["type"], "snapshot");
+    let key = |f: &Value| (f["seq"].as_u64().unwrap(), f["text"].to_string());
+    let got: Vec<_> = snap["finals"].as_array().unwrap().iter().map(key).collect();
+    let want: Vec<_> = sb.finals["es"]
+        .iter()
+        .rev()
+        .take(20)
+        .rev()
+        .map(key)
+        .collect();
+    assert_eq!(got, want);
+
+    // The listener that never read a byte is still connected and delayed no one (`b` got
+    // every final above); it now gets its whole backlog in order.
+    let mut ss = Seen::default();
+    follow(&mut stalled, &mut ss, 10, Seen::all_ended);
+    assert_eq!(ss.seqs("floor"), sb.seqs("floor"));
+
+    // Metrics and health.
+    let (code, metrics) = get(&addr, "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("tolk_listeners{channel=\"es\"}"),
+        "{metrics}"
+    );
+    let finals_total: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tolk_finals_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        finals_total as usize,
+        sb.seqs("floor").len() + sb.seqs("es").len()
+    );
+    let (code, health) = get(&addr, "/healthz", None);
+    assert_eq!(code, 200, "{health}");
+}
+
+/// A final a listener has seen is on disk: the server killed with SIGKILL mid-meeting, the
+/// archive has every final the listener received, exports parse, a restart continues the
+/// numbering. The organizer's exports need the token.
+#[test]
+fn the_archive_survives_kill_9_and_exports_what_listeners_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), false);
+    let _guard = whisper_lock();
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "es"]}),
+    );
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 90, |s| s.seqs("floor").len() >= 3);
+    assert!(seen.seqs("floor").len() >= 3, "floor finals came");
+
+    // Exports need the organizer's token.
+    assert_eq!(get(&addr, "/api/export/floor?format=vtt", None).0, 401);
+    assert_eq!(
+        get(&addr, "/api/export/floor?format=vtt", Some("wrong")).0,
+        401
+    );
+    let (code, vtt) = get(&addr, "/api/export/floor?format=vtt", Some(TOKEN));
+    assert_eq!(code, 200, "{vtt}");
+    assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+
+    // kill -9, mid-meeting: everything received so far must be archived.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    while let Some(m) = next(&mut ws) {
+        seen.take(m);
+    }
+    let export = |fmt: &str| {
+        let out = tolk(dir.path())
+            .args(["export", "floor", "--format", fmt])
+            .output()
+            .unwrap();
+        success(out)
+    };
+    let archived: Vec<Value> = serde_json::from_str(&export("json")).unwrap();
+    let received = &seen.finals["floor"];
+    assert!(archived.len() >= received.len());
+    for r in received {
+        let a = archived
+            .iter()
+            .find(|a| a["seq"] == r["seq"])
+            .unwrap_or_else(|| panic!("final {} was sent but not archived", r["seq"]));
+        assert_eq!(a["text"], r["text"]);
+        assert_eq!(a["raw_text"], r["raw_text"]);
+    }
+    check_vtt(&export("vtt"), archived.len());
+    check_srt(&export("srt"), archived.len());
+    let side = success(
+        tolk(dir.path())
+            .args(["export", "floor", "--with", "es"])
+            .output()
+            .unwrap(),
+    );
+    assert!(side.starts_with("| time | floor | es |"), "{side}");
+
+    // A restart continues the numbering after the archive's last final.
+    let last = archived.last().unwrap()["seq"].as_u64().unwrap();
+    let server = serve(dir.path());
+    let mut ws = connect(&server.addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut again = Seen::default();
+    follow(&mut ws, &mut again, 90, |s| !s.seqs("floor").is_empty());
+    assert_eq!(again.seqs("floor")[0], last + 1);
+}
+
+/// WebVTT as a player reads it: the header, then cues of an optional id, a timing line
+/// `hh:mm:ss.mmm --> hh:mm:ss.mmm` with start < end, and text.
+fn check_vtt(vtt: &str, cues: usize) {
+    let mut blocks = vtt.split("\n\n");
+    assert_eq!(blocks.next().unwrap().trim(), "WEBVTT");
+    let mut n = 0;
+    for b in blocks.filter(|b| !b.trim().is_empty()) {
+        let lines: Vec<&str> = b.lines().collect();
+        let timing = lines.iter().position(|l| l.contains("-->")).unwrap();
+        let (s, e) = lines[timing].split_once(" --> ").unwrap();
+        assert!(stamp(s, '.') < stamp(e, '.'), "{b}");
+        assert!(lines.len() > timing + 1, "cue text: {b}");
+        n += 1;
+    }
+    assert_eq!(n, cues);
+}
+
+/// SRT: numbered cues from 1, `hh:mm:ss,mmm --> hh:mm:ss,mmm`, text, a blank line.
+fn check_srt(srt: &str, cues: usize) {
+    let blocks: Vec<&str> = srt.split("\n\n").filter(|b| !b.trim().is_empty()).collect();
+    assert_eq!(blocks.len(), cues);
+    for (i, b) in blocks.iter().enumerate() {
+        let lines: Vec<&str> = b.lines().collect();
+        assert_eq!(lines[0], (i + 1).to_string());
+        let (s, e) = lines[1].split_once(" --> ").unwrap();
+        assert!(stamp(s, ',') < stamp(e, ','), "{b}");
+        assert!(!lines[2].is_empty());
+    }
+}
+
+/// Milliseconds of a `hh:mm:ss.mmm` stamp.
+fn stamp(s: &str, sep: char) -> u64 {
+    let (hms, ms) = s.split_once(sep).unwrap();
+    let p: Vec<u64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    assert_eq!(p.len(), 3, "{s}");
+    assert_eq!(ms.len(), 3, "{s}");
+    ((p[0] * 60 + p[1]) * 60 + p[2]) * 1000 + ms.parse::<u64>().unwrap()
+}
+
+/// Off the record, captions flow and nothing is written.
+#[test]
+fn off_the_record_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), true);
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let mut ws = connect(&server.addr);
+    let hello = next(&mut ws).unwrap();
+    assert_eq!(hello["off_record"], true);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 90, |s| !s.seqs("floor").is_empty());
+    assert!(!seen.seqs("floor").is_empty(), "captions flow");
+    let (code, _) = get(&server.addr, "/api/export/floor", Some(TOKEN));
+    assert_eq!(code, 404);
+    drop(server);
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.contains("sqlite")),
+        "nothing written: {files:?}"
+    );
+}
+
+/// A meeting file with a mistake is refused with the file, the line and what is wrong.
+#[test]
+fn a_bad_meeting_file_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |text: &str| std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let run = || {
+        tolk(dir.path())
+            .args([
+                "serve",
+                "--config",
+                "meeting.toml",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .unwrap()
+    };
+    write("[meeting]\ntitle = \"x\"\n\n[[channel]]\nid = \"floor\"\nlanguage = \"en\"\nsource = { kind = \"tape\" }\n");
+    clean_failure(run(), &["meeting.toml:7", "tape"]);
+    write("[meeting]\ntitle = \"x\"\n\n[[channel]]\nid = \"a b\"\nlanguage = \"en\"\nsource = { kind = \"file\", path = \"x.wav\" }\n");
+    clean_failure(run(), &["meeting.toml", "channel id `a b`"]);
+    write("[meeting]\ntitle = \"x\"\nmodel = \"tiny.en\"\n\n[[channel]]\nid = \"floor\"\nlanguage = \"en\"\nsource = { kind = \"file\", path = \"missing.wav\" }\n");
+    clean_failure(run(), &["missing.wav"]);
+}
+
+/// A remote booth: `tolk send` encodes a recording as Opus and streams it to the server's
+/// network channel, which transcribes it; a wrong token is refused, clearly.
+#[test]
+fn a_remote_booth_sends_opus_over_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "booth-token-0123456789";
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        format!(
+            r#"[meeting]
+title = "remote booth"
+off_record = true
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "network", token = "{token}" }}
+"#
+        ),
+    )
+    .unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let url = format!("ws://{}", server.addr);
+    let send = |token: &str| {
+        tolk(dir.path())
+            .args([
+                "send",
+                "--server",
+                &url,
+                "--channel",
+                "floor",
+                "--token",
+                token,
+            ])
+            .arg("--file")
+            .arg(testdata("jfk.wav"))
+            .output()
+            .unwrap()
+    };
+    clean_failure(
+        send("wrong-token-0123456789"),
+        &["floor", "wrong ingest token"],
+    );
+
+    let mut ws = connect(&server.addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let report = success(send(token));
+    assert!(
+        report.contains("sent 5"),
+        "about 550 frames of 20 ms: {report}"
+    );
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 30, |s| {
+        s.text("floor").contains("country.")
+    });
+    let w = tolk::eval::wer(&reference("jfk.txt"), &seen.text("floor"), "en");
+    assert!(
+        w.rate() <= 0.25,
+        "WER {:.2} over the network: {}",
+        w.rate(),
+        seen.text("floor")
+    );
+}
