@@ -597,3 +597,15 @@ source = {{ kind = "network", token = "{token}" }}
         seen.text("floor")
     );
 }
+
+/// `tolk devices` lists the sound inputs, or says there are none (this machine has no sound
+/// card): never an error or a crash.
+#[test]
+fn devices_are_listed_or_their_absence_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = success(tolk(dir.path()).arg("devices").output().unwrap());
+    assert!(
+        out == "no sound input devices\n" || out.lines().all(|l| l.contains(" (")),
+        "{out}"
+    );
+}

@@ -33,8 +33,19 @@ pub struct InputDevice {
     pub format: String,
 }
 
+/// Whether the kernel knows no sound card. ALSA's library, asked for devices on such a
+/// machine, prints a screenful of errors on stderr itself: it is not asked.
+fn no_sound_cards() -> bool {
+    std::fs::read_to_string("/proc/asound/cards")
+        .map(|s| s.trim().is_empty() || s.contains("no soundcards"))
+        .unwrap_or(true)
+}
+
 /// The input devices of the default host.
 pub fn inputs() -> Vec<InputDevice> {
+    if no_sound_cards() {
+        return Vec::new();
+    }
     let host = cpal::default_host();
     let default = host.default_input_device().and_then(|d| d.name().ok());
     let Ok(devices) = host.input_devices() else {
@@ -63,9 +74,13 @@ pub fn inputs() -> Vec<InputDevice> {
         .collect()
 }
 
-/// Whether the machine has a default input device.
+/// Whether the machine has a default input device that can say its format (ALSA names a
+/// `default` device even on a machine without a sound card; it cannot).
 pub fn has_default_input() -> bool {
-    cpal::default_host().default_input_device().is_some()
+    !no_sound_cards()
+        && cpal::default_host()
+            .default_input_device()
+            .is_some_and(|d| d.default_input_config().is_ok())
 }
 
 /// What [`Capture::next`] got.
@@ -158,6 +173,9 @@ fn start_stream(
     tx: mpsc::SyncSender<Vec<f32>>,
     dropped: Arc<AtomicU64>,
 ) -> Result<(cpal::Stream, String, u32), CaptureError> {
+    if no_sound_cards() {
+        return Err(CaptureError::NoDevice(name));
+    }
     let host = cpal::default_host();
     let device = match &name {
         None => host.default_input_device(),

@@ -311,9 +311,13 @@ pub fn parse(text: &str) -> Result<GlossaryFile, (Option<usize>, String)> {
         let size = text.len() / workers;
         for k in 1..workers {
             // The first header line at or after the k-th share of the file.
-            let head = text[k * size..]
+            let mut from = k * size;
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
+            let head = text[from..]
                 .match_indices(&format!("\n{HEAD}"))
-                .map(|(i, _)| k * size + i + 1)
+                .map(|(i, _)| from + i + 1)
                 .find(|&i| {
                     let rest = text[i + HEAD.len()..].split('\n').next().unwrap_or("");
                     rest.split('#').next().unwrap_or("").trim().is_empty()
