@@ -119,7 +119,13 @@ fn repeated_phrase(words: &[String]) -> Option<String> {
                 reps += 1;
             }
             if reps >= 3 {
-                return Some(words[i..i + n].join(" "));
+                // The phrase, and the words around it, to see what happened.
+                let (a, b) = (i.saturating_sub(6), (i + (reps + 2) * n).min(words.len()));
+                return Some(format!(
+                    "\"{}\" in \"{}\"",
+                    words[i..i + n].join(" "),
+                    words[a..b].join(" ")
+                ));
             }
         }
     }

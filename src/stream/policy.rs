@@ -171,7 +171,15 @@ pub struct Dropped {
     /// prompt, or looping across windows): the repeated words were dropped.
     pub repetition: u64,
     pub phantom: u64,
+    /// Decodes that said a word or two over seconds of speech (failed): dropped, and the
+    /// next decode went without the prompt.
+    pub sparse: u64,
 }
+
+/// A decode of at least this many seconds…
+const SPARSE_MIN_SECS: f64 = 3.0;
+/// …with fewer words than this per second has failed (speech is 2–3 words a second).
+const SPARSE_WORDS_PER_SEC: f64 = 0.5;
 
 /// Committed words remembered for the prompt: more than `prompt_chars` (400) can hold.
 const RECENT_WORDS: usize = 120;
@@ -229,7 +237,10 @@ pub struct Policy {
     /// Media time of the audio end when the last decode was issued.
     last_decode_at: f64,
     /// The job out: its id, whether it closes the utterance, and where its audio ends.
+    /// The decode out: its id, whether it closes the utterance, its length in seconds.
     in_flight: Option<(u64, bool, f64)>,
+    /// The next decode goes without a prompt (the last one failed with it).
+    prompt_off: bool,
     next_job: u64,
     /// New (uncommitted) words of the previous hypothesis, for LocalAgreement.
     prev_words: Vec<Word>,
@@ -278,6 +289,7 @@ impl Policy {
             closing_owed: false,
             last_decode_at: 0.0,
             in_flight: None,
+            prompt_off: false,
             next_job: 0,
             prev_words: Vec::new(),
             recent: VecDeque::new(),
@@ -417,14 +429,14 @@ impl Policy {
         let from = self.window_start.max(to - self.window).max(self.buf_start);
         let id = self.next_job;
         self.next_job += 1;
-        self.in_flight = Some((id, closing, to));
+        self.in_flight = Some((id, closing, to - from));
         self.last_decode_at = media;
         self.decodes += 1;
         Some(DecodeJob {
             id,
             start: from,
             audio: self.window_audio(from, to),
-            prompt: if to - from >= self.cfg.min_prompt_window {
+            prompt: if to - from >= self.cfg.min_prompt_window && !self.prompt_off {
                 self.prompt()
             } else {
                 String::new()
@@ -475,8 +487,8 @@ impl Policy {
     pub fn on_result(&mut self, id: u64, hyp: Hypothesis, now: f64) {
         // A result for a job that is not the one out (a stale or duplicate answer) is ignored
         // and the job stays out.
-        let closing = match self.in_flight {
-            Some((job, closing, _)) if job == id => closing,
+        let (closing, secs) = match self.in_flight {
+            Some((job, closing, secs)) if job == id => (closing, secs),
             _ => return,
         };
         self.in_flight = None;
@@ -485,6 +497,27 @@ impl Policy {
         }
         self.lag = now - self.last_decode_at;
         self.adapt();
+        let mut hyp = hyp;
+        // A failed decode that still says something: a word or two over seconds of speech
+        // ("are" for 5 to 12 s of an IVR prompt, recorded; every decode of that window with
+        // the same prompt failed the same way). It is dropped, and the next decode goes
+        // without the prompt; a closing decode is run again that way.
+        if !hyp.words.is_empty()
+            && secs >= SPARSE_MIN_SECS
+            && (hyp.words.len() as f64) < secs * SPARSE_WORDS_PER_SEC
+        {
+            self.dropped.sparse += 1;
+            hyp.words.clear();
+            if !self.prompt_off {
+                self.prompt_off = true;
+                if closing {
+                    // Still owed: the next poll runs it again.
+                    return;
+                }
+            }
+        } else if !hyp.words.is_empty() {
+            self.prompt_off = false;
+        }
         let words = self.accept(hyp);
         let words = self.new_words(words);
         if closing {
@@ -1107,6 +1140,37 @@ mod tests {
             }
         }
         assert!(checked >= 3, "only {checked} prompts checked");
+    }
+
+    /// Recorded on an Asterisk IVR prompt (en-basic-pbx-ivr-main, simulated 0.7× CPU): with
+    /// the prompt, every decode of the window said only "are" over 5 to 12 s of speech, and
+    /// 12 s of speech were lost. Such a decode is dropped and the next goes without the
+    /// prompt, which hears the words.
+    #[test]
+    fn a_decode_that_says_one_word_over_seconds_of_speech_is_retried_without_prompt() {
+        let fails_with_prompt = |job: &DecodeJob| {
+            let secs = job.audio.len() as f64 / 16_000.0;
+            if !job.prompt.is_empty() && secs >= 3.0 {
+                Hypothesis {
+                    words: vec![word(" are", job.start, job.start + secs)],
+                    no_speech_prob: 0.01,
+                    avg_logprob: -0.9,
+                    language: "en".into(),
+                }
+            } else {
+                decode(job)
+            }
+        };
+        let (events, p) = replay(
+            &jfk_like_audio(),
+            PolicyConfig::default(),
+            fails_with_prompt,
+            |_| 0.3,
+        );
+        let text: Vec<String> = finals(&events).iter().map(|x| x.1.clone()).collect();
+        let want = normalise(&JFK.iter().map(|w| w.0).collect::<String>());
+        assert_eq!(normalise(&text.join(" ")), want);
+        assert!(p.dropped.sparse >= 1, "{:?}", p.dropped);
     }
 
     #[test]
