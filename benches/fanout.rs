@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! ulimit -n 20000   # 5,000 sockets on each side
-//! cargo bench --bench fanout -- [--listeners 100,1000,5000] [--secs 60] [--model base]
+//! cargo bench --bench fanout -- [--listeners 100,1000,5000] [--secs 60] [--model base] [--threads 2]
 //! ```
 
 use std::collections::BTreeMap;
@@ -58,13 +58,14 @@ impl Drop for Server {
     }
 }
 
-fn serve(root: &std::path::Path, dir: &std::path::Path, model: &str) -> Server {
+fn serve(root: &std::path::Path, dir: &std::path::Path, model: &str, threads: usize) -> Server {
     let meeting = format!(
         r#"[meeting]
 id = "fanout"
 title = "fan-out benchmark"
 off_record = true
 model = "{model}"
+threads = {threads}
 glossary = "{glossary}"
 
 [[channel]]
@@ -172,6 +173,7 @@ fn main() {
         .collect();
     let secs: u64 = arg("--secs", "60").parse().expect("--secs N");
     let model = arg("--model", "base");
+    let threads: usize = arg("--threads", "2").parse().expect("--threads N");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -181,10 +183,14 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for n in counts {
         let dir = tempfile::tempdir().unwrap();
-        let server = serve(&root, dir.path(), &model);
-        // Let the model load and the first captions flow.
-        std::thread::sleep(Duration::from_secs(5));
-        let before = rss_mb(server.child.id());
+        let server = serve(&root, dir.path(), &model, threads);
+        // The server's own memory before listeners: the highest over 20 s of transcription
+        // (Whisper's working memory grows over its first decodes).
+        let mut before = 0f64;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_secs(1));
+            before = before.max(rss_mb(server.child.id()));
+        }
         let connected = Arc::new(AtomicUsize::new(0));
         let until = Instant::now() + Duration::from_secs(secs);
         let peak = Arc::new(Mutex::new(0f64));

@@ -62,6 +62,9 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// A listener whose socket takes longer than this to take one message is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A listener socket's read and write buffers, bytes.
+const LISTENER_BUFFER: usize = 4 * 1024;
+
 /// The largest client message accepted (subscriptions are small).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -398,7 +401,11 @@ async fn status_loop(app: Arc<App>) {
 }
 
 async fn ws_upgrade(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
+    // Small buffers: a listener receives a few kilobytes a second and sends less; the
+    // defaults (128 KiB to read) would cost more than the rest of a listener together.
     ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(LISTENER_BUFFER)
+        .write_buffer_size(LISTENER_BUFFER)
         .on_upgrade(move |socket| listener(socket, app))
 }
 
