@@ -667,14 +667,14 @@ struct ExportQuery {
     with: Option<String>,
 }
 
-/// The organizer's token, from `Authorization: Bearer` or `?token=`.
-fn organizer(app: &App, headers: &HeaderMap, q: &ExportQuery) -> bool {
+/// Whether the request carries `token`, in `Authorization: Bearer` or `?token=`.
+fn has_token(headers: &HeaderMap, query: Option<&str>, token: &str) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let given = bearer.or(q.token.as_deref()).unwrap_or("");
-    constant_time_eq(given.as_bytes(), app.organizer_token.as_bytes())
+    let given = bearer.or(query).unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -687,7 +687,7 @@ async fn export_channel(
     Query(q): Query<ExportQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if !organizer(&app, &headers, &q) {
+    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
         return (
             StatusCode::UNAUTHORIZED,
             "exports need the organizer token (Authorization: Bearer TOKEN)\n",
@@ -788,12 +788,7 @@ async fn ingest_upgrade(
         )
             .into_response();
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let given = bearer.or(q.token.as_deref()).unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    if !has_token(&headers, q.token.as_deref(), &token) {
         tracing::warn!(channel, "ingest refused: wrong token");
         return (
             StatusCode::UNAUTHORIZED,
