@@ -609,3 +609,70 @@ fn devices_are_listed_or_their_absence_said() {
         "{out}"
     );
 }
+
+/// The same booth without Opus: 16-bit PCM frames (here at 8 kHz, resampled by the server),
+/// sent by a plain WebSocket client; a text frame after the hello is an error, not the end.
+#[test]
+fn a_booth_may_send_16_bit_pcm() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "booth-token-0123456789";
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        format!(
+            "[meeting]\ntitle = \"pcm booth\"\noff_record = true\nmodel = \"base\"\n\n[[channel]]\nid = \"floor\"\nlanguage = \"en\"\nfloor = true\nsource = {{ kind = \"network\", token = \"{token}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let pcm = dir.path().join("jfk-8k.raw");
+    sox(&[
+        testdata("jfk.wav").to_str().unwrap(),
+        "-r",
+        "8000",
+        "-b",
+        "16",
+        "-e",
+        "signed-integer",
+        "-L",
+        "-c",
+        "1",
+        pcm.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&pcm).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let mut listener = connect(&server.addr);
+    next(&mut listener);
+    send_json(
+        &mut listener,
+        json!({"type": "subscribe", "channels": ["floor"]}),
+    );
+
+    let (mut booth, _) =
+        tungstenite::connect(format!("ws://{}/ingest/floor?token={token}", server.addr)).unwrap();
+    send_json(
+        &mut booth,
+        json!({"type": "hello", "format": "pcm16", "rate": 8000}),
+    );
+    let ready: Value = serde_json::from_str(booth.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(ready["type"], "ready");
+    booth.send(Message::text("not audio")).unwrap();
+    let err: Value = serde_json::from_str(booth.read().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(err["code"], "bad_message");
+    // 20 ms frames (160 samples, 320 bytes) at real-time pace.
+    for frame in bytes.chunks(320) {
+        booth.send(Message::binary(frame.to_vec())).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    booth.close(None).unwrap();
+    let mut seen = Seen::default();
+    follow(&mut listener, &mut seen, 30, |s| {
+        s.text("floor").contains("country.")
+    });
+    let w = tolk::eval::wer(&reference("jfk.txt"), &seen.text("floor"), "en");
+    assert!(
+        w.rate() <= 0.25,
+        "WER {:.2} from PCM: {}",
+        w.rate(),
+        seen.text("floor")
+    );
+}
