@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::str::FromStr;
 
 use super::wire::Final;
+use crate::transcribe::format::clock as stamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -44,18 +45,6 @@ impl Format {
             Format::Md => "text/markdown; charset=utf-8",
         }
     }
-}
-
-/// `hh:mm:ss.mmm` (VTT) or `hh:mm:ss,mmm` (SRT).
-fn stamp(secs: f64, sep: char) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{sep}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 /// A cue's text on one line: a caption never carries a blank line (it would end the cue)

@@ -15,7 +15,8 @@ pub enum Format {
     Srt,
 }
 
-fn clock(secs: f64, decimal: char) -> String {
+/// `hh:mm:ss.mmm` (WebVTT, `decimal` = `.`) or `hh:mm:ss,mmm` (SRT, `,`).
+pub fn clock(secs: f64, decimal: char) -> String {
     let ms = (secs.max(0.0) * 1000.0).round() as u64;
     format!(
         "{:02}:{:02}:{:02}{decimal}{:03}",
