@@ -497,7 +497,10 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
     let audio = tolk::audio::decode_file(&args.file)?;
     let model = std::sync::Arc::new(Model::load(&cache.resolve(&args.model)?)?);
     let glossary = match &args.glossary {
-        Some(path) => Some(tolk::glossary::Glossary::load(path)?),
+        Some(path) => Some(tolk::glossary::Glossary::load_cached(
+            path,
+            &cache.glossaries(),
+        )?),
         None => None,
     };
     // The language captions are annotated in when the event does not say.
@@ -615,7 +618,7 @@ fn glossary(action: GlossaryCmd) -> Result<()> {
             no_flags,
             json,
         } => {
-            let g = Glossary::load(&glossary)?;
+            let g = Glossary::load_cached(&glossary, &Cache::from_env().glossaries())?;
             let a = g.annotate(
                 &text,
                 &lang,
@@ -752,6 +755,7 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
         let opts = server::ServeOptions {
             model,
             organizer_token: token.clone(),
+            glossary_cache: Some(cache.glossaries()),
         };
         let serving = tokio::spawn(server::run(config, opts, listener, shutdown));
         print_urls(&title, demo, addr, &token);

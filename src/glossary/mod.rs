@@ -12,15 +12,18 @@
 //!    rewriting them; whitelisted names (a flagged word inside an organisation's or a
 //!    statute's name) are not flagged, and flagging can be switched off.
 //!
-//! Pure: no I/O beyond [`Glossary::load`], no clock. Loading a large glossary uses scoped
-//! threads (parsing pieces of the file, building each language's matcher), joined before it
-//! returns.
+//! Pure: no I/O beyond [`Glossary::load`] and [`Glossary::load_cached`], no clock. Loading a
+//! large glossary uses scoped threads (parsing pieces of the file, folding each language's
+//! patterns), joined before it returns; [`Glossary::prepare`] builds the languages' matchers
+//! the same way, else each is built on its first use.
 
 pub mod fold;
 pub mod interchange;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize};
@@ -254,25 +257,90 @@ pub struct AnnotateOptions {
     pub flags: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(into = "[usize; 3]", from = "[usize; 3]")]
 enum Kind {
     Term { concept: usize, term: usize },
     Asr { concept: usize, rule: usize },
     Exception,
 }
 
-/// The patterns of one language.
-struct Matcher {
-    ac: AhoCorasick,
+/// In the cache, a kind is three numbers (what, concept, term or rule): the entry holds one
+/// per pattern.
+impl From<Kind> for [usize; 3] {
+    fn from(k: Kind) -> [usize; 3] {
+        match k {
+            Kind::Term { concept, term } => [0, concept, term],
+            Kind::Asr { concept, rule } => [1, concept, rule],
+            Kind::Exception => [2, 0, 0],
+        }
+    }
+}
+
+impl From<[usize; 3]> for Kind {
+    fn from([what, concept, n]: [usize; 3]) -> Kind {
+        match what {
+            0 => Kind::Term { concept, term: n },
+            1 => Kind::Asr { concept, rule: n },
+            _ => Kind::Exception,
+        }
+    }
+}
+
+impl Kind {
+    /// Whether what the kind points at is in `file` (a cache entry is checked so).
+    fn is_in(self, file: &GlossaryFile) -> bool {
+        match self {
+            Kind::Term { concept, term } => file
+                .concepts
+                .get(concept)
+                .is_some_and(|c| term < c.terms.len()),
+            Kind::Asr { concept, rule } => file
+                .concepts
+                .get(concept)
+                .is_some_and(|c| rule < c.misrecognitions.len()),
+            Kind::Exception => true,
+        }
+    }
+}
+
+/// The patterns of one language, folded once, each with what it stands for (the first entry
+/// of a folded form wins: terms before misrecognitions before exceptions, file order within).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Patterns {
+    folded: Vec<String>,
     kinds: Vec<Kind>,
 }
 
-/// A loaded, compiled glossary.
+/// One language: its patterns, and their matcher, built on first use (or by
+/// [`Glossary::prepare`]): a meeting annotates in a few of a glossary's languages.
+struct Lang {
+    patterns: Patterns,
+    matcher: OnceLock<Result<AhoCorasick, String>>,
+}
+
+/// A loaded glossary.
 pub struct Glossary {
     pub file: GlossaryFile,
     /// Per language (base tag, "en"), plus org names matched in every language.
-    matchers: HashMap<String, Matcher>,
+    langs: HashMap<String, Lang>,
 }
+
+/// What the glossary cache holds for one glossary file, in a directory named after the file
+/// and its [`cache_key`]: the file as parsed and checked (`file.json`) and its folded
+/// patterns (`patterns.json`), read at once on two cores. JSON parses about ten times faster
+/// than the TOML.
+#[derive(Serialize, Deserialize)]
+struct CachedFile {
+    format: u32,
+    key: u64,
+    file: GlossaryFile,
+}
+
+type CachedPatterns = BTreeMap<String, Patterns>;
+
+/// Bumped whenever [`CacheEntry`] or what it holds changes meaning.
+const CACHE_FORMAT: u32 = 1;
 
 /// Files larger than this are parsed in pieces, one per core.
 const PIECEWISE_BYTES: usize = 512 * 1024;
@@ -369,39 +437,117 @@ pub fn parse(text: &str) -> Result<GlossaryFile, (Option<usize>, String)> {
     Ok(file)
 }
 
-/// The matcher of one language: every pattern folded once (the first entry of a folded form
-/// wins: terms before misrecognitions before exceptions, file order within).
-fn compile(lang: &str, pats: &[(&str, Kind)]) -> Result<Matcher, String> {
+/// Folds a language's patterns, dropping empty and repeated folded forms.
+fn fold_patterns(lang: &str, pats: &[(&str, Kind)]) -> Patterns {
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut folded: Vec<String> = Vec::with_capacity(pats.len());
-    let mut kinds: Vec<Kind> = Vec::with_capacity(pats.len());
+    let mut out = Patterns::default();
     for (text, kind) in pats {
         let f = fold_text(text, lang);
         if f.is_empty() || seen.contains(&f) {
             continue;
         }
         seen.insert(f.clone());
-        folded.push(f);
-        kinds.push(*kind);
+        out.folded.push(f);
+        out.kinds.push(*kind);
     }
+    out
+}
+
+/// The matcher of one language's folded patterns.
+fn compile(lang: &str, p: &Patterns) -> Result<AhoCorasick, String> {
     // A contiguous NFA: a few bytes per pattern byte, where a DFA over tens of thousands of
-    // patterns would take hundreds of megabytes.
-    let ac = AhoCorasickBuilder::new()
+    // patterns would take hundreds of megabytes. No prefilter: with thousands of patterns it
+    // would find candidates at nearly every byte.
+    AhoCorasickBuilder::new()
         .kind(Some(AhoCorasickKind::ContiguousNFA))
         .match_kind(MatchKind::LeftmostLongest)
-        .build(&folded)
-        .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))?;
-    Ok(Matcher { ac, kinds })
+        .prefilter(false)
+        .build(&p.folded)
+        .map_err(|e| format!("cannot build the matcher for {lang}: {e}"))
+}
+
+/// Runs `job` on every item, on as many threads as there are cores, results in order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], job: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().map(job).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            break;
+                        };
+                        out.push((i, job(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        // A worker only panics if `job` does; the items it had are then missing below.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 impl Glossary {
-    /// Reads and compiles a glossary file.
+    /// Reads a glossary file. Each language's matcher is built on first use; see
+    /// [`Glossary::prepare`].
     pub fn load(path: &Path) -> Result<Glossary, GlossaryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| GlossaryError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file = parse(&text).map_err(|(at, message)| GlossaryError::Syntax {
+        let text = read(path)?;
+        Glossary::parse_checked(path, &text)
+    }
+
+    /// Reads a glossary file through a cache in `dir`: the file parsed, checked and its
+    /// patterns folded, kept as JSON under a hash of the file's text and this tolk's version.
+    /// A missing, stale or unreadable entry means parsing the TOML (and writing the entry,
+    /// best effort: a read-only or full disk costs only the time); the result is the same.
+    pub fn load_cached(path: &Path, dir: &Path) -> Result<Glossary, GlossaryError> {
+        let text = read(path)?;
+        let key = cache_key(&text);
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("glossary");
+        let entry = dir.join(format!("{stem}-{key:016x}"));
+        let (file, patterns) = std::thread::scope(|scope| {
+            let patterns = scope.spawn(|| {
+                let json = std::fs::read_to_string(entry.join("patterns.json")).ok()?;
+                serde_json::from_str::<CachedPatterns>(&json).ok()
+            });
+            let file = std::fs::read_to_string(entry.join("file.json"))
+                .ok()
+                .and_then(|json| serde_json::from_str::<CachedFile>(&json).ok())
+                .filter(|c| c.format == CACHE_FORMAT && c.key == key);
+            (file, patterns.join().ok().flatten())
+        });
+        if let (Some(c), Some(patterns)) = (file, patterns) {
+            let whole = patterns.values().all(|p| {
+                p.folded.len() == p.kinds.len() && p.kinds.iter().all(|k| k.is_in(&c.file))
+            });
+            if whole {
+                return Ok(Glossary::from_parts(c.file, patterns));
+            }
+        }
+        let g = Glossary::parse_checked(path, &text)?;
+        let _ = write_cache_entry(dir, stem, &entry, &g, key);
+        Ok(g)
+    }
+
+    fn parse_checked(path: &Path, text: &str) -> Result<Glossary, GlossaryError> {
+        let file = parse(text).map_err(|(at, message)| GlossaryError::Syntax {
             path: path.to_path_buf(),
             line: at.map_or(0, |a| text[..a.min(text.len())].lines().count().max(1)),
             message,
@@ -412,7 +558,18 @@ impl Glossary {
         })
     }
 
-    /// Compiles a glossary; `Err` says what is wrong with it.
+    fn from_parts(file: GlossaryFile, patterns: BTreeMap<String, Patterns>) -> Glossary {
+        let langs = patterns
+            .into_iter()
+            .map(|(lang, patterns)| {
+                let matcher = OnceLock::new();
+                (lang, Lang { patterns, matcher })
+            })
+            .collect();
+        Glossary { file, langs }
+    }
+
+    /// Checks a glossary and folds its patterns; `Err` says what is wrong with it.
     pub fn new(file: GlossaryFile) -> Result<Glossary, String> {
         let known: BTreeSet<&str> = file.sources.iter().map(|s| s.id.as_str()).collect();
         let mut ids = BTreeSet::new();
@@ -484,43 +641,41 @@ impl Glossary {
                 .or_default()
                 .push((&e.text, Kind::Exception));
         }
-        // One matcher per language, built on as many threads as there are cores (a
+        // Each language's patterns folded on as many threads as there are cores (a
         // 10,000-concept glossary has tens of thousands of patterns per language).
         let jobs: Vec<(String, Vec<(&str, Kind)>)> = per_lang.into_iter().collect();
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, jobs.len().max(1));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let built: Vec<Vec<(String, Result<Matcher, String>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((lang, pats)) = jobs.get(i) else {
-                                break;
-                            };
-                            out.push((lang.clone(), compile(lang, pats)));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
+        let folded = on_every_core(&jobs, |(lang, pats)| fold_patterns(lang, pats));
+        if folded.len() != jobs.len() {
+            return Err("folding the patterns failed".into());
+        }
+        let patterns = jobs.iter().map(|(l, _)| l.clone()).zip(folded).collect();
+        drop(jobs);
+        Ok(Glossary::from_parts(file, patterns))
+    }
+
+    /// Builds the matchers of these languages now (all of them with `None`), in parallel,
+    /// so that the first caption does not wait for them; `Err` names a language whose
+    /// matcher cannot be built. Languages the glossary lacks are skipped.
+    pub fn prepare(&self, langs: Option<&[&str]>) -> Result<(), String> {
+        let mut chosen: Vec<(&String, &Lang)> = self
+            .langs
+            .iter()
+            .filter(|(l, _)| langs.is_none_or(|ls| ls.iter().any(|x| fold::base_lang(x) == *l)))
+            .collect();
+        // The largest first, so that the cores finish together.
+        chosen.sort_by_key(|(_, l)| {
+            std::cmp::Reverse(l.patterns.folded.iter().map(String::len).sum::<usize>())
         });
-        let mut matchers = HashMap::new();
-        for (lang, m) in built.into_iter().flatten() {
-            matchers.insert(lang, m?);
-        }
-        if matchers.len() != jobs.len() {
-            return Err("building the matchers failed".into());
-        }
-        Ok(Glossary { file, matchers })
+        on_every_core(&chosen, |(lang, l)| self.built(lang, l).map(|_| ()))
+            .into_iter()
+            .collect()
+    }
+
+    fn built<'a>(&self, lang: &str, l: &'a Lang) -> Result<&'a AhoCorasick, String> {
+        l.matcher
+            .get_or_init(|| compile(lang, &l.patterns))
+            .as_ref()
+            .map_err(|e| e.clone())
     }
 
     /// The concept's preferred term in `lang` (or its first non-flagged one).
@@ -565,14 +720,20 @@ impl Glossary {
             ..Annotated::default()
         };
         let base = fold::base_lang(lang);
-        let Some(m) = self.matchers.get(base) else {
+        // No patterns in this language, or (never seen: it takes billions of states) no
+        // matcher for them: the text as it is, with no annotation.
+        let Some((l, ac)) = self
+            .langs
+            .get(base)
+            .and_then(|l| self.built(base, l).ok().map(|ac| (l, ac)))
+        else {
             out.text = text.to_string();
             return out;
         };
         let f = fold(text, base);
         let mut corrected = String::with_capacity(text.len() + 16);
         let mut copied = 0usize; // raw bytes copied so far
-        for hit in m.ac.find_iter(&f.text) {
+        for hit in ac.find_iter(&f.text) {
             let (a, b) = (hit.start(), hit.end());
             if !fold::on_boundaries(&f.text, a, b) {
                 continue;
@@ -581,7 +742,7 @@ impl Glossary {
             if rs < copied {
                 continue;
             }
-            let kind = m.kinds[hit.pattern().as_usize()];
+            let kind = l.patterns.kinds[hit.pattern().as_usize()];
             let (ci, replacement, flagged_term) = match kind {
                 Kind::Exception => continue,
                 Kind::Asr { concept, rule } => {
@@ -851,3 +1012,72 @@ pub fn lint(g: &Glossary) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+fn read(path: &Path) -> Result<String, GlossaryError> {
+    std::fs::read_to_string(path).map_err(|source| GlossaryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The cache key of a glossary's text: a 64-bit hash of it, the cache format and this
+/// tolk's version (std's hasher may change between Rust releases: a new build then only
+/// misses the cache).
+fn cache_key(text: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    CACHE_FORMAT.hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Writes a cache entry atomically (a temporary directory renamed to it) and removes the
+/// entries of earlier versions of the same file.
+fn write_cache_entry(
+    dir: &Path,
+    stem: &str,
+    entry: &Path,
+    g: &Glossary,
+    key: u64,
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct File<'a> {
+        format: u32,
+        key: u64,
+        file: &'a GlossaryFile,
+    }
+    let patterns: BTreeMap<&String, &Patterns> =
+        g.langs.iter().map(|(k, l)| (k, &l.patterns)).collect();
+    let file = File {
+        format: CACHE_FORMAT,
+        key,
+        file: &g.file,
+    };
+    let tmp = dir.join(format!(".{stem}-{key:016x}.{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let written = std::fs::write(tmp.join("patterns.json"), serde_json::to_vec(&patterns)?)
+        .and_then(|_| std::fs::write(tmp.join("file.json"), serde_json::to_vec(&file)?))
+        .and_then(|_| {
+            // An entry that is there but was not read (damaged) is replaced.
+            if entry.exists() {
+                std::fs::remove_dir_all(entry)?;
+            }
+            std::fs::rename(&tmp, entry)
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return written;
+    }
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let stale = name
+            .strip_prefix(stem)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if stale && e.path() != entry {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}

@@ -394,3 +394,118 @@ fn a_large_file_parses_in_pieces_to_the_same_glossary() {
     let e = Glossary::load(&path).err().expect("refused").to_string();
     assert!(e.contains(&format!("big.toml:{bad}:")), "{e}");
 }
+
+/// Every data-driven case's annotation, to compare two loads of the same glossary.
+fn annotations(g: &Glossary) -> Vec<Annotated> {
+    let text = std::fs::read_to_string(root().join("tests/data/glossary-cases.toml")).unwrap();
+    let cases: Cases = toml::from_str(&text).unwrap();
+    cases
+        .case
+        .iter()
+        .map(|c| {
+            let opts = AnnotateOptions {
+                targets: c.targets.clone(),
+                flags: c.flag,
+            };
+            g.annotate(&c.text, &c.lang, &opts)
+        })
+        .collect()
+}
+
+/// The entries in a cache directory.
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_cache_gives_the_same_glossary_and_survives_damage_and_edits() {
+    let real = root().join("glossaries/sex-work-rights.toml");
+    let want = glossary();
+    let want_notes = annotations(&want);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("rights.toml");
+    std::fs::copy(&real, &path).unwrap();
+    let cache = tmp.path().join("cache");
+
+    // First load: parsed, and the entry written; second: read from it. Both the same as
+    // a plain load, annotation for annotation.
+    for round in ["miss", "hit"] {
+        let g = Glossary::load_cached(&path, &cache).unwrap();
+        assert!(g.file == want.file, "{round}: a different glossary");
+        assert!(annotations(&g) == want_notes, "{round}: other annotations");
+        assert_eq!(entries(&cache).len(), 1, "{round}: {:?}", entries(&cache));
+    }
+    let entry = entries(&cache).remove(0);
+    // A hit is read from the entry, not parsed again: a change made there shows.
+    let file_json = entry.join("file.json");
+    let kept = std::fs::read_to_string(&file_json).unwrap();
+    let marked = kept.replacen("\"title\":\"", "\"title\":\"From the cache: ", 1);
+    std::fs::write(&file_json, &marked).unwrap();
+    let g = Glossary::load_cached(&path, &cache).unwrap();
+    assert!(g.file.glossary.title.starts_with("From the cache: "));
+    std::fs::write(&file_json, &kept).unwrap();
+
+    // A damaged entry (cut short, or pointing past the concepts) is not used, and is
+    // replaced by a good one.
+    let patterns = entry.join("patterns.json");
+    let good = std::fs::read_to_string(&patterns).unwrap();
+    let past_the_end = good.replacen("[0,", "[0,99999", 1);
+    assert_ne!(past_the_end, good);
+    for damaged in [&good[..good.len() / 2], past_the_end.as_str(), ""] {
+        std::fs::write(&patterns, damaged).unwrap();
+        let g = Glossary::load_cached(&path, &cache).unwrap();
+        assert!(annotations(&g) == want_notes);
+        assert_eq!(std::fs::read_to_string(&patterns).unwrap(), good);
+    }
+    std::fs::remove_file(entry.join("file.json")).unwrap();
+    let g = Glossary::load_cached(&path, &cache).unwrap();
+    assert!(g.file == want.file);
+
+    // An edited file: its new entry replaces the old one, and the edit shows.
+    let edited =
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .replacen("title = \"", "title = \"Edited: ", 1);
+    std::fs::write(&path, &edited).unwrap();
+    let g = Glossary::load_cached(&path, &cache).unwrap();
+    assert!(g.file.glossary.title.starts_with("Edited: "));
+    assert_eq!(entries(&cache).len(), 1);
+    assert_ne!(entries(&cache)[0], entry);
+
+    // A cache that cannot be written (its directory is a file): the glossary still loads.
+    let not_a_dir = tmp.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let g = Glossary::load_cached(&path, &not_a_dir).unwrap();
+    assert!(g.file.glossary.title.starts_with("Edited: "));
+
+    // A broken file is refused with its line, cache or not.
+    std::fs::write(&path, "[glossary]\nid = \"x\"\ntitle = \"unterminated\n").unwrap();
+    let e = Glossary::load_cached(&path, &cache)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("rights.toml:3:"), "{e}");
+}
+
+#[test]
+fn matchers_are_built_on_first_use_or_when_prepared() {
+    let g = glossary();
+    assert!(g.langs.values().all(|l| l.matcher.get().is_none()));
+    g.prepare(Some(&["es-AR", "xx"])).unwrap();
+    let built: Vec<&str> = g
+        .langs
+        .iter()
+        .filter(|(_, l)| l.matcher.get().is_some())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(built, ["es"]);
+    // Annotating in a language not prepared builds its matcher then.
+    let a = g.annotate("sex workers and NSWP", "en", &AnnotateOptions::default());
+    assert_eq!(a.hits.len(), 2, "{:?}", a.hits);
+    g.prepare(None).unwrap();
+    assert!(g.langs.values().all(|l| l.matcher.get().is_some()));
+}

@@ -148,7 +148,8 @@ impl Catalog {
     }
 }
 
-/// The cache: `wheels/` (downloaded packages) and `models/` (ggml files).
+/// The cache: `wheels/` (downloaded packages), `models/` (ggml files) and `glossaries/`
+/// (parsed glossaries).
 #[derive(Debug, Clone)]
 pub struct Cache {
     pub root: PathBuf,
@@ -170,6 +171,11 @@ impl Cache {
 
     pub fn wheels(&self) -> PathBuf {
         self.root.join("wheels")
+    }
+
+    /// Parsed glossaries ([`crate::glossary::Glossary::load_cached`]).
+    pub fn glossaries(&self) -> PathBuf {
+        self.root.join("glossaries")
     }
 
     pub fn models(&self) -> PathBuf {

@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::glossary::{AnnotateOptions, Glossary};
+use crate::glossary::{AnnotateOptions, Glossary, GlossaryError};
 use crate::stream::engine::{Emitted, PROMPT_TOKENS};
 use crate::stream::lang::LanguageMode;
 use crate::stream::policy::{Event, PolicyConfig};
@@ -96,6 +96,8 @@ pub struct ServeOptions {
     pub model: PathBuf,
     /// Protects the organizer's endpoints (exports); attendees need none.
     pub organizer_token: String,
+    /// Where parsed glossaries are cached (see [`Glossary::load_cached`]); `None`: no cache.
+    pub glossary_cache: Option<PathBuf>,
 }
 
 /// Shared by every connection.
@@ -172,7 +174,24 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     let m = &config.meeting;
     let model = Arc::new(Model::load(&options.model)?);
     let glossary = match &m.glossary {
-        Some(p) => Some(Arc::new(Glossary::load(p)?)),
+        Some(p) => {
+            let g = match &options.glossary_cache {
+                Some(dir) => Glossary::load_cached(p, dir)?,
+                None => Glossary::load(p)?,
+            };
+            // The channels' languages now, not on their first caption.
+            let langs: Vec<&str> = config
+                .channels
+                .iter()
+                .map(|c| c.language.as_str())
+                .collect();
+            g.prepare(Some(&langs))
+                .map_err(|message| GlossaryError::Invalid {
+                    path: p.clone(),
+                    message,
+                })?;
+            Some(Arc::new(g))
+        }
         None => None,
     };
     let archive = if m.off_record {
