@@ -10,8 +10,10 @@
 //!   spaces in the folded text.
 //! - Light stemming per word for the inflected languages tolk's glossary covers: plural `-s`
 //!   in English, `-s`/`-es` in Spanish, Portuguese, French and Dutch, common case and number
-//!   endings in Russian and Ukrainian. Both sides are stemmed the same way, so the stems only
-//!   need to be consistent, not linguistically right.
+//!   endings in Russian and Ukrainian, plural and oblique endings in Hindi (यौनकर्मियों →
+//!   यौनकर्मी) and case, plural and classifier suffixes in Bengali (যৌনকর্মীদের → যৌনকর্মী).
+//!   Both sides are stemmed the same way, so the stems only need to be consistent, not
+//!   linguistically right.
 //!
 //! Every folded byte remembers the byte range of the original character it came from, so a
 //! match in folded text maps back to a span of the original.
@@ -133,10 +135,78 @@ const RU_ENDINGS: &[&str] = &[
     "єю", "і", "ї", "а", "я", "о", "е", "є", "и", "ы", "у", "ю", "ь", "й",
 ];
 
+/// Hindi plural and oblique endings, each with the singular ending it stands for: the
+/// feminine -ी plural -ियों/-ियाँ, -ा plural -ाओं/-ाएँ, the bare -ों/-ें of consonant stems.
+/// Not -ी → nothing: तस्करी (trafficking) would become तस्कर (trafficker).
+const HI_ENDINGS: &[(&str, &str)] = &[
+    ("ियों", "ी"),
+    ("ियाँ", "ी"),
+    ("ियां", "ी"),
+    ("ाओं", "ा"),
+    ("ाएँ", "ा"),
+    ("ाएं", "ा"),
+    ("ुओं", "ु"),
+    ("ों", ""),
+    ("ें", ""),
+];
+
+/// Bengali suffixes (plural, case, classifier) that are stripped, longest first. Not a lone
+/// -র or -ে: অধিকার (rights) ends in one.
+const BN_ENDINGS: &[(&str, &str)] = &[
+    ("দেরকে", ""),
+    ("গুলোর", ""),
+    ("গুলো", ""),
+    ("গুলি", ""),
+    ("দের", ""),
+    ("টির", ""),
+    ("েরা", ""),
+    ("ের", ""),
+    ("রা", ""),
+    ("টি", ""),
+    ("টা", ""),
+    ("কে", ""),
+];
+
+/// A table of endings in the form folded text has them (NFKD: Bengali ো is ে + া).
+fn folded_endings(table: &'static [(&'static str, &'static str)]) -> Vec<(String, String)> {
+    table
+        .iter()
+        .map(|(e, r)| (e.nfkd().collect(), r.nfkd().collect()))
+        .collect()
+}
+
 /// Strips an inflectional ending from the word at `out.text[start..]`.
 fn stem(out: &mut Folded, start: usize, lang: &str) {
+    static HI: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    static BN: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
     let word = &out.text[start..];
     let chars = word.chars().count();
+    let table = match lang {
+        "hi" => Some(HI.get_or_init(|| folded_endings(HI_ENDINGS))),
+        "bn" => Some(BN.get_or_init(|| folded_endings(BN_ENDINGS))),
+        _ => None,
+    };
+    if let Some(table) = table {
+        // At least three characters (letters and their signs) stay.
+        let found = table
+            .iter()
+            .find(|(e, _)| word.ends_with(e.as_str()) && chars >= e.chars().count() + 3);
+        if let Some((e, r)) = found {
+            let keep = out.text.len() - e.len();
+            // The replacement stands for the whole ending in the original.
+            let range = out.map.get(keep).copied().map(|(a, _)| {
+                let b = out.map.last().map_or(a, |&(_, b)| b);
+                (a, b)
+            });
+            out.text.truncate(keep);
+            out.map.truncate(keep);
+            out.text.push_str(r);
+            if let Some(range) = range {
+                out.map.extend(std::iter::repeat_n(range, r.len()));
+            }
+        }
+        return;
+    }
     let cut = match lang {
         "en" if chars > 3 => {
             if word.ends_with("ies") && chars > 4 {
@@ -219,6 +289,30 @@ mod tests {
             fold("  décriminalisation  ", "fr").text,
             "decriminalisation"
         );
+    }
+
+    #[test]
+    fn hindi_and_bengali_plurals_fold_to_the_singular() {
+        let same = |a: &str, b: &str, lang: &str| {
+            assert_eq!(fold_text(a, lang), fold_text(b, lang), "{a} / {b}");
+        };
+        same("यौनकर्मियों", "यौनकर्मी", "hi");
+        same("महिलाओं", "महिला", "hi");
+        same("कार्यों", "कार्य", "hi");
+        same("যৌনকর্মীদের", "যৌনকর্মী", "bn");
+        same("যৌনকর্মীরা", "যৌনকর্মী", "bn");
+        same("অধিকারগুলো", "অধিকার", "bn");
+        same("অধিকারের", "অধিকার", "bn");
+        // Kept apart: trafficking and trafficker; a short word keeps its ending.
+        assert_ne!(fold_text("तस्करी", "hi"), fold_text("तस्कर", "hi"));
+        assert_eq!(fold_text("ওরা", "bn"), "ওরা".nfkd().collect::<String>());
+        // The whole inflected word maps back to the original.
+        let text = "সব যৌনকর্মীদের জন্য";
+        let f = fold(text, "bn");
+        let stem = fold_text("যৌনকর্মী", "bn");
+        let a = f.text.find(&stem).unwrap();
+        let (rs, re) = f.original_span(text, a, a + stem.len());
+        assert_eq!(&text[rs..re], "যৌনকর্মীদের");
     }
 
     #[test]

@@ -455,7 +455,10 @@ fn the_cache_gives_the_same_glossary_and_survives_damage_and_edits() {
     let good = std::fs::read_to_string(&patterns).unwrap();
     let past_the_end = good.replacen("[0,", "[0,99999", 1);
     assert_ne!(past_the_end, good);
-    for damaged in [&good[..good.len() / 2], past_the_end.as_str(), ""] {
+    let half = (good.len() / 2..)
+        .find(|&i| good.is_char_boundary(i))
+        .unwrap();
+    for damaged in [&good[..half], past_the_end.as_str(), ""] {
         std::fs::write(&patterns, damaged).unwrap();
         let g = Glossary::load_cached(&path, &cache).unwrap();
         assert!(annotations(&g) == want_notes);
