@@ -273,6 +273,9 @@ struct StreamArgs {
     /// With --glossary: also start every Whisper prompt with the glossary's terms.
     #[arg(long)]
     bias: bool,
+    /// Translate into English (Whisper's translate task) instead of transcribing.
+    #[arg(long)]
+    translate: bool,
 }
 
 fn main() -> ExitCode {
@@ -512,11 +515,14 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
         (Some(g), true) => g.bias(&lang, engine::PROMPT_TOKENS / 2, |t| model.token_count(t)),
         _ => Vec::new(),
     };
-    let cfg = PolicyConfig {
+    let mut cfg = PolicyConfig {
         step: args.step.clamp(0.2, 10.0),
         hints,
         ..PolicyConfig::default()
     };
+    if args.translate {
+        cfg = cfg.translating();
+    }
     let opts = tolk::glossary::AnnotateOptions {
         targets: args.target.clone(),
         flags: true,
@@ -529,32 +535,42 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
     let threads = args.threads.unwrap_or_else(tr::default_threads).max(1);
     let mut out = std::io::stdout().lock();
     let mut write_err = None;
-    let stats = engine::run(&model, &audio.samples, mode, cfg, threads, pacing, |e| {
-        let mut v = serde_json::to_value(&e.event).unwrap_or_default();
-        if let Some(g) = &glossary {
-            let text = v["text"].as_str().unwrap_or_default().to_string();
-            let l = v["language"]
-                .as_str()
-                .filter(|l| !l.is_empty())
-                .unwrap_or(&lang)
-                .to_string();
-            if !text.is_empty() {
-                let a = g.annotate(&text, &l, &opts);
-                v["text"] = serde_json::json!(a.text);
-                v["glossary"] = serde_json::json!({
-                    "corrections": a.corrections,
-                    "hits": a.hits,
-                    "flags": a.flags,
-                });
+    let stats = engine::run(
+        &model,
+        &audio.samples,
+        mode,
+        args.translate,
+        cfg,
+        threads,
+        pacing,
+        |e| {
+            let mut v = serde_json::to_value(&e.event).unwrap_or_default();
+            if let Some(g) = &glossary {
+                let text = v["text"].as_str().unwrap_or_default().to_string();
+                // A translation is English, whatever was heard.
+                let l = v["language"]
+                    .as_str()
+                    .filter(|l| !l.is_empty() && !args.translate)
+                    .unwrap_or(if args.translate { "en" } else { &lang })
+                    .to_string();
+                if !text.is_empty() {
+                    let a = g.annotate(&text, &l, &opts);
+                    v["text"] = serde_json::json!(a.text);
+                    v["glossary"] = serde_json::json!({
+                        "corrections": a.corrections,
+                        "hits": a.hits,
+                        "flags": a.flags,
+                    });
+                }
             }
-        }
-        v["emitted"] = serde_json::json!((e.at * 1000.0).round() / 1000.0);
-        if write_err.is_none() {
-            if let Err(err) = writeln!(out, "{v}").and_then(|_| out.flush()) {
-                write_err = Some(err);
+            v["emitted"] = serde_json::json!((e.at * 1000.0).round() / 1000.0);
+            if write_err.is_none() {
+                if let Err(err) = writeln!(out, "{v}").and_then(|_| out.flush()) {
+                    write_err = Some(err);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     if let Some(err) = write_err {
         return Err(err).context("cannot write to standard output");
     }

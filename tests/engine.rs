@@ -16,6 +16,7 @@ fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
         floor,
         policy: PolicyConfig::default(),
         hints: Vec::new(),
+        translate: false,
     }
 }
 

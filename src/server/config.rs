@@ -86,6 +86,11 @@ pub enum SourceConfig {
     /// A remote booth: `tolk send` (or any client of `docs/protocol.md`'s ingest) sends the
     /// audio over WebSocket to `/ingest/{channel}` with this token.
     Network { token: String },
+    /// Another channel's audio (`from`, usually the floor) through Whisper's translate task:
+    /// English captions of a speaker in any language, with no interpreter. Whisper
+    /// translates into English only, so the channel's language is `en`; the model must be a
+    /// multilingual one. It costs a second stream of decoding.
+    Translate { from: String },
 }
 
 fn default_id() -> String {
@@ -199,6 +204,26 @@ impl MeetingConfig {
                         "channel `{}`: the ingest token must be at least 16 characters",
                         c.id
                     ));
+                }
+                SourceConfig::Translate { from } => {
+                    if c.language != "en" {
+                        return Err(format!(
+                            "channel `{}`: Whisper translates into English only: set language = \"en\"",
+                            c.id
+                        ));
+                    }
+                    let Some(source) = self.channels.iter().find(|o| &o.id == from) else {
+                        return Err(format!(
+                            "channel `{}` translates `{from}`, which is not a channel of this meeting",
+                            c.id
+                        ));
+                    };
+                    if matches!(source.source, SourceConfig::Translate { .. }) {
+                        return Err(format!(
+                            "channel `{}` translates `{from}`, which is itself a translation",
+                            c.id
+                        ));
+                    }
                 }
                 SourceConfig::File { .. }
                 | SourceConfig::Device { .. }

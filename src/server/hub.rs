@@ -226,6 +226,7 @@ mod tests {
             language: "en".into(),
             label: id.into(),
             floor: id == "floor",
+            translates: None,
         };
         Hub::new(vec![ch("floor"), ch("es")], &[1, 1])
     }

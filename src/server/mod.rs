@@ -42,9 +42,9 @@ use crate::stream::policy::{Event, PolicyConfig};
 use crate::stream::scheduler::{ChannelSpec, Engine};
 use crate::transcribe::Model;
 
-use config::MeetingConfig;
+use config::{MeetingConfig, SourceConfig};
 use hub::Hub;
-use source::Source;
+use source::{Feed, Source};
 use wire::{
     Annotations, ChannelInfo, ChannelState, ClientMessage, ErrorCode, Final, Partial, ServerMessage,
 };
@@ -223,6 +223,10 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 c.label.clone()
             },
             floor: c.floor,
+            translates: match &c.source {
+                SourceConfig::Translate { from } => Some(from.clone()),
+                _ => None,
+            },
         })
         .collect();
     let mut next_seq = Vec::new();
@@ -326,10 +330,30 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         .max(1);
     let engine = Engine::start(model.clone(), threads, sink)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
-    let mut sources = Vec::new();
+    // Every channel's engine side first: a source feeds its own channel and those that
+    // translate it.
+    let mut opened = Vec::new();
     for c in &config.channels {
-        let language = match c.language.as_str() {
-            "auto" => LanguageMode::Detect(c.allowed.clone()),
+        let fail = |message: String| ServerError::Channel {
+            channel: c.id.clone(),
+            message,
+        };
+        // A translation decodes the speech of the channel it translates, in its language.
+        let (heard, translate) = match &c.source {
+            SourceConfig::Translate { from } => {
+                if !model.multilingual() {
+                    return Err(fail(format!(
+                        "translating needs a multilingual model; {} is English-only",
+                        options.model.display()
+                    )));
+                }
+                let from = config.channels.iter().find(|o| &o.id == from);
+                (from.unwrap_or(c), true)
+            }
+            _ => (c, false),
+        };
+        let language = match heard.language.as_str() {
+            "auto" => LanguageMode::Detect(heard.allowed.clone()),
             code => LanguageMode::Fixed(code.to_string()),
         };
         let hints = match (&glossary, m.bias) {
@@ -343,19 +367,42 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 name: c.id.clone(),
                 language,
                 floor: c.floor,
-                policy: PolicyConfig::default(),
+                policy: if translate {
+                    PolicyConfig::default().translating()
+                } else {
+                    PolicyConfig::default()
+                },
                 hints,
+                translate,
             })
-            .map_err(|e| ServerError::Channel {
-                channel: c.id.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| fail(e.to_string()))?;
+        opened.push(channel);
+    }
+    let mut sources = Vec::new();
+    for (c, channel) in config.channels.iter().zip(&opened) {
+        let translations = config
+            .channels
+            .iter()
+            .zip(&opened)
+            .filter(|(t, _)| matches!(&t.source, SourceConfig::Translate { from } if from == &c.id))
+            .map(|(_, ch)| ch.clone())
+            .collect();
+        let feed = Feed::new(channel.clone(), translations);
         sources.push(
-            Source::start(&c.source, channel).map_err(|source| ServerError::Source {
+            Source::start(&c.source, feed).map_err(|source| ServerError::Source {
                 channel: c.id.clone(),
                 source,
             })?,
         );
+    }
+    drop(opened);
+    // A translation's audio ends when that of the channel it translates does.
+    for (i, c) in config.channels.iter().enumerate() {
+        if let SourceConfig::Translate { from } = &c.source {
+            if let Some(j) = config.channels.iter().position(|o| &o.id == from) {
+                sources[i].ended = sources[j].ended.clone();
+            }
+        }
     }
     let meeting = ServerMessage::Meeting {
         protocol: wire::PROTOCOL_VERSION,
@@ -840,12 +887,7 @@ const MAX_INGEST_FRAME: usize = 96_000;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Decodes a booth's audio frames into its channel.
-async fn ingest(
-    mut ws: WebSocket,
-    channel: &str,
-    feed: &crate::stream::scheduler::Channel,
-    state: &std::sync::Mutex<String>,
-) {
+async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync::Mutex<String>) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, ws.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => {
             serde_json::from_str::<wire::IngestMessage>(t.as_str()).map_err(|e| e.to_string())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::audio::capture::{Capture, Next};
 use crate::audio::{decode_file, StreamResampler, SAMPLE_RATE};
-use crate::stream::scheduler::Channel;
+use crate::stream::scheduler::{Channel, EngineError};
 
 use super::config::SourceConfig;
 
@@ -29,6 +29,33 @@ pub enum SourceError {
     Thread(std::io::Error),
 }
 
+/// The engine channels a source's audio goes to: its own, then any that translate it
+/// (`kind = "translate"`), each with its own inbox.
+#[derive(Clone)]
+pub struct Feed {
+    channels: Vec<Channel>,
+}
+
+impl Feed {
+    pub fn new(own: Channel, translations: Vec<Channel>) -> Feed {
+        let mut channels = vec![own];
+        channels.extend(translations);
+        Feed { channels }
+    }
+
+    /// Adds 16 kHz mono audio to every channel (never blocks: see the engine's inboxes).
+    pub fn push_audio(&self, samples: &[f32]) -> Result<(), EngineError> {
+        self.channels.iter().try_for_each(|c| c.push_audio(samples))
+    }
+
+    /// The audio ended: every channel closes what it has open.
+    pub fn finish(&self) {
+        for c in &self.channels {
+            c.finish();
+        }
+    }
+}
+
 /// A running source: its state in words for `status` events, and a stop switch.
 pub struct Source {
     pub state: Arc<Mutex<String>>,
@@ -42,7 +69,7 @@ pub struct Source {
 /// A channel fed over the network (`/ingest/{channel}`).
 pub struct Network {
     pub token: String,
-    pub channel: Channel,
+    pub channel: Feed,
     /// A sender is connected (one at a time).
     pub busy: Arc<AtomicBool>,
 }
@@ -50,7 +77,7 @@ pub struct Network {
 impl Source {
     /// Starts feeding `channel` from `cfg`. A file that cannot be read or a sound card that
     /// cannot be opened is an error now, before the meeting opens.
-    pub fn start(cfg: &SourceConfig, channel: Channel) -> Result<Source, SourceError> {
+    pub fn start(cfg: &SourceConfig, channel: Feed) -> Result<Source, SourceError> {
         let state = Arc::new(Mutex::new(String::from("starting")));
         let ended = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -87,6 +114,18 @@ impl Source {
                         en.store(true, Relaxed);
                     })
                     .map_err(SourceError::Thread)?
+            }
+            SourceConfig::Translate { from } => {
+                // The audio comes through `from`'s feed; nothing runs here.
+                drop(channel);
+                set(&state, format!("translating {from}"));
+                return Ok(Source {
+                    state,
+                    ended,
+                    stop,
+                    handle: None,
+                    network: None,
+                });
             }
             SourceConfig::Network { token } => {
                 set(&state, "waiting for the booth to connect".into());
@@ -144,7 +183,7 @@ fn play_file(
     name: &str,
     looped: bool,
     speed: f64,
-    channel: &Channel,
+    channel: &Feed,
     state: &Mutex<String>,
     stop: &AtomicBool,
 ) {
@@ -198,7 +237,7 @@ fn play_file(
 }
 
 /// Feeds a sound card's audio, resampled to 16 kHz, until stopped or the device goes away.
-fn record(capture: &Capture, channel: &Channel, state: &Mutex<String>, stop: &AtomicBool) {
+fn record(capture: &Capture, channel: &Feed, state: &Mutex<String>, stop: &AtomicBool) {
     let mut resampler = match StreamResampler::new(capture.rate) {
         Ok(r) => r,
         Err(e) => {

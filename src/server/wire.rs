@@ -62,6 +62,10 @@ pub struct ChannelInfo {
     pub language: String,
     pub label: String,
     pub floor: bool,
+    /// A machine translation (Whisper's translate task) of this channel's speech, not an
+    /// interpreter: pages say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translates: Option<String>,
 }
 
 /// A committed caption.

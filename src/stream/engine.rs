@@ -34,6 +34,8 @@ pub struct Decoder<'m> {
     state: WhisperState,
     threads: usize,
     pub lang: LanguageLock,
+    /// Whisper's translate task (into English) instead of transcription.
+    translate: bool,
     /// Seconds spent in whisper.cpp (wall time of the decoder thread).
     pub busy_secs: f64,
 }
@@ -55,8 +57,16 @@ impl<'m> Decoder<'m> {
             state,
             threads: threads.max(1),
             lang: LanguageLock::new(mode),
+            translate: false,
             busy_secs: 0.0,
         })
+    }
+
+    /// Decodes with Whisper's translate task (English text of speech in the channel's
+    /// language) when `yes`.
+    pub fn translating(mut self, yes: bool) -> Decoder<'m> {
+        self.translate = yes;
+        self
     }
 
     /// Detects the language of the job's audio among the allowed ones (until locked).
@@ -107,6 +117,7 @@ impl<'m> Decoder<'m> {
         let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads as i32);
         params.set_language(Some(&language));
+        params.set_translate(self.translate);
         params.set_no_context(true);
         params.set_print_progress(false);
         params.set_print_realtime(false);
@@ -319,12 +330,14 @@ pub struct RunStats {
 /// Audio fed per tick of the driver: 100 ms.
 const TICK: usize = 1600;
 
-/// Streams `audio` (16 kHz mono) through the policy and Whisper; `sink` receives each event
-/// as it is emitted.
+/// Streams `audio` (16 kHz mono) through the policy and Whisper (its translate task into
+/// English with `translate`); `sink` receives each event as it is emitted.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     model: &Arc<Model>,
     audio: &[f32],
     lang: LanguageMode,
+    translate: bool,
     cfg: PolicyConfig,
     threads: usize,
     pacing: Pacing,
@@ -344,7 +357,7 @@ pub fn run(
             let busy = run_virtual(
                 model,
                 audio,
-                (lang, threads),
+                (lang, translate, threads),
                 cost,
                 &mut policy,
                 &mut sink,
@@ -354,7 +367,15 @@ pub fn run(
             stats.dropped = policy.dropped;
             busy
         }
-        Pacing::RealTime => run_realtime(model, audio, lang, cfg, threads, &mut sink, &mut stats)?,
+        Pacing::RealTime => run_realtime(
+            model,
+            audio,
+            (lang, translate),
+            cfg,
+            threads,
+            &mut sink,
+            &mut stats,
+        )?,
     };
     Ok(stats)
 }
@@ -368,13 +389,13 @@ fn drain(policy: &mut Policy, at: f64, sink: &mut impl FnMut(Emitted)) {
 fn run_virtual(
     model: &Model,
     audio: &[f32],
-    (lang, threads): (LanguageMode, usize),
+    (lang, translate, threads): (LanguageMode, bool, usize),
     cost: Option<DecodeCost>,
     policy: &mut Policy,
     sink: &mut impl FnMut(Emitted),
     stats: &mut RunStats,
 ) -> Result<f64, TranscribeError> {
-    let mut dec = Decoder::new(model, lang, threads)?;
+    let mut dec = Decoder::new(model, lang, threads)?.translating(translate);
     let mut fed = 0usize;
     let mut now = 0.0f64;
     let feed_until = |policy: &mut Policy, fed: &mut usize, t: f64| {
@@ -428,7 +449,7 @@ const REALTIME_TICK: Duration = Duration::from_millis(20);
 fn run_realtime(
     model: &Arc<Model>,
     audio: &[f32],
-    lang: LanguageMode,
+    (lang, translate): (LanguageMode, bool),
     cfg: PolicyConfig,
     threads: usize,
     sink: &mut impl FnMut(Emitted),
@@ -452,6 +473,7 @@ fn run_realtime(
             floor: true,
             policy: cfg,
             hints: Vec::new(),
+            translate,
         })
         .map_err(stopped)?;
     let start = Instant::now();

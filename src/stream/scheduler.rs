@@ -80,6 +80,8 @@ pub struct ChannelSpec {
     pub policy: PolicyConfig,
     /// Terms for Whisper's prompt, most valuable first (from the glossary).
     pub hints: Vec<String>,
+    /// Whisper's translate task: English text of speech in `language`.
+    pub translate: bool,
 }
 
 /// A channel's numbers, for status pages and benchmarks.
@@ -364,7 +366,7 @@ fn decoder_thread(
                 id,
                 floor: spec.floor,
                 policy,
-                decoder: Decoder::new(model, spec.language, threads)?,
+                decoder: Decoder::new(model, spec.language, threads)?.translating(spec.translate),
                 due_since: None,
                 finished: false,
                 lost_secs: 0.0,
