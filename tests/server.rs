@@ -209,13 +209,18 @@ fn follow(ws: &mut Ws, seen: &mut Seen, secs: u64, until: impl Fn(&Seen) -> bool
 
 /// A plain HTTP GET; returns status and body.
 fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    request(addr, "GET", path, auth)
+}
+
+/// A plain HTTP request with no body; returns status and body.
+fn request(addr: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = auth
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -502,6 +507,94 @@ fn off_the_record_nothing_is_stored() {
     assert!(
         !files.iter().any(|f| f.contains("sqlite")),
         "nothing written: {files:?}"
+    );
+}
+
+/// The organizer goes off the record in the middle of a meeting and back on: captions flow
+/// throughout, every listener is told in order with the finals, and the archive holds
+/// exactly the finals published on the record.
+#[test]
+fn the_organizer_goes_off_the_record_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[meeting]
+id = "switch"
+title = "On and off the record"
+archive = "archive.sqlite"
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "{wav}" }}
+"#,
+        wav = testdata("en-demo-congrats.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let (code, _) = request(&addr, "POST", "/api/off-record?off=true", None);
+    assert_eq!(code, 401, "no token, no switch");
+    let (code, _) = request(&addr, "POST", "/api/off-record?off=maybe", Some(TOKEN));
+    assert_eq!(code, 400);
+
+    let mut ws = connect(&addr);
+    assert_eq!(next(&mut ws).unwrap()["off_record"], false);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    // (seq, off the record when it came) for every final, in order.
+    let mut finals: Vec<(u64, bool)> = Vec::new();
+    let mut off = false;
+    let mut switched = Vec::new();
+    let t = Instant::now();
+    let mut ended = false;
+    while !ended && t.elapsed() < Duration::from_secs(120) {
+        let Some(m) = next(&mut ws) else { continue };
+        match m["type"].as_str().unwrap() {
+            "final" => finals.push((m["seq"].as_u64().unwrap(), off)),
+            "meeting" => {
+                off = m["off_record"].as_bool().unwrap();
+                switched.push(off);
+            }
+            "status" => ended = m["state"] == "ended",
+            _ => {}
+        }
+        let said = |o: bool| finals.iter().filter(|(_, x)| *x == o).count();
+        // Off after the first final, back on after two more.
+        if switched.is_empty() && said(false) == 1 && !off {
+            let (code, body) = request(&addr, "POST", "/api/off-record?off=true", Some(TOKEN));
+            assert_eq!((code, body.as_str()), (200, r#"{"off_record":true}"#));
+            switched.push(true);
+        } else if switched == [true, true] && said(true) == 2 {
+            let (code, _) = request(&addr, "POST", "/api/off-record?off=false", Some(TOKEN));
+            assert_eq!(code, 200);
+            switched.push(false);
+        }
+    }
+    assert!(ended, "the floor ended: {finals:?}");
+    // (each switch is noted twice: when asked, and when the event came)
+    assert_eq!(switched, [true, true, false, false], "{finals:?}");
+    let on: Vec<u64> = finals.iter().filter(|f| !f.1).map(|f| f.0).collect();
+    let off_seqs: Vec<u64> = finals.iter().filter(|f| f.1).map(|f| f.0).collect();
+    assert!(off_seqs.len() >= 2, "{finals:?}");
+    assert!(
+        on.len() >= 2,
+        "finals on the record after coming back: {finals:?}"
+    );
+
+    let (code, body) = get(&addr, "/api/export/floor?format=json", Some(TOKEN));
+    assert_eq!(code, 200);
+    let archived: Vec<u64> = serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        archived, on,
+        "the archive holds the finals on the record, no others"
     );
 }
 

@@ -13,7 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::wire::{Annotations, Final};
 
 /// The schema, one step per entry. Never edit a step that has shipped: add one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE finals (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE finals (
         meeting   TEXT    NOT NULL,
         channel   TEXT    NOT NULL,
         seq       INTEGER NOT NULL,
@@ -26,7 +27,16 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE finals (
         glossary  TEXT    NOT NULL,
         PRIMARY KEY (meeting, channel, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX finals_wall ON finals (wall_ms);"];
+    CREATE INDEX finals_wall ON finals (wall_ms);",
+    // The last seq given while off the record (the finals are not stored, their numbers
+    // are: a restarted server must not give them again).
+    "CREATE TABLE seqs (
+        meeting   TEXT    NOT NULL,
+        channel   TEXT    NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        PRIMARY KEY (meeting, channel)
+    ) WITHOUT ROWID;",
+];
 
 /// Why the archive failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +156,31 @@ impl Archive {
         tx.commit().map_err(err)
     }
 
+    /// Notes the numbers of finals that are not stored (off the record): only each channel's
+    /// highest seq, nothing of what was said.
+    pub fn note_seqs(&mut self, meeting: &str, finals: &[Final]) -> Result<(), ArchiveError> {
+        let path = self.path.clone();
+        let err = |source| ArchiveError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO seqs (meeting, channel, last_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (meeting, channel) DO UPDATE
+                     SET last_seq = MAX(last_seq, excluded.last_seq)",
+                )
+                .map_err(err)?;
+            for f in finals {
+                stmt.execute(params![meeting, f.channel, f.seq as i64])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// A channel's finals in order (all meetings' if `meeting` is `None`).
     pub fn finals(&self, meeting: Option<&str>, channel: &str) -> Result<Vec<Final>, ArchiveError> {
         let mut stmt = self
@@ -180,7 +215,9 @@ impl Archive {
         let v: Option<i64> = self
             .conn
             .query_row(
-                "SELECT MAX(seq) FROM finals WHERE meeting = ?1 AND channel = ?2",
+                "SELECT MAX(
+                    COALESCE((SELECT MAX(seq) FROM finals WHERE meeting = ?1 AND channel = ?2), 0),
+                    COALESCE((SELECT last_seq FROM seqs WHERE meeting = ?1 AND channel = ?2), 0))",
                 params![meeting, channel],
                 |r| r.get(0),
             )
@@ -242,6 +279,32 @@ mod tests {
         );
         assert_eq!(a.last_seq("m", "floor").unwrap(), 2);
         assert_eq!(a.last_seq("m", "ru").unwrap(), 0);
+    }
+
+    #[test]
+    fn off_record_finals_leave_only_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut a = Archive::open(&path).unwrap();
+        a.append("m", &[f("floor", 1, 10, "on the record")])
+            .unwrap();
+        a.note_seqs(
+            "m",
+            &[f("floor", 2, 11, "secret"), f("floor", 3, 12, "secret")],
+        )
+        .unwrap();
+        a.note_seqs("m", &[f("floor", 2, 11, "secret")]).unwrap();
+        drop(a);
+        let a = Archive::open(&path).unwrap();
+        assert_eq!(a.finals(Some("m"), "floor").unwrap().len(), 1);
+        // A restarted meeting numbers on from 4, not 2.
+        assert_eq!(a.last_seq("m", "floor").unwrap(), 3);
+        drop(a);
+        let bytes = std::fs::read(&path).unwrap();
+        let wal = std::fs::read(dir.path().join("a.sqlite-wal")).unwrap_or_default();
+        for b in [bytes, wal] {
+            assert!(!b.windows(6).any(|w| w == b"secret"), "the text is stored");
+        }
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub const RING_FINALS: usize = 1000;
 /// Finals in a snapshot on subscribe.
 pub const SNAPSHOT_FINALS: usize = 20;
 
-/// An event as it goes out: which channel (index), its final's seq if it is one, its JSON.
+/// The channel index of an event for every listener (a `meeting` event).
+pub const EVERY_CHANNEL: usize = usize::MAX;
+
+/// An event as it goes out: which channel (index, or [`EVERY_CHANNEL`]), its final's seq if
+/// it is one, its JSON.
 #[derive(Debug)]
 pub struct Published {
     pub channel: usize,
@@ -104,6 +108,16 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Published {
             channel,
             seq: Some(seq),
+            json,
+        }));
+    }
+
+    /// Sends a `meeting` event (the meeting changed: off the record or back) to every
+    /// subscribed listener.
+    pub fn publish_meeting(&self, json: String) {
+        let _ = self.tx.send(Arc::new(Published {
+            channel: EVERY_CHANNEL,
+            seq: None,
             json,
         }));
     }

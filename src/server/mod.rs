@@ -103,7 +103,10 @@ pub struct ServeOptions {
 /// Shared by every connection.
 struct App {
     hub: Arc<Hub>,
+    /// The `meeting` message as the meeting started; see [`App::meeting`].
     meeting: ServerMessage,
+    /// To switch off the record and back through the writer's queue.
+    writer: pipeline::PipelineTx,
     engine: Engine,
     sources: std::sync::Mutex<Vec<Source>>,
     pipeline: Arc<pipeline::PipelineStats>,
@@ -115,6 +118,19 @@ struct App {
     meeting_id: String,
     organizer_token: String,
     connections: AtomicUsize,
+}
+
+impl App {
+    /// The `meeting` message: off the record if the meeting started so, else as the
+    /// organizer last switched it (`off`: as it is about to be).
+    fn meeting(&self, off: Option<bool>) -> ServerMessage {
+        let mut m = self.meeting.clone();
+        if let ServerMessage::Meeting { off_record, .. } = &mut m {
+            let switched = off.unwrap_or_else(|| self.pipeline.off_record.load(Relaxed));
+            *off_record = self.archive_path.is_none() || switched;
+        }
+        m
+    }
 }
 
 fn now_ms() -> u64 {
@@ -143,6 +159,7 @@ pub async fn run(
         .route("/metrics", get(metrics))
         .route("/api/meeting", get(meeting_info))
         .route("/api/export/{channel}", get(export_channel))
+        .route("/api/off-record", axum::routing::post(switch_record))
         .route("/ingest/{channel}", get(ingest_upgrade))
         .with_state(app.clone());
     axum::serve(listener, router)
@@ -239,6 +256,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     let hub = Arc::new(Hub::new(channels.clone(), &next_seq));
     let (tx, pipeline_stats, _writer) =
         pipeline::start(hub.clone(), archive.map(|a| (a, m.id.clone())))?;
+    let writer_tx = tx.clone();
     let last_event: Arc<Vec<AtomicU64>> =
         Arc::new(channels.iter().map(|_| AtomicU64::new(0)).collect());
 
@@ -418,6 +436,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         engine,
         sources: std::sync::Mutex::new(sources),
         pipeline: pipeline_stats,
+        writer: writer_tx,
         last_event,
         archive_path: (!m.off_record).then(|| m.archive.clone()),
         meeting_id: m.id.clone(),
@@ -504,7 +523,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>) {
     let mut rx: Option<tokio::sync::broadcast::Receiver<Arc<hub::Published>>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.tick().await;
-    let mut open = send_msg(&mut ws, &app.meeting).await;
+    let mut open = send_msg(&mut ws, &app.meeting(None)).await;
     while open {
         tokio::select! {
             incoming = ws.recv() => {
@@ -567,7 +586,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>) {
             event = async { rx.as_mut().expect("guarded").recv().await }, if rx.is_some() => {
                 match event {
                     Ok(p) => {
-                        if !subscribed[p.channel] {
+                        if p.channel != hub::EVERY_CHANNEL && !subscribed[p.channel] {
                             continue;
                         }
                         if let Some(seq) = p.seq {
@@ -657,7 +676,52 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
 async fn meeting_info(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        app.meeting.to_json(),
+        app.meeting(None).to_json(),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RecordQuery {
+    /// `true`: off the record from now on; `false`: back on.
+    off: bool,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `POST /api/off-record?off=true|false` (organizer): finals from now on are not stored
+/// (captions still flow), or are again. Every listener gets a `meeting` event saying so,
+/// in order with the finals (see `pipeline`).
+async fn switch_record(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RecordQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "going off the record needs the organizer token (Authorization: Bearer TOKEN)\n",
+        )
+            .into_response();
+    }
+    if app.archive_path.is_none() {
+        return (
+            StatusCode::CONFLICT,
+            "this meeting was started off the record: it has no archive to go back on\n",
+        )
+            .into_response();
+    }
+    let json = app.meeting(Some(q.off)).to_json();
+    let a = app.clone();
+    // The writer's queue may be full for a moment (a final waits for room the same way).
+    let queued = tokio::task::spawn_blocking(move || a.writer.off_record(q.off, json)).await;
+    if queued.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the switch failed\n").into_response();
+    }
+    tracing::info!(off_record = q.off, "off-record switch requested");
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "off_record": q.off }).to_string(),
     )
         .into_response()
 }

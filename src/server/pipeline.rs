@@ -4,14 +4,17 @@
 //! [`PIPELINE_QUEUE`] events. The writer thread takes what is waiting, numbers the finals,
 //! writes them to the archive in one transaction, and only then publishes everything, in the
 //! order it came: a final a listener has seen is on disk. Off the record there is no archive
-//! and events are published as they come.
+//! and events are published as they come. The organizer may go off the record and back
+//! during a meeting: the switch goes through the same queue, so every final published after
+//! the `meeting` event that says "off the record" and before the one that says "on" is not
+//! stored (only its number is, see [`Archive::note_seqs`]).
 //!
 //! When the queue is full (the disk stalls): a partial is dropped (counted; the next one
 //! replaces it anyway), a final waits for room, which holds the decoder thread: captions are
 //! late rather than lost. If a write fails (disk full, file removed), the error is logged and
 //! reported in `/metrics` and `/healthz`, and captions keep flowing live: the meeting goes on.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,6 +32,8 @@ const BATCH: usize = 256;
 enum Job {
     Final(usize, Final),
     Partial(usize, Partial),
+    /// Off the record (`true`) or back on, and the `meeting` event that says so.
+    OffRecord(bool, String),
 }
 
 /// Counters the server reports.
@@ -40,6 +45,8 @@ pub struct PipelineStats {
     pub archive_failures: AtomicU64,
     /// The last archive error, if the last write failed.
     pub archive_error: Mutex<Option<String>>,
+    /// Off the record now (switched by the organizer; set by the writer, in order).
+    pub off_record: AtomicBool,
 }
 
 /// The sending side (cloned into the decoder thread's sink).
@@ -54,6 +61,12 @@ impl PipelineTx {
     pub fn final_(&self, channel: usize, f: Final) {
         // The writer only goes away at shutdown, when nothing is left to deliver to.
         let _ = self.tx.send(Job::Final(channel, f));
+    }
+
+    /// Queues the switch off the record (or back on) and the event that announces it; waits
+    /// for room like a final.
+    pub fn off_record(&self, off: bool, meeting_json: String) {
+        let _ = self.tx.send(Job::OffRecord(off, meeting_json));
     }
 
     /// Queues a partial, or drops it if the queue is full.
@@ -96,14 +109,21 @@ fn writer(
     mut archive: Option<(Archive, String)>,
     stats: Arc<PipelineStats>,
 ) {
-    while let Ok(first) = rx.recv() {
+    let mut pending: Vec<Job> = Vec::new();
+    while let Some(first) = pending.pop().or_else(|| rx.recv().ok()) {
+        // A batch ends before a switch off or on the record, which starts the next one.
         let mut batch = vec![first];
-        while batch.len() < BATCH {
+        while batch.len() < BATCH && !matches!(batch.last(), Some(Job::OffRecord(..))) {
             match rx.try_recv() {
+                Ok(j @ Job::OffRecord(..)) => {
+                    pending.push(j);
+                    break;
+                }
                 Ok(j) => batch.push(j),
                 Err(_) => break,
             }
         }
+        let off = stats.off_record.load(Relaxed);
         let mut finals: Vec<Final> = Vec::new();
         for job in &mut batch {
             if let Job::Final(ch, f) = job {
@@ -112,7 +132,12 @@ fn writer(
             }
         }
         if let (Some((a, meeting)), false) = (&mut archive, finals.is_empty()) {
-            match a.append(meeting, &finals) {
+            let written = if off {
+                a.note_seqs(meeting, &finals)
+            } else {
+                a.append(meeting, &finals)
+            };
+            match written {
                 Ok(()) => {
                     if let Ok(mut e) = stats.archive_error.lock() {
                         *e = None;
@@ -136,6 +161,11 @@ fn writer(
                 Job::Partial(ch, p) => {
                     stats.partials.fetch_add(1, Relaxed);
                     hub.publish_partial(ch, p);
+                }
+                Job::OffRecord(off, json) => {
+                    stats.off_record.store(off, Relaxed);
+                    tracing::info!(off_record = off, "the organizer switched the record");
+                    hub.publish_meeting(json);
                 }
             }
         }
