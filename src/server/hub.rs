@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
 use super::wire::{ChannelInfo, ChannelState, Final, Partial, ServerMessage};
@@ -36,7 +37,8 @@ pub const EVERY_CHANNEL: usize = usize::MAX;
 pub struct Published {
     pub channel: usize,
     pub seq: Option<u64>,
-    pub json: String,
+    /// Shared by every listener's send (a reference count, not a copy per listener).
+    pub json: Utf8Bytes,
 }
 
 #[derive(Default)]
@@ -108,7 +110,7 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Published {
             channel,
             seq: Some(seq),
-            json,
+            json: json.into(),
         }));
     }
 
@@ -118,7 +120,7 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Published {
             channel: EVERY_CHANNEL,
             seq: None,
-            json,
+            json: json.into(),
         }));
     }
 
@@ -130,7 +132,7 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Published {
             channel,
             seq: None,
-            json,
+            json: json.into(),
         }));
     }
 
@@ -155,7 +157,7 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Published {
             channel,
             seq: None,
-            json,
+            json: json.into(),
         }));
     }
 

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -495,15 +495,15 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Respon
 }
 
 /// Sends one message; `false` if the client is gone or too slow to take it.
-async fn send(ws: &mut WebSocket, text: String) -> bool {
+async fn send(ws: &mut WebSocket, text: Utf8Bytes) -> bool {
     matches!(
-        tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text.into()))).await,
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text))).await,
         Ok(Ok(()))
     )
 }
 
 async fn send_msg(ws: &mut WebSocket, m: &ServerMessage) -> bool {
-    send(ws, m.to_json()).await
+    send(ws, m.to_json().into()).await
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
