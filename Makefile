@@ -8,11 +8,12 @@ CARGO ?= cargo
 TOLK := target/release/tolk
 # Debian packages: the C/C++ build of whisper.cpp, ALSA and Opus for audio I/O, and the
 # tools the tests use to make and check audio (sox, opusenc, espeak-ng).
-DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-all opus-tools espeak-ng
+# chromium: the pages' tests run in it (headless, driven by playwright-core from npm).
+DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-all opus-tools espeak-ng chromium
 MODEL ?= base
 TEST_MODELS := base tiny.en
 
-.PHONY: run test setup deps build models testdata lint bench soak clean-cache
+.PHONY: run test setup deps build models testdata webdeps lint bench soak clean-cache
 
 run: setup
 	$(TOLK) serve --model $(MODEL)
@@ -21,7 +22,7 @@ test: setup lint
 	$(TOLK) models fetch $(TEST_MODELS)
 	$(CARGO) test --release --lib --bins --tests
 
-setup: deps build models testdata
+setup: deps build models testdata webdeps
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -43,6 +44,11 @@ models: build
 
 testdata: deps
 	bash scripts/fetch-testdata.sh
+
+# playwright-core for the browser tests (pinned in web/tests/package-lock.json; it drives
+# Debian's chromium and downloads no browser).
+webdeps: deps
+	@[ -d web/tests/node_modules/playwright-core ] || (cd web/tests && npm ci --no-audit --no-fund)
 
 lint:
 	$(CARGO) fmt --all -- --check

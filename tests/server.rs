@@ -598,6 +598,52 @@ source = {{ kind = "file", path = "{wav}" }}
     );
 }
 
+/// The attendee page in a real browser: `web/tests/attendee.mjs` drives Debian's headless
+/// chromium (playwright-core) against a real server transcribing a real recording: finals in
+/// order, a dropped connection resumed with no gap, nothing fetched from elsewhere, nothing
+/// kept on the phone, a phone-sized screenshot in `target/browser/`.
+#[test]
+fn the_attendee_page_works_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[meeting]
+title = "Raid and rescue: the attendee page"
+off_record = true
+model = "base"
+glossary = "{glossary}"
+
+[[channel]]
+id = "floor"
+language = "en"
+label = "Floor"
+floor = true
+source = {{ kind = "file", path = "{wav}" }}
+"#,
+        glossary = root().join("glossaries/sex-work-rights.toml").display(),
+        wav = testdata("en-demo-instruct.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let artifacts = root().join("target/browser");
+    let _ = std::fs::remove_file(artifacts.join("attendee-phone.png"));
+    let out = std::process::Command::new("node")
+        .arg(root().join("web/tests/attendee.mjs"))
+        .env("TOLK_URL", format!("http://{}", server.addr))
+        .env("TOLK_ARTIFACTS", &artifacts)
+        .current_dir(root())
+        .output()
+        .expect("node runs (make test installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{report}");
+    assert!(out.status.success(), "the browser test failed:\n{report}");
+    assert!(artifacts.join("attendee-phone.png").exists());
+}
+
 /// A meeting file with a mistake is refused with the file, the line and what is wrong.
 #[test]
 fn a_bad_meeting_file_is_refused_clearly() {

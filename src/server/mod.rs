@@ -16,6 +16,7 @@ pub mod archive;
 pub mod config;
 pub mod export;
 pub mod hub;
+pub mod pages;
 pub mod pipeline;
 pub mod source;
 pub mod wire;
@@ -154,6 +155,9 @@ pub async fn run(
     let app = Arc::new(app);
     let status = tokio::spawn(status_loop(app.clone()));
     let router = Router::new()
+        .route("/", get(pages::index))
+        .route("/app.js", get(pages::app_js))
+        .route("/style.css", get(pages::style_css))
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

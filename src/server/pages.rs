@@ -1,0 +1,45 @@
+//! The pages, embedded in the binary (`web/`): no build step, no external resource.
+//!
+//! Every page goes out with headers that keep it to itself and leave no trace: a content
+//! security policy that allows only this server (no inline script, no framing), no
+//! referrer, no caching.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+/// Only this server: its pages, its script, its styles, its WebSocket.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+form-action 'none'; frame-ancestors 'none'";
+
+fn page(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the attendee page.
+pub async fn index() -> Response {
+    page("text/html; charset=utf-8", INDEX_HTML)
+}
+
+pub async fn app_js() -> Response {
+    page("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub async fn style_css() -> Response {
+    page("text/css; charset=utf-8", STYLE_CSS)
+}
