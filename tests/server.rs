@@ -598,16 +598,37 @@ source = {{ kind = "file", path = "{wav}" }}
     );
 }
 
-/// The attendee page in a real browser: `web/tests/attendee.mjs` drives Debian's headless
-/// chromium (playwright-core) against a real server transcribing a real recording: finals in
+/// The pages in a real browser: `web/tests/*.mjs` drive Debian's headless chromium
+/// (playwright-core) against a real server transcribing speech. The attendee page: finals in
 /// order, a dropped connection resumed with no gap, nothing fetched from elsewhere, nothing
-/// kept on the phone, a phone-sized screenshot in `target/browser/`.
+/// kept on the phone. The interpreter's desk: term cards in the booth language for the
+/// glossary terms said on the floor, their own channel beside. Screenshots in
+/// `target/browser/`. The floor is synthesised (espeak-ng, looped): no recording we can
+/// fetch says the glossary's words.
 #[test]
-fn the_attendee_page_works_in_a_real_browser() {
+fn the_pages_work_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
+    let tts = std::process::Command::new("espeak-ng")
+        .args(["-v", "en", "-s", "140", "-w"])
+        .arg(dir.path().join("floor.wav"))
+        .arg(
+            "Today, sex workers were arrested in a police raid. They want rights, not rescue. \
+             The network NSWP says that decriminalisation of sex work protects their health.",
+        )
+        .output()
+        .expect("espeak-ng is installed by make's set-up");
+    assert!(tts.status.success());
+    let es = dir.path().join("es-12s.wav");
+    sox(&[
+        testdata("es-demo-instruct.wav").to_str().unwrap(),
+        es.to_str().unwrap(),
+        "trim",
+        "0",
+        "12",
+    ]);
     let text = format!(
         r#"[meeting]
-title = "Raid and rescue: the attendee page"
+title = "Raid and rescue: the pages"
 off_record = true
 model = "base"
 glossary = "{glossary}"
@@ -617,31 +638,41 @@ id = "floor"
 language = "en"
 label = "Floor"
 floor = true
-source = {{ kind = "file", path = "{wav}" }}
+source = {{ kind = "file", path = "floor.wav", loop = true }}
+
+[[channel]]
+id = "es"
+language = "es"
+label = "Español"
+source = {{ kind = "file", path = "es-12s.wav", loop = true }}
 "#,
         glossary = root().join("glossaries/sex-work-rights.toml").display(),
-        wav = testdata("en-demo-instruct.wav").display(),
     );
     std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
     let _guard = whisper_lock();
     let server = serve(dir.path());
     let artifacts = root().join("target/browser");
-    let _ = std::fs::remove_file(artifacts.join("attendee-phone.png"));
-    let out = std::process::Command::new("node")
-        .arg(root().join("web/tests/attendee.mjs"))
-        .env("TOLK_URL", format!("http://{}", server.addr))
-        .env("TOLK_ARTIFACTS", &artifacts)
-        .current_dir(root())
-        .output()
-        .expect("node runs (make test installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{report}");
-    assert!(out.status.success(), "the browser test failed:\n{report}");
-    assert!(artifacts.join("attendee-phone.png").exists());
+    for (script, shot) in [
+        ("attendee.mjs", "attendee-phone.png"),
+        ("interpreter.mjs", "interpreter-desk.png"),
+    ] {
+        let _ = std::fs::remove_file(artifacts.join(shot));
+        let out = std::process::Command::new("node")
+            .arg(root().join("web/tests").join(script))
+            .env("TOLK_URL", format!("http://{}", server.addr))
+            .env("TOLK_ARTIFACTS", &artifacts)
+            .current_dir(root())
+            .output()
+            .expect("node runs (make test installs it)");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{script}:\n{report}");
+        assert!(out.status.success(), "{script} failed:\n{report}");
+        assert!(artifacts.join(shot).exists(), "{shot}");
+    }
 }
 
 /// A meeting file with a mistake is refused with the file, the line and what is wrong.

@@ -156,7 +156,10 @@ pub async fn run(
     let status = tokio::spawn(status_loop(app.clone()));
     let router = Router::new()
         .route("/", get(pages::index))
+        .route("/interpreter", get(pages::interpreter))
+        .route("/common.js", get(pages::common_js))
         .route("/app.js", get(pages::app_js))
+        .route("/interpreter.js", get(pages::interpreter_js))
         .route("/style.css", get(pages::style_css))
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))

@@ -8,8 +8,14 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
+const INTERPRETER_HTML: &str = include_str!("../../web/interpreter.html");
+const COMMON_JS: &str = include_str!("../../web/common.js");
 const APP_JS: &str = include_str!("../../web/app.js");
+const INTERPRETER_JS: &str = include_str!("../../web/interpreter.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
 
 /// Only this server: its pages, its script, its styles, its WebSocket.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -33,11 +39,24 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 
 /// `GET /`: the attendee page.
 pub async fn index() -> Response {
-    page("text/html; charset=utf-8", INDEX_HTML)
+    page(HTML, INDEX_HTML)
+}
+
+/// `GET /interpreter`: the interpreter's desk.
+pub async fn interpreter() -> Response {
+    page(HTML, INTERPRETER_HTML)
+}
+
+pub async fn common_js() -> Response {
+    page(JS, COMMON_JS)
 }
 
 pub async fn app_js() -> Response {
-    page("text/javascript; charset=utf-8", APP_JS)
+    page(JS, APP_JS)
+}
+
+pub async fn interpreter_js() -> Response {
+    page(JS, INTERPRETER_JS)
 }
 
 pub async fn style_css() -> Response {

@@ -1,0 +1,139 @@
+// What every tolk page shares: its own words in the reader's language, the connection to
+// the caption stream (reconnecting, and resuming without gap), and caption text with the
+// glossary's spans. Nothing is stored anywhere: no cookie, no storage, the URL never changes.
+'use strict';
+window.Tolk = (() => {
+  const WORDS = {
+    en: { live: 'live', connecting: 'connecting…', reconnecting: 'offline — reconnecting…', lagging: 'captions are late by', ended: 'ended', silent: 'no speech', off: 'Off the record: nothing is stored.', demo: 'Demo meeting (recordings).', mt: 'machine translation', jump: 'Jump to live' },
+    es: { live: 'en directo', connecting: 'conectando…', reconnecting: 'sin conexión — reconectando…', lagging: 'los subtítulos llegan con retraso de', ended: 'terminado', silent: 'sin voz', off: 'Fuera de actas: no se guarda nada.', demo: 'Reunión de demostración (grabaciones).', mt: 'traducción automática', jump: 'Ir al directo' },
+    ru: { live: 'в эфире', connecting: 'подключение…', reconnecting: 'нет связи — переподключение…', lagging: 'субтитры отстают на', ended: 'завершено', silent: 'тишина', off: 'Не для записи: ничего не сохраняется.', demo: 'Демонстрация (записи).', mt: 'машинный перевод', jump: 'К прямому эфиру' },
+    uk: { live: 'наживо', connecting: 'підключення…', reconnecting: 'немає зв’язку — перепідключення…', lagging: 'субтитри запізнюються на', ended: 'завершено', silent: 'тиша', off: 'Не для запису: нічого не зберігається.', demo: 'Демонстрація (записи).', mt: 'машинний переклад', jump: 'До прямого ефіру' },
+    fr: { live: 'en direct', connecting: 'connexion…', reconnecting: 'hors ligne — reconnexion…', lagging: 'sous-titres en retard de', ended: 'terminé', silent: 'silence', off: 'Hors compte rendu : rien n’est enregistré.', demo: 'Réunion de démonstration (enregistrements).', mt: 'traduction automatique', jump: 'Revenir au direct' },
+    pt: { live: 'ao vivo', connecting: 'conectando…', reconnecting: 'sem conexão — reconectando…', lagging: 'legendas atrasadas em', ended: 'encerrado', silent: 'silêncio', off: 'Fora do registro: nada é guardado.', demo: 'Reunião de demonstração (gravações).', mt: 'tradução automática', jump: 'Ir ao vivo' },
+  };
+  const code = (navigator.language || 'en').slice(0, 2).toLowerCase();
+  const W = WORDS[code] || WORDS.en;
+  document.documentElement.lang = WORDS[code] ? code : 'en';
+
+  // The server's spans are UTF-8 byte offsets.
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+
+  // Appends `text` to `node` with digits emphasised (numbers are what interpreters miss).
+  function appendText(node, text, numbers) {
+    if (!numbers) { node.append(text); return; }
+    for (const part of text.split(/(\d[\d.,:%]*)/)) {
+      if (!part) continue;
+      if (/^\d/.test(part)) {
+        const b = document.createElement('b');
+        b.className = 'num';
+        b.textContent = part;
+        node.append(b);
+      } else node.append(part);
+    }
+  }
+
+  // A final as a <span class="final" data-seq>, its marks ({s, e, cls, title}: byte spans,
+  // the first of overlapping ones wins) wrapped in spans of their class.
+  function finalSpan(f, marks, numbers) {
+    const el = document.createElement('span');
+    el.className = 'final';
+    el.dataset.seq = f.seq;
+    const bytes = enc.encode(f.text);
+    let at = 0;
+    for (const m of [...marks].sort((a, b) => a.s - b.s)) {
+      if (m.s < at || m.e > bytes.length) continue;
+      appendText(el, dec.decode(bytes.slice(at, m.s)), numbers);
+      const span = document.createElement('span');
+      span.className = m.cls;
+      if (m.title) span.title = m.title;
+      span.textContent = dec.decode(bytes.slice(m.s, m.e));
+      el.append(span);
+      at = m.e;
+    }
+    appendText(el, dec.decode(bytes.slice(at)), numbers);
+    return el;
+  }
+
+  // Corrections and flags, marked quietly (never rewritten by the page).
+  function quietMarks(f) {
+    const g = f.glossary || {};
+    const marks = [];
+    for (const c of g.corrections || []) marks.push({ s: c.start, e: c.end, cls: 'corr', title: '“' + c.from + '” → “' + c.to + '”' });
+    for (const x of g.flags || []) marks.push({ s: x.start, e: x.end, cls: 'flag', title: x.prefer ? '→ ' + x.prefer + (x.reason ? ' — ' + x.reason : '') : x.reason });
+    return marks;
+  }
+
+  // A caption column: finals of one channel, once each and in order, those less than PAUSE
+  // seconds apart in the audio in one paragraph; the partial below, tentative.
+  const PAUSE = 1.2;
+  function column(captions, partial, marksOf, numbers) {
+    let last = 0;
+    let lastEnd = -Infinity;
+    return {
+      get last() { return last; },
+      reset() { last = 0; lastEnd = -Infinity; captions.textContent = ''; partial.textContent = ''; },
+      final(f) {
+        if (f.seq <= last) return false;
+        last = f.seq;
+        let p = captions.lastElementChild;
+        if (!p || f.start - lastEnd > PAUSE) {
+          p = document.createElement('p');
+          captions.append(p);
+        } else p.append(' ');
+        p.append(finalSpan(f, marksOf(f), numbers));
+        lastEnd = f.end;
+        partial.textContent = '';
+        return true;
+      },
+      partial(text) { partial.textContent = text || ''; },
+    };
+  }
+
+  // The caption stream: reconnects (backoff up to 8 s) and calls `opened` again, where the
+  // page subscribes with `since`. `down(true|false)` says when it is offline.
+  function connection(opened, message, down) {
+    let ws = null;
+    let backoff = 500;
+    let offlineUntil = 0;
+    function connect() {
+      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+      let wasOpen = false;
+      ws.onopen = () => { wasOpen = true; backoff = 500; down(false); opened(); };
+      ws.onmessage = (e) => {
+        let m;
+        try { m = JSON.parse(e.data); } catch { return; }
+        message(m);
+      };
+      ws.onclose = () => {
+        down(true);
+        ws = null;
+        setTimeout(connect, Math.max(wasOpen ? 200 : backoff, offlineUntil - Date.now()));
+        backoff = Math.min(backoff * 2, 8000);
+      };
+    }
+    connect();
+    const api = {
+      send(m) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); },
+      // For tests: drop the connection as a network would, and stay offline for `ms`.
+      disconnect(ms) { offlineUntil = Date.now() + (ms || 0); if (ws) ws.close(); },
+    };
+    window.tolkDebug = { disconnect: api.disconnect };
+    return api;
+  }
+
+  // Text size and colours, for this visit only.
+  function tools(smaller, larger, theme) {
+    let size = 20;
+    const setSize = (d) => { size = Math.min(40, Math.max(14, size + d)); document.documentElement.style.fontSize = size + 'px'; };
+    const themes = ['', 'light', 'dark', 'contrast'];
+    let t = 0;
+    const next = () => { t = (t + 1) % themes.length; document.documentElement.className = themes[t]; };
+    if (smaller) smaller.addEventListener('click', () => setSize(-2));
+    if (larger) larger.addEventListener('click', () => setSize(2));
+    if (theme) theme.addEventListener('click', next);
+    return { setSize, next };
+  }
+
+  return { W, finalSpan, quietMarks, column, connection, tools };
+})();

@@ -1,0 +1,57 @@
+// The interpreter's desk in a real browser (Debian's chromium, headless), against a running
+// `tolk serve` at $TOLK_URL whose floor says glossary terms and whose `es` channel is
+// Spanish. Exits non-zero, saying why, if the desk fails an interpreter: terms highlighted
+// in the floor's captions with a card in the booth language (sourced or marked proposal),
+// their own channel beside, recognition health shown, keys working, nothing fetched from
+// anywhere but the server. Saves a screenshot to $TOLK_ARTIFACTS (default target/browser).
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const url = process.env.TOLK_URL;
+const out = process.env.TOLK_ARTIFACTS || 'target/browser';
+if (!url) throw new Error('TOLK_URL is not set');
+mkdirSync(out, { recursive: true });
+const host = new URL(url).host;
+
+const failures = [];
+const check = (ok, what) => { if (!ok) failures.push(what); console.log((ok ? 'ok   ' : 'FAIL ') + what); };
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const outside = [];
+  const errors = [];
+  page.on('request', (r) => { if (new URL(r.url()).host !== host) outside.push(r.url()); });
+  page.on('websocket', (ws) => { if (new URL(ws.url()).host !== host) outside.push(ws.url()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+
+  await page.goto(url + '/interpreter?source=floor&booth=es&own=es');
+  await page.waitForSelector('#cards .card .eq', { timeout: 120000 });
+  const card = await page.$eval('#cards .card', (c) => ({ term: c.querySelector('.term').textContent, eq: c.querySelector('.eq').textContent, lang: c.querySelector('.eq').lang, badge: c.querySelector('.badge').textContent, cls: c.className }));
+  check(card.lang === 'es' && card.eq.length > 0, `a term card in the booth language: ${JSON.stringify(card)}`);
+  check(/^(sourced|proposal — unverified)/.test(card.badge) && (card.cls.includes('sourced') || card.cls.includes('proposal')), `the card says sourced or proposal: ${card.badge}`);
+  const hits = await page.$$eval('#captions .hit', (hs) => hs.map((h) => h.textContent));
+  check(hits.length > 0, `terms highlighted in the floor's captions: ${hits.join(', ')}`);
+  await page.waitForSelector('#own-captions .final', { timeout: 120000 });
+  check(!(await page.$eval('#mine', (m) => m.hidden)), 'their own channel beside the floor');
+  check(await page.$eval('#desk', (d) => getComputedStyle(d).gridTemplateColumns.split(' ').length) === 3, 'three columns: floor, cards, own channel');
+  const healthCls = await page.$eval('#health', (h) => h.className);
+  check(['ok', 'late'].includes(healthCls), `recognition health shown: ${healthCls} "${await page.textContent('#health')}"`);
+
+  await page.screenshot({ path: `${out}/interpreter-desk.png` });
+  await page.keyboard.press('c');
+  check(await page.$$eval('#cards .card', (c) => c.length) === 0, 'key c clears the cards');
+  await page.keyboard.press('s');
+  check(await page.$eval('#mine', (m) => m.hidden), 'key s switches the split view (to no own channel)');
+
+  check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
+  check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error(`${failures.length} check(s) failed`);
+  process.exit(1);
+}
