@@ -45,10 +45,10 @@ models: build
 testdata: deps
 	bash scripts/fetch-testdata.sh
 
-# playwright-core for the browser tests (pinned in web/tests/package-lock.json; it drives
-# Debian's chromium and downloads no browser).
+# playwright-core and axe-core for the browser tests (pinned in web/tests/package-lock.json;
+# playwright-core drives Debian's chromium and downloads no browser).
 webdeps: deps
-	@[ -d web/tests/node_modules/playwright-core ] || (cd web/tests && npm ci --no-audit --no-fund)
+	@[ -d web/tests/node_modules/playwright-core ] && [ -d web/tests/node_modules/axe-core ] || (cd web/tests && npm ci --no-audit --no-fund)
 
 lint:
 	$(CARGO) fmt --all -- --check

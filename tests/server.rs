@@ -602,8 +602,9 @@ source = {{ kind = "file", path = "{wav}" }}
 /// (playwright-core) against a real server transcribing speech. The attendee page: finals in
 /// order, a dropped connection resumed with no gap, nothing fetched from elsewhere, nothing
 /// kept on the phone. The interpreter's desk: term cards in the booth language for the
-/// glossary terms said on the floor, their own channel beside. Screenshots in
-/// `target/browser/`. The floor is synthesised (espeak-ng, looped): no recording we can
+/// glossary terms said on the floor, their own channel beside. The organizer's page: token,
+/// channels, levels, QR code, off the record and back, a WebVTT export that parses.
+/// Screenshots and the export in `target/browser/`. The floor is synthesised (espeak-ng, looped): no recording we can
 /// fetch says the glossary's words.
 #[test]
 fn the_pages_work_in_a_real_browser() {
@@ -629,7 +630,7 @@ fn the_pages_work_in_a_real_browser() {
     let text = format!(
         r#"[meeting]
 title = "Raid and rescue: the pages"
-off_record = true
+archive = "archive.sqlite"
 model = "base"
 glossary = "{glossary}"
 
@@ -655,12 +656,14 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
     for (script, shot) in [
         ("attendee.mjs", "attendee-phone.png"),
         ("interpreter.mjs", "interpreter-desk.png"),
+        ("organizer.mjs", "floor.vtt"),
     ] {
         let _ = std::fs::remove_file(artifacts.join(shot));
         let out = std::process::Command::new("node")
             .arg(root().join("web/tests").join(script))
             .env("TOLK_URL", format!("http://{}", server.addr))
             .env("TOLK_ARTIFACTS", &artifacts)
+            .env("TOLK_TOKEN", TOKEN)
             .current_dir(root())
             .output()
             .expect("node runs (make test installs it)");

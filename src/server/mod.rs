@@ -119,6 +119,8 @@ struct App {
     meeting_id: String,
     organizer_token: String,
     connections: AtomicUsize,
+    /// The glossary in use, in words ("title (N concepts)"), for the organizer.
+    glossary_info: Option<String>,
 }
 
 impl App {
@@ -167,6 +169,10 @@ pub async fn run(
         .route("/api/meeting", get(meeting_info))
         .route("/api/export/{channel}", get(export_channel))
         .route("/api/off-record", axum::routing::post(switch_record))
+        .route("/api/organizer", get(organizer_status))
+        .route("/api/qr.svg", get(qr_svg))
+        .route("/organizer", get(pages::organizer))
+        .route("/organizer.js", get(pages::organizer_js))
         .route("/ingest/{channel}", get(ingest_upgrade))
         .with_state(app.clone());
     axum::serve(listener, router)
@@ -449,6 +455,18 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         meeting_id: m.id.clone(),
         organizer_token: options.organizer_token,
         connections: AtomicUsize::new(0),
+        glossary_info: glossary.as_ref().map(|g| {
+            format!(
+                "{} ({} concepts, {})",
+                g.file.glossary.title,
+                g.file.concepts.len(),
+                m.glossary
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )
+        }),
     })
 }
 
@@ -686,6 +704,108 @@ async fn meeting_info(State(app): State<Arc<App>>) -> Response {
         app.meeting(None).to_json(),
     )
         .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TokenOnly {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+fn unauthorized(what: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        format!("{what} needs the organizer token (Authorization: Bearer TOKEN)\n"),
+    )
+        .into_response()
+}
+
+/// `GET /api/organizer` (organizer): everything the organizer's page shows — the meeting,
+/// each channel's state, lag, source, listeners and audio level, the engine, the archive,
+/// the glossary.
+async fn organizer_status(
+    State(app): State<Arc<App>>,
+    Query(q): Query<TokenOnly>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
+        return unauthorized("the organizer's status");
+    }
+    let stats = app.engine.stats();
+    let archive = app
+        .pipeline
+        .archive_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
+    let channels: Vec<serde_json::Value> = channel_states(&app)
+        .into_iter()
+        .zip(&app.hub.channels)
+        .enumerate()
+        .map(|(i, ((state, lag, source), c))| {
+            let s = stats.get(i).cloned().unwrap_or_default();
+            serde_json::json!({
+                "id": c.id,
+                "label": c.label,
+                "language": c.language,
+                "state": state,
+                "lag": (lag * 10.0).round() / 10.0,
+                "source": source,
+                "listeners": app.listening.get(i).map(|l| l.load(Relaxed)).unwrap_or(0),
+                "level_db": (s.level_db * 10.0).round() / 10.0,
+                "audio_secs": s.audio_secs.round(),
+                "audio_lost_secs": s.audio_lost_secs,
+                "last_seq": app.hub.last_seq(i),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "meeting": app.meeting(None),
+        "engine": app.engine.stopped().unwrap_or_else(|| "running".into()),
+        "archive": match (&app.archive_path, archive) {
+            (None, _) => "none: the meeting was started off the record".to_string(),
+            (Some(_), Some(e)) => format!("failing: {e}"),
+            (Some(p), None) => format!("ok ({})", p.display()),
+        },
+        "glossary": app.glossary_info,
+        "connections": app.connections.load(Relaxed),
+    });
+    let mut body = body;
+    body["channels"] = serde_json::Value::Array(channels);
+    axum::Json(body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct QrQuery {
+    text: String,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /api/qr.svg?text=URL` (organizer): a QR code of the attendee address, drawn here (a
+/// page may load nothing from elsewhere).
+async fn qr_svg(
+    State(app): State<Arc<App>>,
+    Query(q): Query<QrQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
+        return unauthorized("a QR code");
+    }
+    match qrcode::QrCode::new(q.text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .build();
+            ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("no QR code for that text: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -12,6 +12,8 @@ const INTERPRETER_HTML: &str = include_str!("../../web/interpreter.html");
 const COMMON_JS: &str = include_str!("../../web/common.js");
 const APP_JS: &str = include_str!("../../web/app.js");
 const INTERPRETER_JS: &str = include_str!("../../web/interpreter.js");
+const ORGANIZER_HTML: &str = include_str!("../../web/organizer.html");
+const ORGANIZER_JS: &str = include_str!("../../web/organizer.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -45,6 +47,15 @@ pub async fn index() -> Response {
 /// `GET /interpreter`: the interpreter's desk.
 pub async fn interpreter() -> Response {
     page(HTML, INTERPRETER_HTML)
+}
+
+/// `GET /organizer`: the organizer's page (its data needs the token).
+pub async fn organizer() -> Response {
+    page(HTML, ORGANIZER_HTML)
+}
+
+pub async fn organizer_js() -> Response {
+    page(JS, ORGANIZER_JS)
 }
 
 pub async fn common_js() -> Response {

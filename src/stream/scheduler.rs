@@ -106,6 +106,9 @@ pub struct ChannelStats {
     pub language: Option<String>,
     /// Whether the channel is finished and fully emitted.
     pub done: bool,
+    /// Loudness of the audio last received (RMS, dBFS; -100 for digital silence), for the
+    /// organizer's level meters.
+    pub level_db: f64,
 }
 
 /// Errors of the engine.
@@ -304,9 +307,20 @@ impl Channel {
 
     /// Adds 16 kHz mono audio. Never blocks on Whisper: the samples go to the inbox.
     pub fn push_audio(&self, samples: &[f32]) -> Result<(), EngineError> {
+        // The level for the organizer's meter, computed before taking the lock.
+        let level = (!samples.is_empty()).then(|| {
+            let power =
+                samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64;
+            (10.0 * power.log10()).max(-100.0)
+        });
         let mut st = lock(&self.shared);
         if st.stopped.is_some() {
             return Err(EngineError::Stopped);
+        }
+        if let (Some(level), Some((_, s))) =
+            (level, st.stats.iter_mut().find(|(id, _)| *id == self.id))
+        {
+            s.level_db = level;
         }
         let inbox = st
             .inboxes

@@ -4,6 +4,7 @@
 // and no duplicate, nothing fetched from anywhere but the server, nothing kept on the
 // phone. Saves a phone-sized screenshot to $TOLK_ARTIFACTS (default target/browser).
 import { chromium } from 'playwright-core';
+import { violations } from './a11y.mjs';
 import { mkdirSync } from 'node:fs';
 
 const url = process.env.TOLK_URL;
@@ -47,6 +48,8 @@ try {
   check(text.trim().split(/\s+/).length >= 10, `captions have words: ${text.slice(0, 120)}…`);
 
   await page.screenshot({ path: `${out}/attendee-phone.png` });
+  const a11y = await violations(page);
+  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
   check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
   check((await context.cookies()).length === 0, 'no cookie');
   check(await page.evaluate(() => localStorage.length + sessionStorage.length) === 0, 'nothing in local or session storage');

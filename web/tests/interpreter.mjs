@@ -5,6 +5,7 @@
 // their own channel beside, recognition health shown, keys working, nothing fetched from
 // anywhere but the server. Saves a screenshot to $TOLK_ARTIFACTS (default target/browser).
 import { chromium } from 'playwright-core';
+import { violations } from './a11y.mjs';
 import { mkdirSync } from 'node:fs';
 
 const url = process.env.TOLK_URL;
@@ -28,8 +29,9 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
 
   await page.goto(url + '/interpreter?source=floor&booth=es&own=es');
-  await page.waitForSelector('#cards .card .eq', { timeout: 120000 });
-  const card = await page.$eval('#cards .card', (c) => ({ term: c.querySelector('.term').textContent, eq: c.querySelector('.eq').textContent, lang: c.querySelector('.eq').lang, badge: c.querySelector('.badge').textContent, cls: c.className }));
+  const termCard = '#cards .card.sourced, #cards .card.proposal';
+  await page.waitForSelector(termCard, { timeout: 120000 });
+  const card = await page.$eval(termCard, (c) => ({ term: c.querySelector('.term').textContent, eq: c.querySelector('.eq').textContent, lang: c.querySelector('.eq').lang, badge: c.querySelector('.badge').textContent, cls: c.className }));
   check(card.lang === 'es' && card.eq.length > 0, `a term card in the booth language: ${JSON.stringify(card)}`);
   check(/^(sourced|proposal — unverified)/.test(card.badge) && (card.cls.includes('sourced') || card.cls.includes('proposal')), `the card says sourced or proposal: ${card.badge}`);
   const hits = await page.$$eval('#captions .hit', (hs) => hs.map((h) => h.textContent));
@@ -41,6 +43,8 @@ try {
   check(['ok', 'late'].includes(healthCls), `recognition health shown: ${healthCls} "${await page.textContent('#health')}"`);
 
   await page.screenshot({ path: `${out}/interpreter-desk.png` });
+  const a11y = await violations(page);
+  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
   await page.keyboard.press('c');
   check(await page.$$eval('#cards .card', (c) => c.length) === 0, 'key c clears the cards');
   await page.keyboard.press('s');

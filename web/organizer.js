@@ -1,0 +1,118 @@
+// The organizer's page: the meeting at a glance (channels, lag, audio levels, listeners),
+// off the record and back, the attendee address and its QR code, the glossary in use, and
+// the archive's exports. The token stays in this tab's memory only.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  let token = null;
+  let meeting = null;
+  let timer = null;
+  const auth = () => ({ headers: { Authorization: 'Bearer ' + token } });
+  const el = (tag, text) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; return e; };
+
+  async function refresh() {
+    let r;
+    try { r = await fetch('/api/organizer', auth()); } catch { $('health').textContent = 'server unreachable'; $('health').className = 'down'; return; }
+    if (r.status === 401) { stop('wrong token'); return; }
+    const s = await r.json();
+    if (!meeting) first(s);
+    meeting = s.meeting;
+    $('title').textContent = s.meeting.title + ' — organizer';
+    $('health').textContent = 'engine ' + s.engine + ' · ' + s.connections + ' connections';
+    $('health').className = s.engine === 'running' ? 'ok' : 'down';
+    const off = !!s.meeting.off_record;
+    $('record').setAttribute('aria-pressed', String(off));
+    $('record').textContent = off ? 'Off the record — go back on' : 'Go off the record';
+    $('archive').textContent = 'Archive: ' + s.archive;
+    $('glossary').textContent = s.glossary || 'none';
+    const body = $('channels').tBodies[0];
+    body.textContent = '';
+    for (const c of s.channels) {
+      const tr = el('tr');
+      tr.dataset.id = c.id;
+      tr.append(el('td', c.label + ' (' + c.language + ')'), el('td', c.state), el('td', c.lag.toFixed(1) + ' s'));
+      const td = el('td');
+      const m = el('meter');
+      m.min = -60; m.max = 0; m.low = -45; m.high = -6; m.optimum = -20;
+      m.value = Math.max(-60, c.level_db);
+      m.title = c.level_db.toFixed(0) + ' dBFS';
+      td.append(m);
+      tr.append(td, el('td', String(c.listeners)), el('td', c.source));
+      tr.children[4].className = 'listeners';
+      body.append(tr);
+    }
+    const lost = s.channels.reduce((a, c) => a + c.audio_lost_secs, 0);
+    $('summary').textContent = lost > 0 ? lost.toFixed(1) + ' s of audio dropped (recognition too slow)' : '';
+  }
+
+  async function first(s) {
+    const url = location.origin + '/';
+    $('attendee-link').href = url;
+    $('attendee-link').textContent = url;
+    $('interp-link').href = url + 'interpreter';
+    $('interp-link').textContent = url + 'interpreter';
+    const r = await fetch('/api/qr.svg?text=' + encodeURIComponent(url), auth());
+    if (r.ok) {
+      const svg = new DOMParser().parseFromString(await r.text(), 'image/svg+xml').documentElement;
+      $('qr').textContent = '';
+      $('qr').append(document.importNode(svg, true));
+    }
+    const box = $('exports');
+    box.textContent = '';
+    const floor = s.channels[0] && s.channels[0].id;
+    for (const c of s.channels) {
+      for (const f of ['vtt', 'srt', 'txt', 'md', 'json']) box.append(exportButton(c.id, '?format=' + f, c.id + '.' + f, c.label + ' ' + f.toUpperCase()));
+      if (c.id !== floor) box.append(exportButton(floor, '?with=' + encodeURIComponent(c.id), floor + '-' + c.id + '.md', floor + ' ⇄ ' + c.label));
+    }
+  }
+
+  // Exports are fetched with the token (never put in a URL), then saved from memory.
+  function exportButton(channel, query, name, label) {
+    const b = el('button', label);
+    b.type = 'button';
+    b.dataset.export = name;
+    b.addEventListener('click', async () => {
+      const r = await fetch('/api/export/' + encodeURIComponent(channel) + query, auth());
+      if (!r.ok) { alert(await r.text()); return; }
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(await r.blob());
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    });
+    return b;
+  }
+
+  $('record').addEventListener('click', async () => {
+    const off = !(meeting && meeting.off_record);
+    const r = await fetch('/api/off-record?off=' + off, { method: 'POST', ...auth() });
+    if (!r.ok) alert(await r.text());
+    setTimeout(refresh, 300);
+  });
+
+  function stop(why) {
+    clearInterval(timer);
+    token = null;
+    meeting = null;
+    $('login-error').textContent = why;
+    $('login').hidden = false;
+    $('tools').hidden = true;
+    $('desk-org').hidden = true;
+  }
+
+  $('login').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    token = $('token').value;
+    $('token').value = '';
+    $('login-error').textContent = '';
+    meeting = null;
+    await refresh();
+    if (!token) return;
+    $('login').hidden = true;
+    $('tools').hidden = false;
+    $('desk-org').hidden = false;
+    timer = setInterval(refresh, 1000);
+  });
+})();

@@ -1,0 +1,74 @@
+// The organizer's page in a real browser (Debian's chromium, headless), against a running
+// `tolk serve` at $TOLK_URL with an archive, organizer token $TOLK_TOKEN. Exits non-zero,
+// saying why, if it fails an organizer: a wrong token refused, channels with their state,
+// listeners and audio level, the QR code, off the record and back, a WebVTT export that
+// downloads and parses, nothing fetched from anywhere but the server.
+import { chromium } from 'playwright-core';
+import { violations } from './a11y.mjs';
+import { mkdirSync, readFileSync } from 'node:fs';
+
+const url = process.env.TOLK_URL;
+const token = process.env.TOLK_TOKEN;
+const out = process.env.TOLK_ARTIFACTS || 'target/browser';
+if (!url || !token) throw new Error('TOLK_URL and TOLK_TOKEN must be set');
+mkdirSync(out, { recursive: true });
+const host = new URL(url).host;
+
+const failures = [];
+const check = (ok, what) => { if (!ok) failures.push(what); console.log((ok ? 'ok   ' : 'FAIL ') + what); };
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const outside = [];
+  const errors = [];
+  page.on('request', (r) => { const u = new URL(r.url()); if (u.protocol !== 'blob:' && u.host !== host) outside.push(r.url()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401')) errors.push(m.text()); });
+
+  await page.goto(url + '/organizer');
+  await page.fill('#token', 'not-the-token');
+  await page.click('#login button');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent !== '');
+  check(await page.textContent('#login-error') === 'wrong token', 'a wrong token is refused');
+
+  await page.fill('#token', token);
+  await page.click('#login button');
+  await page.waitForSelector('#channels tbody tr', { timeout: 10000 });
+  const rows = await page.$$eval('#channels tbody tr', (trs) => trs.map((tr) => tr.dataset.id));
+  check(rows.join(',') === 'floor,es', `the channels: ${rows}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#channels meter')].some((m) => m.value > -60), null, { timeout: 20000 }).catch(() => {});
+  const levels = await page.$$eval('#channels meter', (ms) => ms.map((m) => m.value));
+  check(levels.some((v) => v > -60), `audio level meters move: ${levels}`);
+  check(await page.$('#qr svg') !== null, 'the QR code of the attendee address');
+  check((await page.textContent('#attendee-link')).startsWith(url), 'the attendee address');
+
+  await page.click('#record');
+  await page.waitForFunction(() => document.getElementById('record').getAttribute('aria-pressed') === 'true', null, { timeout: 10000 }).catch(() => {});
+  check(await page.getAttribute('#record', 'aria-pressed') === 'true', 'off the record');
+  await page.click('#record');
+  await page.waitForFunction(() => document.getElementById('record').getAttribute('aria-pressed') === 'false', null, { timeout: 10000 }).catch(() => {});
+  check(await page.getAttribute('#record', 'aria-pressed') === 'false', 'back on the record');
+
+  await page.screenshot({ path: `${out}/organizer.png`, fullPage: true });
+  const a11y = await violations(page);
+  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-export="floor.vtt"]')]);
+  const path = `${out}/floor.vtt`;
+  await download.saveAs(path);
+  const vtt = readFileSync(path, 'utf8');
+  const cues = [...vtt.matchAll(/^(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)$/gm)];
+  const ms = (m, k) => ((+m[k] * 60 + +m[k + 1]) * 60 + +m[k + 2]) * 1000 + +m[k + 3];
+  const ordered = cues.every((m, i) => ms(m, 1) <= ms(m, 5) && (i === 0 || ms(cues[i - 1], 1) <= ms(m, 1)));
+  check(vtt.startsWith('WEBVTT') && cues.length > 0 && ordered, `the WebVTT export parses: ${cues.length} cues, in order`);
+
+  check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
+  check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error(`${failures.length} check(s) failed`);
+  process.exit(1);
+}
