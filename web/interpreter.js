@@ -12,6 +12,7 @@
   let source = null;
   let own = null;
   let booth = params.get('booth') || '';
+  let lastOwn = '';
   const CARDS = 8;
 
   const health = (text, cls) => { $('health').textContent = text; $('health').className = cls; };
@@ -168,9 +169,11 @@
     else if (e.key === 'c') $('cards').textContent = '';
     else if (e.key === 'j') { following = true; follow(); }
     else if (e.key === 's') {
+      // Split view off, or back on with the channel it had (else the first that is not
+      // the source).
       const sel = $('own');
-      const next = sel.options[(sel.selectedIndex + 1) % sel.options.length];
-      sel.value = next.value;
+      if (sel.value) lastOwn = sel.value;
+      sel.value = sel.value ? '' : lastOwn || (channels.find((c) => c.id !== source) || {}).id || '';
       sel.dispatchEvent(new Event('change'));
     } else return;
     e.preventDefault();

@@ -173,6 +173,8 @@ pub async fn run(
         .route("/api/qr.svg", get(qr_svg))
         .route("/organizer", get(pages::organizer))
         .route("/organizer.js", get(pages::organizer_js))
+        .route("/booth", get(pages::booth))
+        .route("/booth.js", get(pages::booth_js))
         .route("/ingest/{channel}", get(ingest_upgrade))
         .with_state(app.clone());
     axum::serve(listener, router)
@@ -1054,21 +1056,34 @@ async fn ingest_upgrade(
             .into_response();
     }
     if busy.swap(true, Relaxed) {
+        tracing::info!(channel, "ingest refused: a sender is already connected");
         return (
             StatusCode::CONFLICT,
             format!("a sender is already connected to channel `{channel}`\n"),
         )
             .into_response();
     }
+    // Frees the channel for the next sender when the connection ends — or when the upgrade
+    // fails and the callback is dropped unrun (a handshake the client abandoned).
+    let guard = Sender(busy);
     ws.max_message_size(MAX_INGEST_FRAME)
         .on_upgrade(move |socket| async move {
+            let _sender = guard;
             ingest(socket, &channel, &feed, &state).await;
             source::set(
                 &state,
                 "booth disconnected; waiting for it to reconnect".into(),
             );
-            busy.store(false, Relaxed);
         })
+}
+
+/// A network channel's one sender: the channel is free again when this is dropped.
+struct Sender(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
 }
 
 /// The largest ingest frame: a second of 48 kHz 16-bit PCM.

@@ -14,6 +14,8 @@ const APP_JS: &str = include_str!("../../web/app.js");
 const INTERPRETER_JS: &str = include_str!("../../web/interpreter.js");
 const ORGANIZER_HTML: &str = include_str!("../../web/organizer.html");
 const ORGANIZER_JS: &str = include_str!("../../web/organizer.js");
+const BOOTH_HTML: &str = include_str!("../../web/booth.html");
+const BOOTH_JS: &str = include_str!("../../web/booth.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -56,6 +58,15 @@ pub async fn organizer() -> Response {
 
 pub async fn organizer_js() -> Response {
     page(JS, ORGANIZER_JS)
+}
+
+/// `GET /booth`: a remote interpreter's microphone to a network channel.
+pub async fn booth() -> Response {
+    page(HTML, BOOTH_HTML)
+}
+
+pub async fn booth_js() -> Response {
+    page(JS, BOOTH_JS)
 }
 
 pub async fn common_js() -> Response {

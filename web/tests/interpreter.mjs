@@ -48,7 +48,9 @@ try {
   await page.keyboard.press('c');
   check(await page.$$eval('#cards .card', (c) => c.length) === 0, 'key c clears the cards');
   await page.keyboard.press('s');
-  check(await page.$eval('#mine', (m) => m.hidden), 'key s switches the split view (to no own channel)');
+  check(await page.$eval('#mine', (m) => m.hidden), 'key s switches the split view off');
+  await page.keyboard.press('s');
+  check(!(await page.$eval('#mine', (m) => m.hidden)) && await page.$eval('#own', (s) => s.value) === 'es', 'and back on, with the same channel');
 
   check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
   check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
