@@ -389,8 +389,10 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
             "auto" => LanguageMode::Detect(heard.allowed.clone()),
             code => LanguageMode::Fixed(code.to_string()),
         };
+        // No prompt terms for a translation: Whisper then writes the names it is primed
+        // with ("SWAN, AMMAR") over speech it is translating.
         let hints = match (&glossary, m.bias) {
-            (Some(g), true) if c.language != "auto" => {
+            (Some(g), true) if c.language != "auto" && !translate => {
                 g.bias(&c.language, PROMPT_TOKENS / 2, |t| model.token_count(t))
             }
             _ => Vec::new(),
