@@ -61,14 +61,7 @@ fn serve(dir: &Path) -> Server {
 /// A meeting with an English floor (jfk.wav) and a Spanish channel (12 s of a Spanish
 /// recording), both played once at real-time pace.
 fn write_meeting(dir: &Path, off_record: bool) {
-    let es = dir.join("es-12s.wav");
-    sox(&[
-        testdata("es-demo-instruct.wav").to_str().unwrap(),
-        es.to_str().unwrap(),
-        "trim",
-        "0",
-        "12",
-    ]);
+    trimmed("es-demo-instruct.wav", dir, "es-12s.wav", 12);
     let text = format!(
         r#"[meeting]
 id = "test"
@@ -609,24 +602,12 @@ source = {{ kind = "file", path = "{wav}" }}
 #[test]
 fn the_pages_work_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let tts = std::process::Command::new("espeak-ng")
-        .args(["-v", "en", "-s", "140", "-w"])
-        .arg(dir.path().join("floor.wav"))
-        .arg(
-            "Today, sex workers were arrested in a police raid. They want rights, not rescue. \
-             The network NSWP says that decriminalisation of sex work protects their health.",
-        )
-        .output()
-        .expect("espeak-ng is installed by make's set-up");
-    assert!(tts.status.success());
-    let es = dir.path().join("es-12s.wav");
-    sox(&[
-        testdata("es-demo-instruct.wav").to_str().unwrap(),
-        es.to_str().unwrap(),
-        "trim",
-        "0",
-        "12",
-    ]);
+    say(
+        &dir.path().join("floor.wav"),
+        "Today, sex workers were arrested in a police raid. They want rights, not rescue. \
+         The network NSWP says that decriminalisation of sex work protects their health.",
+    );
+    trimmed("es-demo-instruct.wav", dir.path(), "es-12s.wav", 12);
     let text = format!(
         r#"[meeting]
 title = "Raid and rescue: the pages"
@@ -716,14 +697,7 @@ fn a_bad_meeting_file_is_refused_clearly() {
 #[test]
 fn a_translate_channel_gives_english_captions_of_the_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let es = dir.path().join("es-20s.wav");
-    sox(&[
-        testdata("es-demo-congrats.wav").to_str().unwrap(),
-        es.to_str().unwrap(),
-        "trim",
-        "0",
-        "20",
-    ]);
+    trimmed("es-demo-congrats.wav", dir.path(), "es-20s.wav", 20);
     let text = format!(
         r#"[meeting]
 title = "A Spanish floor, translated"

@@ -106,6 +106,35 @@ pub fn sox(args: &[&str]) {
     );
 }
 
+/// The first `secs` seconds of a test recording, written to `dir/out`.
+pub fn trimmed(recording: &str, dir: &Path, out: &str, secs: u32) -> PathBuf {
+    let path = dir.join(out);
+    sox(&[
+        testdata(recording).to_str().unwrap(),
+        path.to_str().unwrap(),
+        "trim",
+        "0",
+        &secs.to_string(),
+    ]);
+    path
+}
+
+/// English speech saying `text`, synthesised by espeak-ng (installed by `make`'s set-up)
+/// into `path`: what no recording we can fetch says (the glossary's words).
+pub fn say(path: &Path, text: &str) {
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en", "-s", "140", "-w"])
+        .arg(path)
+        .arg(text)
+        .output()
+        .expect("espeak-ng is installed by make's set-up");
+    assert!(
+        out.status.success(),
+        "espeak-ng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Makes a 16 kHz mono 16-bit WAV with sox's synthesiser: `what` is `synth …` or `trim …`
 /// arguments and effects (for example `["synth", "10", "pinknoise", "vol", "0.3"]`).
 pub fn synth(path: &Path, what: &[&str]) {

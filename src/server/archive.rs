@@ -122,21 +122,12 @@ impl Archive {
 
     /// Appends finals in one transaction; when it returns `Ok`, they are on disk.
     pub fn append(&mut self, meeting: &str, finals: &[Final]) -> Result<(), ArchiveError> {
-        let path = self.path.clone();
-        let err = |source| ArchiveError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO finals
-                     (meeting, channel, seq, start, end, wall_ms, language, text, raw_text, glossary)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(err)?;
-            for f in finals {
+        self.each_final(
+            "INSERT OR REPLACE INTO finals
+             (meeting, channel, seq, start, end, wall_ms, language, text, raw_text, glossary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            finals,
+            |stmt, f| {
                 let glossary = serde_json::to_string(&f.glossary).unwrap_or_else(|_| "{}".into());
                 stmt.execute(params![
                     meeting,
@@ -150,15 +141,30 @@ impl Archive {
                     f.raw_text,
                     glossary
                 ])
-                .map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
+            },
+        )
     }
 
     /// Notes the numbers of finals that are not stored (off the record): only each channel's
     /// highest seq, nothing of what was said.
     pub fn note_seqs(&mut self, meeting: &str, finals: &[Final]) -> Result<(), ArchiveError> {
+        self.each_final(
+            "INSERT INTO seqs (meeting, channel, last_seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (meeting, channel) DO UPDATE
+             SET last_seq = MAX(last_seq, excluded.last_seq)",
+            finals,
+            |stmt, f| stmt.execute(params![meeting, f.channel, f.seq as i64]),
+        )
+    }
+
+    /// Runs `sql` once per final (`run` binds it) in one transaction; when it returns `Ok`,
+    /// every row is on disk.
+    fn each_final(
+        &mut self,
+        sql: &str,
+        finals: &[Final],
+        run: impl Fn(&mut rusqlite::Statement<'_>, &Final) -> rusqlite::Result<usize>,
+    ) -> Result<(), ArchiveError> {
         let path = self.path.clone();
         let err = |source| ArchiveError::Sqlite {
             path: path.clone(),
@@ -166,16 +172,9 @@ impl Archive {
         };
         let tx = self.conn.transaction().map_err(err)?;
         {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO seqs (meeting, channel, last_seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (meeting, channel) DO UPDATE
-                     SET last_seq = MAX(last_seq, excluded.last_seq)",
-                )
-                .map_err(err)?;
+            let mut stmt = tx.prepare_cached(sql).map_err(err)?;
             for f in finals {
-                stmt.execute(params![meeting, f.channel, f.seq as i64])
-                    .map_err(err)?;
+                run(&mut stmt, f).map_err(err)?;
             }
         }
         tx.commit().map_err(err)

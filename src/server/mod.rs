@@ -773,9 +773,8 @@ async fn organizer_status(
         },
         "glossary": app.glossary_info,
         "connections": app.connections.load(Relaxed),
+        "channels": channels,
     });
-    let mut body = body;
-    body["channels"] = serde_json::Value::Array(channels);
     axum::Json(body).into_response()
 }
 
@@ -829,11 +828,7 @@ async fn switch_record(
     headers: HeaderMap,
 ) -> Response {
     if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "going off the record needs the organizer token (Authorization: Bearer TOKEN)\n",
-        )
-            .into_response();
+        return unauthorized("going off the record");
     }
     if app.archive_path.is_none() {
         return (
@@ -949,11 +944,7 @@ async fn export_channel(
     headers: HeaderMap,
 ) -> Response {
     if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "exports need the organizer token (Authorization: Bearer TOKEN)\n",
-        )
-            .into_response();
+        return unauthorized("an export");
     }
     let Some(path) = app.archive_path.clone() else {
         return (

@@ -9,38 +9,19 @@
 // $TOLK_BOOTH_TOKEN. Exits non-zero, saying why, if the booth fails: the microphone's audio
 // reaches the channel as Opus and comes back as captions of what it says, nothing fetched
 // from anywhere but the server.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { violations } from './a11y.mjs';
+import { accessible, check, out, run, url, watch } from './harness.mjs';
 
-const url = process.env.TOLK_URL;
 const wav = process.env.TOLK_BOOTH_WAV;
 const token = process.env.TOLK_BOOTH_TOKEN;
-const out = process.env.TOLK_ARTIFACTS || 'target/browser';
-if (!url || !wav || !token) throw new Error('TOLK_URL, TOLK_BOOTH_WAV and TOLK_BOOTH_TOKEN must be set');
-mkdirSync(out, { recursive: true });
-const host = new URL(url).host;
+if (!wav || !token) throw new Error('$TOLK_BOOTH_WAV and $TOLK_BOOTH_TOKEN must be set');
 
-const failures = [];
-const check = (ok, what) => { if (!ok) failures.push(what); console.log((ok ? 'ok   ' : 'FAIL ') + what); };
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${wav}`],
-});
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ permissions: ['microphone'] });
   const page = await context.newPage();
-  const outside = [];
-  const errors = [];
-  page.on('request', (r) => { if (new URL(r.url()).host !== host) outside.push(r.url()); });
-  page.on('websocket', (ws) => { if (new URL(ws.url()).host !== host) outside.push(ws.url()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); else console.log('page: ' + m.text()); });
+  const watched = watch(page);
 
   await page.goto(url + '/booth?channel=booth');
-  const a11y = await violations(page);
-  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
+  await accessible(page);
   await page.fill('#token', token);
   await page.click('#go');
   await page.waitForFunction(() => document.getElementById('state').textContent.startsWith('sending'), null, { timeout: 20000 }).catch(() => {});
@@ -58,12 +39,5 @@ try {
   await page.click('#stop');
   check(await page.textContent('#state') === 'not sending', 'stop stops');
 
-  check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
-  check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(`${failures.length} check(s) failed`);
-  process.exit(1);
-}
+  watched.done();
+}, ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${wav}`]);

@@ -4,29 +4,12 @@
 // in the floor's captions with a card in the booth language (sourced or marked proposal),
 // their own channel beside, recognition health shown, keys working, nothing fetched from
 // anywhere but the server. Saves a screenshot to $TOLK_ARTIFACTS (default target/browser).
-import { chromium } from 'playwright-core';
-import { violations } from './a11y.mjs';
-import { mkdirSync } from 'node:fs';
+import { accessible, check, out, run, url, watch } from './harness.mjs';
 
-const url = process.env.TOLK_URL;
-const out = process.env.TOLK_ARTIFACTS || 'target/browser';
-if (!url) throw new Error('TOLK_URL is not set');
-mkdirSync(out, { recursive: true });
-const host = new URL(url).host;
-
-const failures = [];
-const check = (ok, what) => { if (!ok) failures.push(what); console.log((ok ? 'ok   ' : 'FAIL ') + what); };
-
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  const outside = [];
-  const errors = [];
-  page.on('request', (r) => { if (new URL(r.url()).host !== host) outside.push(r.url()); });
-  page.on('websocket', (ws) => { if (new URL(ws.url()).host !== host) outside.push(ws.url()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const watched = watch(page);
 
   await page.goto(url + '/interpreter?source=floor&booth=es&own=es');
   const termCard = '#cards .card.sourced, #cards .card.proposal';
@@ -43,8 +26,7 @@ try {
   check(['ok', 'late'].includes(healthCls), `recognition health shown: ${healthCls} "${await page.textContent('#health')}"`);
 
   await page.screenshot({ path: `${out}/interpreter-desk.png` });
-  const a11y = await violations(page);
-  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
+  await accessible(page);
   await page.keyboard.press('c');
   check(await page.$$eval('#cards .card', (c) => c.length) === 0, 'key c clears the cards');
   await page.keyboard.press('s');
@@ -52,12 +34,5 @@ try {
   await page.keyboard.press('s');
   check(!(await page.$eval('#mine', (m) => m.hidden)) && await page.$eval('#own', (s) => s.value) === 'es', 'and back on, with the same channel');
 
-  check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
-  check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(`${failures.length} check(s) failed`);
-  process.exit(1);
-}
+  watched.done();
+});

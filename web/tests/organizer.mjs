@@ -3,29 +3,16 @@
 // saying why, if it fails an organizer: a wrong token refused, channels with their state,
 // listeners and audio level, the QR code, off the record and back, a WebVTT export that
 // downloads and parses, nothing fetched from anywhere but the server.
-import { chromium } from 'playwright-core';
-import { violations } from './a11y.mjs';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { accessible, check, out, run, url, watch } from './harness.mjs';
+import { readFileSync } from 'node:fs';
 
-const url = process.env.TOLK_URL;
 const token = process.env.TOLK_TOKEN;
-const out = process.env.TOLK_ARTIFACTS || 'target/browser';
-if (!url || !token) throw new Error('TOLK_URL and TOLK_TOKEN must be set');
-mkdirSync(out, { recursive: true });
-const host = new URL(url).host;
+if (!token) throw new Error('$TOLK_TOKEN must be set');
 
-const failures = [];
-const check = (ok, what) => { if (!ok) failures.push(what); console.log((ok ? 'ok   ' : 'FAIL ') + what); };
-
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
-  const outside = [];
-  const errors = [];
-  page.on('request', (r) => { const u = new URL(r.url()); if (u.protocol !== 'blob:' && u.host !== host) outside.push(r.url()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('401')) errors.push(m.text()); });
+  const watched = watch(page, (t) => t.includes('401'));
 
   await page.goto(url + '/organizer');
   await page.fill('#token', 'not-the-token');
@@ -52,8 +39,7 @@ try {
   check(await page.getAttribute('#record', 'aria-pressed') === 'false', 'back on the record');
 
   await page.screenshot({ path: `${out}/organizer.png`, fullPage: true });
-  const a11y = await violations(page);
-  check(a11y.length === 0, `no serious or critical accessibility violation (axe-core): ${a11y.join('; ') || 'none'}`);
+  await accessible(page);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-export="floor.vtt"]')]);
   const path = `${out}/floor.vtt`;
   await download.saveAs(path);
@@ -63,12 +49,5 @@ try {
   const ordered = cues.every((m, i) => ms(m, 1) <= ms(m, 5) && (i === 0 || ms(cues[i - 1], 1) <= ms(m, 1)));
   check(vtt.startsWith('WEBVTT') && cues.length > 0 && ordered, `the WebVTT export parses: ${cues.length} cues, in order`);
 
-  check(outside.length === 0, `no request leaves the server: ${outside.join(', ') || 'none'}`);
-  check(errors.length === 0, `no script error: ${errors.join('; ') || 'none'}`);
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(`${failures.length} check(s) failed`);
-  process.exit(1);
-}
+  watched.done();
+});
