@@ -579,6 +579,7 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
         decodes = stats.decodes,
         decode_s = stats.decode_secs,
         max_lag_s = stats.max_lag,
+        dropped = ?stats.dropped,
         "stream finished"
     );
     Ok(())

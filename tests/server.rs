@@ -390,6 +390,10 @@ fn the_archive_survives_kill_9_and_exports_what_listeners_saw() {
     let (code, vtt) = get(&addr, "/api/export/floor?format=vtt", Some(TOKEN));
     assert_eq!(code, 200, "{vtt}");
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+    // Attendees download transcripts only where the meeting allows it (this one does not).
+    let (code, why) = get(&addr, "/transcript/floor", None);
+    assert_eq!(code, 403, "{why}");
+    assert!(why.contains("downloads = true"), "{why}");
 
     // kill -9, mid-meeting: everything received so far must be archived.
     server.child.kill().unwrap();
@@ -591,6 +595,115 @@ source = {{ kind = "file", path = "{wav}" }}
     );
 }
 
+/// The organizer stops a channel: from then on nothing said on it is transcribed (the
+/// finals that still come are of speech before the stop), listeners see `stopped`, the other
+/// channel goes on; started again, it transcribes again.
+#[test]
+fn the_organizer_stops_a_channel_and_starts_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    trimmed("es-demo-instruct.wav", dir.path(), "es-12s.wav", 12);
+    let text = format!(
+        r#"[meeting]
+title = "Stop and start"
+off_record = true
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "{wav}", loop = true }}
+
+[[channel]]
+id = "es"
+language = "es"
+source = {{ kind = "file", path = "es-12s.wav", loop = true }}
+"#,
+        wav = testdata("en-demo-congrats.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let stop = |on: bool| {
+        request(
+            &addr,
+            "POST",
+            &format!("/api/channel/es?stopped={on}"),
+            Some(TOKEN),
+        )
+    };
+    assert_eq!(
+        request(&addr, "POST", "/api/channel/es?stopped=true", None).0,
+        401
+    );
+    assert_eq!(
+        request(&addr, "POST", "/api/channel/nope?stopped=true", Some(TOKEN)).0,
+        404
+    );
+    // Seconds of audio the es channel has had (media time, silence included).
+    let media = || {
+        let (_, body) = get(&addr, "/api/organizer", Some(TOKEN));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["channels"][1]["audio_secs"].as_f64().unwrap()
+    };
+
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "es"]}),
+    );
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 90, |s| !s.seqs("es").is_empty());
+    assert!(!seen.seqs("es").is_empty(), "es finals came");
+
+    let (code, body) = stop(true);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"channel":"es","stopped":true}"#)
+    );
+    let stopped_at = media();
+    let (floor_before, es_before) = (seen.seqs("floor").len(), seen.seqs("es").len());
+    let mut said_stopped = false;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(25) {
+        let Some(m) = next(&mut ws) else { continue };
+        if m["type"] == "status" && m["channel"] == "es" {
+            said_stopped |= m["state"] == "stopped";
+        }
+        seen.take(m);
+    }
+    assert!(said_stopped, "listeners were told the channel stopped");
+    for f in &seen.finals["es"][es_before..] {
+        let start = f["start"].as_f64().unwrap();
+        assert!(
+            start < stopped_at + 1.5,
+            "a final of audio after the stop (at {stopped_at} s): {f}"
+        );
+    }
+    assert!(
+        seen.seqs("floor").len() > floor_before,
+        "the floor went on while es was stopped"
+    );
+
+    let (code, _) = stop(false);
+    assert_eq!(code, 200);
+    let started_at = media();
+    follow(&mut ws, &mut seen, 60, |s| {
+        s.finals["es"]
+            .iter()
+            .any(|f| f["start"].as_f64().unwrap() >= started_at - 1.5)
+    });
+    assert!(
+        seen.finals["es"]
+            .iter()
+            .any(|f| f["start"].as_f64().unwrap() >= started_at - 1.5),
+        "es transcribes again after the start (at {started_at} s): {}",
+        seen.text("es")
+    );
+}
+
 /// The pages in a real browser: `web/tests/*.mjs` drive Debian's headless chromium
 /// (playwright-core) against a real server transcribing speech. The attendee page: finals in
 /// order, a dropped connection resumed with no gap, nothing fetched from elsewhere, nothing
@@ -612,6 +725,7 @@ fn the_pages_work_in_a_real_browser() {
         r#"[meeting]
 title = "Raid and rescue: the pages"
 archive = "archive.sqlite"
+downloads = true
 model = "base"
 glossary = "{glossary}"
 

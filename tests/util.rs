@@ -138,7 +138,9 @@ pub fn say(path: &Path, text: &str) {
 /// Makes a 16 kHz mono 16-bit WAV with sox's synthesiser: `what` is `synth …` or `trim …`
 /// arguments and effects (for example `["synth", "10", "pinknoise", "vol", "0.3"]`).
 pub fn synth(path: &Path, what: &[&str]) {
+    // -R: the same noise on every run (a fixed seed), so a test's audio does not change.
     let mut args = vec![
+        "-R",
         "-n",
         "-r",
         "16000",

@@ -18,6 +18,17 @@
     $('live').hidden = bottom;
   });
   $('live').textContent = '↓ ' + W.jump;
+  $('channels').setAttribute('aria-label', W.channel);
+  $('download-words').textContent = W.download;
+  $('download').title = W.download;
+  let downloads = false; // the meeting lets attendees download their channel's transcript
+
+  // The download link follows the channel read; it is there only when the meeting allows it.
+  function offerDownload() {
+    const a = $('download');
+    a.hidden = !(downloads && channel);
+    if (channel) a.href = '/transcript/' + encodeURIComponent(channel) + '?format=txt';
+  }
   $('live').addEventListener('click', () => { following = true; $('live').hidden = true; window.scrollTo(0, document.body.scrollHeight); });
   const follow = () => { if (following) window.scrollTo(0, document.body.scrollHeight); };
 
@@ -36,6 +47,7 @@
     for (const b of $('channels').children) b.setAttribute('aria-pressed', String(b.dataset.id === id));
     const c = channels.find((x) => x.id === id);
     if (c && c.language !== 'auto') $('captions').lang = c.language;
+    offerDownload();
     subscribe();
   }
 
@@ -47,6 +59,8 @@
     if (m.off_record) notes.push(W.off);
     $('notice').textContent = notes.join(' ');
     $('notice').hidden = notes.length === 0;
+    downloads = !!m.downloads;
+    offerDownload();
     channels = m.channels || [];
     const nav = $('channels');
     nav.textContent = '';
@@ -71,6 +85,7 @@
     if (m.channel !== channel) return;
     if (m.state === 'lagging') state(W.lagging + ' ' + Math.round(m.lag) + ' s');
     else if (m.state === 'ended') state(W.ended);
+    else if (m.state === 'stopped') state(W.stopped);
     else if (m.state === 'silent') state(W.live + ' · ' + W.silent);
     else state(W.live);
   }

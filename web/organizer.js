@@ -39,6 +39,20 @@
       td.append(m);
       tr.append(td, el('td', String(c.listeners)), el('td', c.source));
       tr.children[4].className = 'listeners';
+      // Stop a channel (its audio is no longer transcribed) or start it again.
+      const stopped = c.state === 'stopped';
+      const run = el('button', stopped ? 'Start' : 'Stop');
+      run.type = 'button';
+      run.className = 'run';
+      run.setAttribute('aria-label', (stopped ? 'Start ' : 'Stop ') + c.label);
+      run.addEventListener('click', async () => {
+        const r = await fetch('/api/channel/' + encodeURIComponent(c.id) + '?stopped=' + !stopped, { method: 'POST', ...auth() });
+        if (!r.ok) alert(await r.text());
+        setTimeout(refresh, 300);
+      });
+      const cell = el('td');
+      cell.append(run);
+      tr.append(cell);
       body.append(tr);
     }
     const lost = s.channels.reduce((a, c) => a + c.audio_lost_secs, 0);

@@ -48,6 +48,10 @@ pub struct MeetingSection {
     /// A demo meeting (shown as such to everyone).
     #[serde(default)]
     pub demo: bool,
+    /// Attendees may download their channel's transcript from the archive (`/transcript/…`,
+    /// no token). Off by default: a transcript on a phone can be found there.
+    #[serde(default)]
+    pub downloads: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +279,7 @@ impl MeetingConfig {
                 bias: true,
                 flags: true,
                 demo: true,
+                downloads: false,
             },
             channels: vec![
                 ChannelConfig {

@@ -121,6 +121,10 @@ struct App {
     connections: AtomicUsize,
     /// The glossary in use, in words ("title (N concepts)"), for the organizer.
     glossary_info: Option<String>,
+    /// Attendees may download their channel's transcript (the meeting's `downloads`).
+    downloads: bool,
+    /// Per channel: the organizer stopped it (see [`source::Stopped`]).
+    stopped: Vec<source::Stopped>,
 }
 
 impl App {
@@ -128,9 +132,15 @@ impl App {
     /// organizer last switched it (`off`: as it is about to be).
     fn meeting(&self, off: Option<bool>) -> ServerMessage {
         let mut m = self.meeting.clone();
-        if let ServerMessage::Meeting { off_record, .. } = &mut m {
+        if let ServerMessage::Meeting {
+            off_record,
+            downloads,
+            ..
+        } = &mut m
+        {
             let switched = off.unwrap_or_else(|| self.pipeline.off_record.load(Relaxed));
             *off_record = self.archive_path.is_none() || switched;
+            *downloads = self.downloads && !*off_record;
         }
         m
     }
@@ -168,7 +178,12 @@ pub async fn run(
         .route("/metrics", get(metrics))
         .route("/api/meeting", get(meeting_info))
         .route("/api/export/{channel}", get(export_channel))
+        .route("/transcript/{channel}", get(attendee_transcript))
         .route("/api/off-record", axum::routing::post(switch_record))
+        .route(
+            "/api/channel/{channel}",
+            axum::routing::post(switch_channel),
+        )
         .route("/api/organizer", get(organizer_status))
         .route("/api/qr.svg", get(qr_svg))
         .route("/organizer", get(pages::organizer))
@@ -413,16 +428,18 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
             .map_err(|e| fail(e.to_string()))?;
         opened.push(channel);
     }
+    let stopped: Vec<source::Stopped> = opened.iter().map(|_| Default::default()).collect();
     let mut sources = Vec::new();
-    for (c, channel) in config.channels.iter().zip(&opened) {
+    for ((c, channel), stop) in config.channels.iter().zip(&opened).zip(&stopped) {
         let translations = config
             .channels
             .iter()
             .zip(&opened)
-            .filter(|(t, _)| matches!(&t.source, SourceConfig::Translate { from } if from == &c.id))
-            .map(|(_, ch)| ch.clone())
+            .zip(&stopped)
+            .filter(|((t, _), _)| matches!(&t.source, SourceConfig::Translate { from } if from == &c.id))
+            .map(|((_, ch), s)| (ch.clone(), s.clone()))
             .collect();
-        let feed = Feed::new(channel.clone(), translations);
+        let feed = Feed::new((channel.clone(), stop.clone()), translations);
         sources.push(
             Source::start(&c.source, feed).map_err(|source| ServerError::Source {
                 channel: c.id.clone(),
@@ -444,6 +461,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         title: m.title.clone(),
         off_record: m.off_record,
         demo: m.demo,
+        downloads: false,
         channels: channels.clone(),
     };
     Ok(App {
@@ -459,6 +477,8 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         meeting_id: m.id.clone(),
         organizer_token: options.organizer_token,
         connections: AtomicUsize::new(0),
+        downloads: m.downloads,
+        stopped,
         glossary_info: glossary.as_ref().map(|g| {
             format!(
                 "{} ({} concepts, {})",
@@ -490,6 +510,12 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
             let done = stats.get(i).map(|s| s.done).unwrap_or(false);
             let state = if let Some(why) = app.engine.stopped() {
                 return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
+            } else if app.stopped[i].load(Relaxed) {
+                return (
+                    ChannelState::Stopped,
+                    lag,
+                    "stopped by the organizer".into(),
+                );
             } else if ended && done {
                 ChannelState::Ended
             } else if lag > LAGGING_AFTER {
@@ -852,6 +878,44 @@ async fn switch_record(
         .into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct ChannelSwitchQuery {
+    stopped: bool,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// The organizer stops a channel (its audio is no longer transcribed; listeners see
+/// `stopped`) or starts it again.
+async fn switch_channel(
+    State(app): State<Arc<App>>,
+    Path(channel): Path<String>,
+    Query(q): Query<ChannelSwitchQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
+        return unauthorized("stopping or starting a channel");
+    }
+    let Some(i) = app.hub.index(&channel) else {
+        return (StatusCode::NOT_FOUND, "no such channel in this meeting\n").into_response();
+    };
+    app.stopped[i].store(q.stopped, Relaxed);
+    tracing::info!(
+        channel,
+        stopped = q.stopped,
+        "channel switched by the organizer"
+    );
+    // Listeners hear of it now, not at the next status tick.
+    if let Some((state, lag, source)) = channel_states(&app).into_iter().nth(i) {
+        app.hub.publish_status(i, state, lag, &source);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "channel": channel, "stopped": q.stopped }).to_string(),
+    )
+        .into_response()
+}
+
 /// Prometheus text format.
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     use std::fmt::Write;
@@ -946,6 +1010,42 @@ async fn export_channel(
     if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
         return unauthorized("an export");
     }
+    export(&app, channel, q.format.as_deref().unwrap_or("vtt"), q.with).await
+}
+
+/// An attendee downloads their channel's transcript, when the meeting allows it
+/// (`downloads = true`) and is on the record; plain text unless `format` says otherwise.
+async fn attendee_transcript(
+    State(app): State<Arc<App>>,
+    Path(channel): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let ServerMessage::Meeting { downloads, .. } = app.meeting(None) else {
+        unreachable!("App::meeting gives the meeting message")
+    };
+    if !downloads {
+        return (
+            StatusCode::FORBIDDEN,
+            "this meeting does not let attendees download transcripts (the organizer can allow \
+             it with `downloads = true`; never while off the record)\n",
+        )
+            .into_response();
+    }
+    let format = q.format.as_deref().unwrap_or("txt");
+    let name = format!("{}-{channel}.{format}", app.meeting_id);
+    let mut response = export(&app, channel, format, None).await;
+    if response.status().is_success() {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    response
+}
+
+/// A channel's archived finals in `format`, or beside those of channel `with`.
+async fn export(app: &App, channel: String, format: &str, with: Option<String>) -> Response {
     let Some(path) = app.archive_path.clone() else {
         return (
             StatusCode::NOT_FOUND,
@@ -953,21 +1053,16 @@ async fn export_channel(
         )
             .into_response();
     };
-    let format = match q
-        .format
-        .as_deref()
-        .unwrap_or("vtt")
-        .parse::<export::Format>()
-    {
+    let format = match format.parse::<export::Format>() {
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     let known = |c: &str| app.hub.index(c).is_some();
-    if !known(&channel) || q.with.as_deref().is_some_and(|w| !known(w)) {
+    if !known(&channel) || with.as_deref().is_some_and(|w| !known(w)) {
         return (StatusCode::NOT_FOUND, "no such channel in this meeting\n").into_response();
     }
     let meeting = app.meeting_id.clone();
-    let with = q.with.clone();
+    let side_by_side = with.is_some();
     let result = tokio::task::spawn_blocking(move || {
         let a = archive::Archive::open(&path)?;
         let main = a.finals(Some(&meeting), &channel)?;
@@ -983,7 +1078,7 @@ async fn export_channel(
     .await;
     match result {
         Ok(Ok(body)) => {
-            let ct = if q.with.is_some() {
+            let ct = if side_by_side {
                 "text/markdown; charset=utf-8"
             } else {
                 format.content_type()

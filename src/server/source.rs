@@ -30,27 +30,43 @@ pub enum SourceError {
 }
 
 /// The engine channels a source's audio goes to: its own, then any that translate it
-/// (`kind = "translate"`), each with its own inbox.
+/// (`kind = "translate"`), each with its own inbox and its organizer's stop switch.
 #[derive(Clone)]
 pub struct Feed {
-    channels: Vec<Channel>,
+    channels: Vec<(Channel, Stopped)>,
 }
 
+/// A channel the organizer stopped: its audio is not transcribed. The source goes on (a file
+/// plays on, a booth stays connected) and the channel is fed silence of the same length, so
+/// the open utterance closes as after a pause, Whisper decodes nothing (silence costs no
+/// decode) and the media clock stays the meeting's.
+pub type Stopped = Arc<AtomicBool>;
+
 impl Feed {
-    pub fn new(own: Channel, translations: Vec<Channel>) -> Feed {
+    pub fn new(own: (Channel, Stopped), translations: Vec<(Channel, Stopped)>) -> Feed {
         let mut channels = vec![own];
         channels.extend(translations);
         Feed { channels }
     }
 
-    /// Adds 16 kHz mono audio to every channel (never blocks: see the engine's inboxes).
+    /// Adds 16 kHz mono audio to every channel (never blocks: see the engine's inboxes);
+    /// a stopped channel gets silence instead.
     pub fn push_audio(&self, samples: &[f32]) -> Result<(), EngineError> {
-        self.channels.iter().try_for_each(|c| c.push_audio(samples))
+        let mut silence = Vec::new();
+        for (c, stopped) in &self.channels {
+            if stopped.load(Relaxed) {
+                silence.resize(samples.len(), 0.0);
+                c.push_audio(&silence)?;
+            } else {
+                c.push_audio(samples)?;
+            }
+        }
+        Ok(())
     }
 
     /// The audio ended: every channel closes what it has open.
     pub fn finish(&self) {
-        for c in &self.channels {
+        for (c, _) in &self.channels {
             c.finish();
         }
     }

@@ -123,6 +123,8 @@ pub enum ChannelState {
     Lagging,
     /// The source has ended (a file that does not loop) or failed.
     Ended,
+    /// The organizer stopped the channel: its audio is not transcribed until started again.
+    Stopped,
 }
 
 /// What the server sends.
@@ -137,6 +139,10 @@ pub enum ServerMessage {
         off_record: bool,
         /// A demo meeting replaying recordings.
         demo: bool,
+        /// Attendees may download their channel's transcript (`GET /transcript/{channel}`);
+        /// false while the meeting is off the record.
+        #[serde(default)]
+        downloads: bool,
         channels: Vec<ChannelInfo>,
     },
     /// A channel's recent finals and current partial: on subscribe without `since`, and

@@ -191,7 +191,17 @@ pub struct Dropped {
     /// Decodes that said a word or two over seconds of speech (failed): dropped, and the
     /// next decode went without the prompt.
     pub sparse: u64,
+    /// Decodes of several words most of which Whisper itself doubted: invented over noise.
+    pub unsure: u64,
 }
+
+/// A decode of at least this many words…
+const UNSURE_MIN_WORDS: usize = 3;
+/// …whose median word probability is below this was invented: over swelling brown noise
+/// Whisper wrote "I'm going to keep going." with word probabilities 0.10, 0.08, 0.85, 0.01,
+/// 0.32 (median 0.10); finals of real speech (jfk, the Spanish IVR prompts, base) have
+/// medians of 0.50 and up, most above 0.8.
+const UNSURE_MEDIAN_PROB: f32 = 0.2;
 
 /// A decode of at least this many seconds…
 const SPARSE_MIN_SECS: f64 = 3.0;
@@ -733,6 +743,14 @@ impl Policy {
             self.dropped.compression += 1;
             self.recent.clear();
             return Vec::new();
+        }
+        if words.len() >= UNSURE_MIN_WORDS {
+            let mut probs: Vec<f32> = words.iter().map(|w| w.prob).collect();
+            probs.sort_by(f32::total_cmp);
+            if probs[probs.len() / 2] < UNSURE_MEDIAN_PROB {
+                self.dropped.unsure += 1;
+                return Vec::new();
+            }
         }
         let key = crate::eval::normalize(&join_words(&words), "").join(" ");
         if PHANTOMS.contains(&key.as_str()) {
@@ -1389,6 +1407,60 @@ mod tests {
         let (events, p) = replay(&jfk_like_audio(), PolicyConfig::default(), unsure, |_| 0.3);
         assert!(finals(&events).is_empty());
         assert!(p.dropped.no_speech > 0);
+    }
+
+    /// Recorded: over 10 s of brown noise swelling in and out (`sox -R … brownnoise tremolo
+    /// 0.5 90`), base wrote these words and probabilities; they became a final before the
+    /// guard. The same words said with confidence still come through.
+    #[test]
+    fn words_whisper_itself_doubts_are_dropped() {
+        const RECORDED: [(&str, f32); 5] = [
+            (" I'm", 0.096),
+            (" going", 0.083),
+            (" to", 0.853),
+            (" keep", 0.008),
+            (" going.", 0.320),
+        ];
+        let with = |probs: &'static [(&'static str, f32)]| {
+            move |job: &DecodeJob| {
+                let mut h = decode(job);
+                let t0 = job.start + 1.0;
+                h.words = probs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (text, prob))| Word {
+                        text: text.to_string(),
+                        start: t0 + i as f64 * 0.3,
+                        end: t0 + i as f64 * 0.3 + 0.25,
+                        prob: *prob,
+                    })
+                    .collect();
+                h
+            }
+        };
+        let (events, p) = replay(
+            &jfk_like_audio(),
+            PolicyConfig::default(),
+            with(&RECORDED),
+            |_| 0.3,
+        );
+        assert!(finals(&events).is_empty(), "{events:?}");
+        assert!(p.dropped.unsure > 0);
+        const SURE: [(&str, f32); 5] = [
+            (" I'm", 0.9),
+            (" going", 0.8),
+            (" to", 0.95),
+            (" keep", 0.7),
+            (" going.", 0.6),
+        ];
+        let (events, p) = replay(
+            &jfk_like_audio(),
+            PolicyConfig::default(),
+            with(&SURE),
+            |_| 0.3,
+        );
+        assert!(!finals(&events).is_empty(), "{events:?}");
+        assert_eq!(p.dropped.unsure, 0);
     }
 
     #[test]

@@ -30,9 +30,30 @@ await run(async (browser) => {
   const text = await page.innerText('#captions');
   check(text.trim().split(/\s+/).length >= 10, `captions have words: ${text.slice(0, 120)}…`);
 
+  // The meeting lets attendees download their channel's transcript: the file holds what
+  // the page showed.
+  const link = page.locator('#download');
+  check(await link.isVisible(), 'the transcript download is offered (the meeting allows it)');
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  const file = await download.path();
+  const saved = file ? (await import('node:fs')).readFileSync(file, 'utf8') : '';
+  const shown = (await page.innerText('#captions .final')).trim().split(/\s+/).slice(0, 4).join(' ');
+  check(saved.includes(shown), `the downloaded transcript (${download.suggestedFilename()}) holds the first final shown: “${shown}”`);
+
   await page.screenshot({ path: `${out}/attendee-phone.png` });
   await accessible(page);
   check((await context.cookies()).length === 0, 'no cookie');
   check(await page.evaluate(() => localStorage.length + sessionStorage.length) === 0, 'nothing in local or session storage');
   watched.done();
+
+  // A Thai phone: the page speaks Thai (its words, and the screen reader's labels).
+  const thai = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, locale: 'th-TH' });
+  const th = await thai.newPage();
+  const watchedTh = watch(th);
+  await th.goto(url + '/?channel=es');
+  await th.waitForFunction(() => document.querySelectorAll('#captions .final').length >= 1, null, { timeout: 120000 });
+  const thState = await th.textContent('#state');
+  check(await th.getAttribute('html', 'lang') === 'th' && /^(สด|คำบรรยายล่าช้า|จบแล้ว)/.test(thState), `the state in Thai: ${thState}`);
+  check(await th.getAttribute('#channels', 'aria-label') === 'ช่อง' && (await th.textContent('#larger')).includes('ตัวอักษรใหญ่ขึ้น'), 'the labels in Thai');
+  watchedTh.done();
 });

@@ -38,6 +38,15 @@ await run(async (browser) => {
   await page.waitForFunction(() => document.getElementById('record').getAttribute('aria-pressed') === 'false', null, { timeout: 10000 }).catch(() => {});
   check(await page.getAttribute('#record', 'aria-pressed') === 'false', 'back on the record');
 
+  // Stop the Spanish channel, then start it again: the table says so.
+  const esState = () => page.$eval('#channels tr[data-id="es"] td:nth-child(2)', (td) => td.textContent);
+  await page.click('#channels tr[data-id="es"] button.run');
+  await page.waitForFunction(() => document.querySelector('#channels tr[data-id="es"] td:nth-child(2)').textContent === 'stopped', null, { timeout: 10000 }).catch(() => {});
+  check(await esState() === 'stopped', 'the es channel is stopped');
+  await page.click('#channels tr[data-id="es"] button.run');
+  await page.waitForFunction(() => document.querySelector('#channels tr[data-id="es"] td:nth-child(2)').textContent !== 'stopped', null, { timeout: 10000 }).catch(() => {});
+  check(await esState() !== 'stopped', `the es channel runs again: ${await esState()}`);
+
   await page.screenshot({ path: `${out}/organizer.png`, fullPage: true });
   await accessible(page);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-export="floor.vtt"]')]);
