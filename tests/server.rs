@@ -773,6 +773,51 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
     }
 }
 
+/// The remote booth page (`/booth`) in a real browser: chromium's fake microphone plays a
+/// Spanish recording, the page sends it as Opus (WebCodecs) to the channel's ingest
+/// endpoint, and an attendee page reads it back as Spanish captions (`web/tests/booth.mjs`).
+#[test]
+fn the_booth_page_sends_the_microphone_to_its_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let es = trimmed("es-demo-instruct.wav", dir.path(), "es-12s.wav", 12);
+    // Chromium's fake capture device plays a 48 kHz file most faithfully.
+    let mic = dir.path().join("mic.wav");
+    sox(&[es.to_str().unwrap(), "-r", "48000", mic.to_str().unwrap()]);
+    let booth_token = "booth-secret-for-the-pages-test";
+    let text = format!(
+        r#"[meeting]
+title = "A remote booth"
+off_record = true
+model = "base"
+
+[[channel]]
+id = "booth"
+language = "es"
+floor = true
+source = {{ kind = "network", token = "{booth_token}" }}
+"#
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let out = std::process::Command::new("node")
+        .arg(root().join("web/tests/booth.mjs"))
+        .env("TOLK_URL", format!("http://{}", server.addr))
+        .env("TOLK_ARTIFACTS", root().join("target/browser"))
+        .env("TOLK_BOOTH_WAV", &mic)
+        .env("TOLK_BOOTH_TOKEN", booth_token)
+        .current_dir(root())
+        .output()
+        .expect("node runs (make test installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("booth.mjs:\n{report}");
+    assert!(out.status.success(), "booth.mjs failed:\n{report}");
+}
+
 /// A meeting file with a mistake is refused with the file, the line and what is wrong.
 #[test]
 fn a_bad_meeting_file_is_refused_clearly() {

@@ -16,25 +16,34 @@
   let ctx = null;
   let encoder = null;
   let reader = null;
+  let session = 0; // each start is a new session: an old one's reconnects stop with it
+  let retry = null;
   const state = (t) => { $('state').textContent = t; };
 
   function connect(channel, token) {
-    ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ingest/' + encodeURIComponent(channel) + '?token=' + encodeURIComponent(token));
-    ws.binaryType = 'arraybuffer';
+    const mine = session;
+    const sock = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ingest/' + encodeURIComponent(channel) + '?token=' + encodeURIComponent(token));
+    ws = sock;
+    sock.binaryType = 'arraybuffer';
     ready = false;
-    ws.onopen = () => { ws.send(JSON.stringify({ type: 'hello', ...format })); };
-    ws.onmessage = (e) => {
+    let refused = '';
+    sock.onopen = () => { sock.send(JSON.stringify({ type: 'hello', ...format })); };
+    sock.onmessage = (e) => {
+      if (mine !== session) return;
       let m;
       try { m = JSON.parse(e.data); } catch { return; }
       if (m.type === 'ready') { ready = true; backoff = 500; state('sending to ' + m.channel + ' (' + format.format + ')'); }
-      else if (m.type === 'error') state('error: ' + m.message);
+      else if (m.type === 'error') { refused = m.message; state('error: ' + m.message); }
     };
-    ws.onclose = (e) => {
+    sock.onclose = (e) => {
       console.info('booth connection closed', e.code, e.reason);
+      if (mine !== session) return;
       ready = false;
       if (stopped) return;
-      state('disconnected — reconnecting…' + (e.code === 1006 ? ' (wrong token, unknown channel, or another sender?)' : ''));
-      setTimeout(() => { if (!stopped) connect(channel, token); }, backoff);
+      // The server's reason, when it gave one; else the usual suspects.
+      const why = refused ? ' (' + refused + ')' : e.code === 1006 ? ' (wrong token, unknown channel, or another sender?)' : '';
+      state('disconnected — reconnecting…' + why);
+      retry = setTimeout(() => { if (!stopped && mine === session) connect(channel, token); }, backoff);
       backoff = Math.min(backoff * 2, 8000);
     };
   }
@@ -65,8 +74,9 @@
           const { value, done } = await reader.read();
           if (done || stopped) { if (value) value.close(); break; }
           if (!configured) {
+            // The encoder takes the microphone's rate (44.1 kHz on many devices); the hello
+            // keeps 48 kHz, the rate the server decodes Opus at whatever rate went in.
             encoder.configure({ codec: 'opus', sampleRate: value.sampleRate, numberOfChannels: value.numberOfChannels, bitrate: 32000, opus: { frameDuration: 20000 } });
-            format.rate = value.sampleRate;
             configured = true;
           }
           const mono = new Float32Array(value.numberOfFrames);
@@ -96,6 +106,9 @@
 
   function stop() {
     stopped = true;
+    session++;
+    clearTimeout(retry);
+    backoff = 500;
     if (reader) reader.cancel().catch(() => {});
     if (encoder && encoder.state !== 'closed') encoder.close();
     if (ctx) ctx.close();
@@ -109,6 +122,7 @@
 
   $('start').addEventListener('submit', async (e) => {
     e.preventDefault();
+    session++;
     stopped = false;
     $('go').disabled = true;
     $('stop').hidden = false;

@@ -1154,7 +1154,9 @@ async fn ingest_upgrade(
     // Frees the channel for the next sender when the connection ends — or when the upgrade
     // fails and the callback is dropped unrun (a handshake the client abandoned).
     let guard = Sender(busy);
+    tracing::debug!(channel, "ingest upgrade accepted");
     ws.max_message_size(MAX_INGEST_FRAME)
+        .on_failed_upgrade(|e| tracing::warn!("ingest upgrade failed: {e}"))
         .on_upgrade(move |socket| async move {
             let _sender = guard;
             ingest(socket, &channel, &feed, &state).await;
@@ -1180,6 +1182,12 @@ const MAX_INGEST_FRAME: usize = 96_000;
 /// How long a sender has to say `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Tells a booth why it is refused (and the log, for the organizer), before closing.
+async fn refuse_booth(ws: &mut WebSocket, channel: &str, code: ErrorCode, why: String) {
+    tracing::info!(channel, why, "booth refused");
+    let _ = send_msg(ws, &error(code, why)).await;
+}
+
 /// Decodes a booth's audio frames into its channel.
 async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync::Mutex<String>) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, ws.recv()).await {
@@ -1187,13 +1195,16 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
             serde_json::from_str::<wire::IngestMessage>(t.as_str()).map_err(|e| e.to_string())
         }
         Ok(Some(Ok(_))) => Err("the first message must be a JSON hello".into()),
-        Ok(_) => return,
+        Ok(end) => {
+            tracing::info!(channel, ?end, "booth left before its hello");
+            return;
+        }
         Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
     };
     let wire::IngestMessage::Hello { format, rate } = match hello {
         Ok(h) => h,
         Err(why) => {
-            let _ = send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await;
+            refuse_booth(&mut ws, channel, ErrorCode::BadMessage, why).await;
             return;
         }
     };
@@ -1202,14 +1213,14 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
             match opus::Decoder::new(rate, opus::Channels::Mono) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, e.to_string())).await;
+                    refuse_booth(&mut ws, channel, ErrorCode::BadAudio, e.to_string()).await;
                     return;
                 }
             }
         }
         wire::AudioFormat::Opus => {
             let why = format!("Opus runs at 8, 12, 16, 24 or 48 kHz, not {rate} Hz");
-            let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await;
+            refuse_booth(&mut ws, channel, ErrorCode::BadAudio, why).await;
             return;
         }
         wire::AudioFormat::Pcm16 => None,
@@ -1218,7 +1229,7 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
         Ok(r) if (8_000..=192_000).contains(&rate) => r,
         _ => {
             let why = format!("{rate} Hz is not a sample rate tolk takes (8000 to 192000)");
-            let _ = send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await;
+            refuse_booth(&mut ws, channel, ErrorCode::BadAudio, why).await;
             return;
         }
     };
