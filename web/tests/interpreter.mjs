@@ -33,6 +33,19 @@ await run(async (browser) => {
   check(await page.$eval('#mine', (m) => m.hidden), 'key s switches the split view off');
   await page.keyboard.press('s');
   check(!(await page.$eval('#mine', (m) => m.hidden)) && await page.$eval('#own', (s) => s.value) === 'es', 'and back on, with the same channel');
-
   watched.done();
+
+  // A remote interpreter on a phone: one column, nothing wider than the screen, the cards
+  // still there.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const small = await phone.newPage();
+  const watchedPhone = watch(small);
+  await small.goto(url + '/interpreter?source=floor&booth=es&own=es');
+  await small.waitForSelector(termCard, { timeout: 120000 });
+  check(await small.$eval('#desk', (d) => getComputedStyle(d).gridTemplateColumns.split(' ').length) === 1, 'on a phone: one column');
+  const wide = await small.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  check(wide[0] <= wide[1], `on a phone: nothing wider than the screen (${wide[0]} px of ${wide[1]})`);
+  await small.screenshot({ path: `${out}/interpreter-phone.png` });
+  await accessible(small);
+  watchedPhone.done();
 });
