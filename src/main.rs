@@ -117,6 +117,17 @@ struct ServeArgs {
     /// The organizer's token (default: TOLK_ORGANIZER_TOKEN, else a new random one, printed).
     #[arg(long, env = "TOLK_ORGANIZER_TOKEN", hide_env_values = true)]
     organizer_token: Option<String>,
+    /// HTTPS with a certificate tolk makes for this machine's addresses (`self-signed`; kept
+    /// in the cache and used again while the addresses stay the same). Its SHA-256
+    /// fingerprint is printed: people compare it with what their browser shows.
+    #[arg(long, value_parser = ["self-signed"], conflicts_with = "tls_cert")]
+    tls: Option<String>,
+    /// HTTPS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The glossary tolk uses unless told otherwise.
@@ -764,6 +775,22 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let tls = match (&args.tls, &args.tls_cert, &args.tls_key) {
+            (Some(_), _, _) => {
+                // The names phones may use: this machine's LAN address, the one listened
+                // on, and loopback.
+                let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+                if addr.ip().is_unspecified() {
+                    names.extend(lan_address());
+                } else {
+                    names.push(addr.ip().to_string());
+                }
+                Some(server::tls::self_signed(&names, &cache.tls())?)
+            }
+            (None, Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
+            _ => None,
+        };
+        let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let title = config.meeting.title.clone();
         let demo = config.meeting.demo;
         let shutdown = async {
@@ -773,26 +800,44 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
             model,
             organizer_token: token.clone(),
             glossary_cache: Some(cache.glossaries()),
+            tls: tls.map(|t| t.config),
         };
         let serving = tokio::spawn(server::run(config, opts, listener, shutdown));
-        print_urls(&title, demo, addr, &token);
+        print_urls(&title, demo, addr, &token, fingerprint.as_deref());
         serving.await.context("the server stopped")??;
         Ok::<(), anyhow::Error>(())
     })
 }
 
 /// The addresses to give people, and the attendee URL as a QR code for the screen.
-fn print_urls(title: &str, demo: bool, addr: std::net::SocketAddr, token: &str) {
+fn print_urls(title: &str, demo: bool, addr: std::net::SocketAddr, token: &str, tls: Option<&str>) {
     let host = if addr.ip().is_unspecified() {
         lan_address().unwrap_or_else(|| "127.0.0.1".into())
     } else {
         addr.ip().to_string()
     };
-    let base = format!("http://{host}:{}", addr.port());
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let (http, ws) = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let base = format!("{http}://{host}:{}", addr.port());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "tolk: {title}{}", if demo { " (DEMO)" } else { "" });
     let _ = writeln!(out, "listening on {base}");
-    let _ = writeln!(out, "captions (WebSocket): {base}/ws");
+    if let Some(f) = tls {
+        let _ = writeln!(out, "TLS certificate SHA-256: {f}");
+    }
+    let _ = writeln!(
+        out,
+        "captions (WebSocket): {ws}://{host}:{}/ws",
+        addr.port()
+    );
     let _ = writeln!(out, "organizer token: {token}");
     if let Ok(code) = qrcode::QrCode::new(base.as_bytes()) {
         let _ = writeln!(

@@ -19,6 +19,8 @@ const TOKEN: &str = "organizer-secret-for-tests";
 struct Server {
     child: Child,
     addr: String,
+    /// With `--tls`: the certificate's fingerprint as printed.
+    fingerprint: Option<String>,
 }
 
 impl Drop for Server {
@@ -30,6 +32,11 @@ impl Drop for Server {
 
 /// Starts `tolk serve --config meeting.toml` in `dir` on a free port and waits for its URL.
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(dir: &Path, args: &[&str]) -> Server {
     let mut child = tolk(dir)
         .args([
             "serve",
@@ -39,6 +46,7 @@ fn serve(dir: &Path) -> Server {
             "127.0.0.1:0",
         ])
         .args(["--organizer-token", TOKEN])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -46,16 +54,33 @@ fn serve(dir: &Path) -> Server {
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // The address, then the fingerprint (with --tls), then the WebSocket address.
+        let (mut url, mut fingerprint) = (None, None);
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(url.to_string());
+            if let Some(f) = line.strip_prefix("TLS certificate SHA-256: ") {
+                fingerprint = Some(f.to_string());
+            }
+            if let Some(u) = line
+                .strip_prefix("listening on http://")
+                .or_else(|| line.strip_prefix("listening on https://"))
+            {
+                url = Some(u.to_string());
+            }
+            if line.starts_with("captions (WebSocket)") {
+                if let Some(u) = url.take() {
+                    let _ = tx.send((u, fingerprint.clone()));
+                }
             }
         }
     });
-    let addr = rx
+    let (addr, fingerprint) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server printed its address");
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        fingerprint,
+    }
 }
 
 /// A meeting with an English floor (jfk.wav) and a Spanish channel (12 s of a Spanish
@@ -816,6 +841,181 @@ source = {{ kind = "network", token = "{booth_token}" }}
     );
     eprintln!("booth.mjs:\n{report}");
     assert!(out.status.success(), "booth.mjs failed:\n{report}");
+}
+
+/// Nothing leaves the room: through a whole meeting — model and glossary loaded, two
+/// channels transcribed and archived, a remote booth sending over the network, listeners,
+/// the pages, an export — every socket of the server and of the booth's sender is on
+/// loopback (their sockets are read from /proc every 100 ms). A connection out (a model hub,
+/// a DNS lookup, telemetry) would show as a socket to another address.
+#[test]
+fn nothing_leaves_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), false);
+    let text = std::fs::read_to_string(dir.path().join("meeting.toml")).unwrap()
+        + r#"
+[[channel]]
+id = "booth"
+language = "es"
+source = { kind = "network", token = "booth-token-for-the-privacy-test" }
+"#;
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let mut watched = vec![server.child.id()];
+    let mut seen: Vec<(String, bool)> = Vec::new();
+    let mut look = |pids: &[u32]| {
+        for pid in pids {
+            for s in sockets(*pid) {
+                if !seen.contains(&s) {
+                    seen.push(s);
+                }
+            }
+        }
+    };
+    look(&watched);
+    let mut sender = tolk(dir.path())
+        .args([
+            "send",
+            "--server",
+            &format!("ws://{addr}"),
+            "--channel",
+            "booth",
+        ])
+        .args(["--token", "booth-token-for-the-privacy-test", "--file"])
+        .arg(trimmed("es-demo-instruct.wav", dir.path(), "booth.wav", 12))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    watched.push(sender.id());
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "es", "booth"]}),
+    );
+    let mut heard = Seen::default();
+    let t = Instant::now();
+    let done = |h: &Seen| h.all_ended() && !h.seqs("booth").is_empty();
+    while t.elapsed() < Duration::from_secs(40) && !done(&heard) {
+        look(&watched);
+        if let Some(m) = next(&mut ws) {
+            heard.take(m);
+        }
+        if t.elapsed().as_millis() % 5000 < 100 {
+            assert_eq!(get(&addr, "/", None).0, 200);
+            assert_eq!(
+                get(&addr, "/api/export/floor?format=txt", Some(TOKEN)).0,
+                200
+            );
+        }
+    }
+    let _ = sender.kill();
+    let _ = sender.wait();
+    assert!(
+        !heard.seqs("booth").is_empty(),
+        "the booth's audio was transcribed"
+    );
+    let leaving: Vec<&String> = seen.iter().filter(|s| s.1).map(|s| &s.0).collect();
+    assert!(leaving.is_empty(), "sockets beyond loopback: {leaving:?}");
+    // The watch itself works: it saw the server's listener and its connections.
+    assert!(
+        seen.iter().filter(|s| s.0.contains("state 01")).count() >= 2,
+        "established loopback connections seen: {seen:?}"
+    );
+}
+
+/// The socket watch of [`nothing_leaves_the_room`] sees a socket to another machine: a
+/// process that "connects" a UDP socket to a LAN address (no packet needs to leave for the
+/// socket to show) is caught; its loopback one is not.
+#[test]
+fn the_socket_watch_sees_a_socket_out() {
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import socket, time\n\
+             a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.connect(('10.255.255.255', 9))\n\
+             b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.connect(('127.0.0.1', 9))\n\
+             print('ready', flush=True); time.sleep(20)",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let found = sockets(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let out: Vec<_> = found.iter().filter(|s| s.1).collect();
+    assert_eq!(out.len(), 1, "{found:?}");
+    assert!(out[0].0.contains("FFFFFF0A:0009"), "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+/// `--tls self-signed`: the pages over HTTPS and the captions over WSS in a real browser
+/// (which accepts the self-signed certificate as a person would after checking it), the
+/// certificate the server presents is the one whose fingerprint it printed, and a plain-HTTP
+/// client is refused without harm to the others.
+#[test]
+fn https_with_a_self_signed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), true);
+    let _guard = whisper_lock();
+    let server = serve_with(dir.path(), &["--tls", "self-signed"]);
+    let printed = server
+        .fingerprint
+        .clone()
+        .expect("the fingerprint is printed");
+
+    // What a client is shown: openssl's view of the certificate.
+    let shown = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            server.addr
+        ))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.trim().ends_with(&printed),
+        "openssl: {shown} printed: {printed}"
+    );
+
+    // Plain HTTP on the TLS port: refused, and the server goes on.
+    let mut plain = TcpStream::connect(&server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        plain,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "plain HTTP is not served on the TLS port"
+    );
+
+    let out = std::process::Command::new("node")
+        .arg(root().join("web/tests/tls.mjs"))
+        .env("TOLK_URL", format!("https://{}", server.addr))
+        .current_dir(root())
+        .output()
+        .expect("node runs (make test installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("tls.mjs:\n{report}");
+    assert!(out.status.success(), "tls.mjs failed:\n{report}");
 }
 
 /// A meeting file with a mistake is refused with the file, the line and what is wrong.

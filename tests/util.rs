@@ -153,3 +153,56 @@ pub fn synth(path: &Path, what: &[&str]) {
     args.extend_from_slice(what);
     sox(&args);
 }
+
+/// The IP sockets of process `pid`, each described, and whether it reaches beyond this
+/// machine: connected (TCP or UDP) to, or bound to, an address that is not loopback.
+/// Listening on a wildcard address is serving the venue, not leaving it. Read from
+/// `/proc/PID/fd` (the process's socket inodes) and `/proc/PID/net/{tcp,tcp6,udp,udp6}`.
+pub fn sockets(pid: u32) -> Vec<(String, bool)> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new(); // the process has gone
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let mut found = Vec::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || !inodes.contains(f[9]) {
+                continue;
+            }
+            let (local, remote, state) = (f[1], f[2], f[3]);
+            let host = |a: &str| a.split(':').next().unwrap_or("").to_string();
+            let (lh, rh) = (host(local), host(remote));
+            let unconnected = rh.chars().all(|c| c == '0');
+            let ok = if unconnected {
+                // Bound only: on loopback, or a TCP listener (state 0A) on any address.
+                is_loopback(&lh) || lh.chars().all(|c| c == '0') && state == "0A"
+            } else {
+                is_loopback(&rh)
+            };
+            found.push((format!("{table} {local} -> {remote} state {state}"), !ok));
+        }
+    }
+    found
+}
+
+/// Whether a `/proc/net` hex address is loopback: 127.0.0.0/8, ::1, or ::ffff:127.x.
+fn is_loopback(hex: &str) -> bool {
+    match hex.len() {
+        // IPv4, little-endian: the first octet is the last byte.
+        8 => hex.ends_with("7F"),
+        // IPv6, four little-endian 32-bit words.
+        32 => {
+            hex == "00000000000000000000000001000000"
+                || (hex.starts_with("0000000000000000FFFF0000") && hex.ends_with("7F"))
+        }
+        _ => false,
+    }
+}

@@ -178,6 +178,11 @@ impl Cache {
         self.root.join("glossaries")
     }
 
+    /// The self-signed TLS certificate (`tolk serve --tls self-signed`), kept between runs.
+    pub fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
     pub fn models(&self) -> PathBuf {
         self.root.join("models")
     }

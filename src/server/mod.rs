@@ -19,6 +19,7 @@ pub mod hub;
 pub mod pages;
 pub mod pipeline;
 pub mod source;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeSet;
@@ -99,6 +100,8 @@ pub struct ServeOptions {
     pub organizer_token: String,
     /// Where parsed glossaries are cached (see [`Glossary::load_cached`]); `None`: no cache.
     pub glossary_cache: Option<PathBuf>,
+    /// Serve HTTPS and WSS with this configuration (see [`tls`]); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Shared by every connection.
@@ -161,6 +164,8 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let mut options = options;
+    let tls = options.tls.take();
     let app = tokio::task::spawn_blocking(move || start(config, options))
         .await
         .map_err(|e| ServerError::Engine(format!("start-up failed: {e}")))??;
@@ -192,9 +197,18 @@ pub async fn run(
         .route("/booth.js", get(pages::booth_js))
         .route("/ingest/{channel}", get(ingest_upgrade))
         .with_state(app.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    match tls {
+        Some(tls) => {
+            axum::serve(tls::TlsListener::new(listener, tls)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     status.abort();
     // Stop the sources, then the engine (its last events reach the writer), then the writer.
     let app = match Arc::try_unwrap(app) {
