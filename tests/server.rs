@@ -956,14 +956,22 @@ fn the_socket_watch_sees_a_socket_out() {
     assert_eq!(found.len(), 2, "{found:?}");
 }
 
-/// `--tls self-signed`: the pages over HTTPS and the captions over WSS in a real browser
-/// (which accepts the self-signed certificate as a person would after checking it), the
-/// certificate the server presents is the one whose fingerprint it printed, and a plain-HTTP
-/// client is refused without harm to the others.
+/// `--tls self-signed` and a meeting PIN: the attendee page over HTTPS asks for the PIN and
+/// then gets captions over WSS in a real browser (which accepts the self-signed certificate
+/// as a person would after checking it); the certificate the server presents is the one
+/// whose fingerprint it printed; a plain-HTTP client is refused without harm to the others;
+/// without the PIN nothing is served, and wrong PINs are limited per address.
 #[test]
-fn https_with_a_self_signed_certificate() {
+fn https_and_a_meeting_pin() {
     let dir = tempfile::tempdir().unwrap();
     write_meeting(dir.path(), true);
+    let meeting = dir.path().join("meeting.toml");
+    let text = std::fs::read_to_string(&meeting).unwrap();
+    std::fs::write(
+        &meeting,
+        text.replacen("[meeting]\n", "[meeting]\npin = \"2468\"\n", 1),
+    )
+    .unwrap();
     let _guard = whisper_lock();
     let server = serve_with(dir.path(), &["--tls", "self-signed"]);
     let printed = server
@@ -1016,6 +1024,28 @@ fn https_with_a_self_signed_certificate() {
     );
     eprintln!("tls.mjs:\n{report}");
     assert!(out.status.success(), "tls.mjs failed:\n{report}");
+
+    // Without the PIN nothing; five wrong PINs in a minute (the page's was the first), then
+    // even the right one waits.
+    let status = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://{}{path}", server.addr))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(status("/api/meeting"), "401");
+    assert_eq!(status("/api/meeting?pin=2468"), "200");
+    for _ in 0..4 {
+        assert_eq!(status("/api/meeting?pin=1111"), "401");
+    }
+    assert_eq!(status("/api/meeting?pin=1111"), "429");
+    assert_eq!(
+        status("/api/meeting?pin=2468"),
+        "429",
+        "the address waits a minute"
+    );
 }
 
 /// A meeting file with a mistake is refused with the file, the line and what is wrong.

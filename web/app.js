@@ -27,7 +27,7 @@
   function offerDownload() {
     const a = $('download');
     a.hidden = !(downloads && channel);
-    if (channel) a.href = '/transcript/' + encodeURIComponent(channel) + '?format=txt';
+    if (channel) a.href = '/transcript/' + encodeURIComponent(channel) + '?format=txt' + Tolk.pinQuery('&');
   }
   $('live').addEventListener('click', () => { following = true; $('live').hidden = true; window.scrollTo(0, document.body.scrollHeight); });
   const follow = () => { if (following) window.scrollTo(0, document.body.scrollHeight); };

@@ -7,18 +7,18 @@ window.Tolk = (() => {
   // traditional characters), th, bn, hi, nl and sw drafted by the developers too and not yet
   // checked by a native speaker: corrections welcome (web/README.md says how to add one).
   const WORDS = {
-    en: { live: 'live', connecting: 'connecting…', reconnecting: 'offline — reconnecting…', lagging: 'captions are late by', ended: 'ended', silent: 'no speech', off: 'Off the record: nothing is stored.', demo: 'Demo meeting (recordings).', mt: 'machine translation', jump: 'Jump to live', channel: 'Channel', smaller: 'smaller text', larger: 'larger text', colours: 'colours', download: 'Download the transcript', stopped: 'captions paused' },
-    es: { live: 'en directo', connecting: 'conectando…', reconnecting: 'sin conexión — reconectando…', lagging: 'los subtítulos llegan con retraso de', ended: 'terminado', silent: 'sin voz', off: 'Fuera de actas: no se guarda nada.', demo: 'Reunión de demostración (grabaciones).', mt: 'traducción automática', jump: 'Ir al directo', channel: 'Canal', smaller: 'texto más pequeño', larger: 'texto más grande', colours: 'colores', download: 'Descargar la transcripción', stopped: 'subtítulos en pausa' },
-    ru: { live: 'в эфире', connecting: 'подключение…', reconnecting: 'нет связи — переподключение…', lagging: 'субтитры отстают на', ended: 'завершено', silent: 'тишина', off: 'Не для записи: ничего не сохраняется.', demo: 'Демонстрация (записи).', mt: 'машинный перевод', jump: 'К прямому эфиру', channel: 'Канал', smaller: 'меньше текст', larger: 'крупнее текст', colours: 'цвета', download: 'Скачать стенограмму', stopped: 'субтитры приостановлены' },
-    uk: { live: 'наживо', connecting: 'підключення…', reconnecting: 'немає зв’язку — перепідключення…', lagging: 'субтитри запізнюються на', ended: 'завершено', silent: 'тиша', off: 'Не для запису: нічого не зберігається.', demo: 'Демонстрація (записи).', mt: 'машинний переклад', jump: 'До прямого ефіру', channel: 'Канал', smaller: 'менший текст', larger: 'більший текст', colours: 'кольори', download: 'Завантажити стенограму', stopped: 'субтитри призупинено' },
-    fr: { live: 'en direct', connecting: 'connexion…', reconnecting: 'hors ligne — reconnexion…', lagging: 'sous-titres en retard de', ended: 'terminé', silent: 'silence', off: 'Hors compte rendu : rien n’est enregistré.', demo: 'Réunion de démonstration (enregistrements).', mt: 'traduction automatique', jump: 'Revenir au direct', channel: 'Canal', smaller: 'texte plus petit', larger: 'texte plus grand', colours: 'couleurs', download: 'Télécharger la transcription', stopped: 'sous-titres en pause' },
-    pt: { live: 'ao vivo', connecting: 'conectando…', reconnecting: 'sem conexão — reconectando…', lagging: 'legendas atrasadas em', ended: 'encerrado', silent: 'silêncio', off: 'Fora do registro: nada é guardado.', demo: 'Reunião de demonstração (gravações).', mt: 'tradução automática', jump: 'Ir ao vivo', channel: 'Canal', smaller: 'texto menor', larger: 'texto maior', colours: 'cores', download: 'Baixar a transcrição', stopped: 'legendas pausadas' },
-    zh: { live: '直播中', connecting: '連線中…', reconnecting: '離線 — 重新連線中…', lagging: '字幕延遲', ended: '已結束', silent: '無語音', off: '不列入紀錄：不儲存任何內容。', demo: '示範會議（錄音）。', mt: '機器翻譯', jump: '跳到最新', channel: '頻道', smaller: '縮小文字', larger: '放大文字', colours: '顏色', download: '下載逐字稿', stopped: '字幕暫停' },
-    th: { live: 'สด', connecting: 'กำลังเชื่อมต่อ…', reconnecting: 'ออฟไลน์ — กำลังเชื่อมต่อใหม่…', lagging: 'คำบรรยายล่าช้า', ended: 'จบแล้ว', silent: 'ไม่มีเสียงพูด', off: 'ไม่บันทึก: ไม่มีการเก็บข้อมูลใด ๆ', demo: 'การประชุมสาธิต (เสียงที่บันทึกไว้)', mt: 'แปลด้วยเครื่อง', jump: 'ไปที่ล่าสุด', channel: 'ช่อง', smaller: 'ตัวอักษรเล็กลง', larger: 'ตัวอักษรใหญ่ขึ้น', colours: 'สี', download: 'ดาวน์โหลดบันทึกคำพูด', stopped: 'หยุดคำบรรยายชั่วคราว' },
-    bn: { live: 'সরাসরি', connecting: 'সংযোগ হচ্ছে…', reconnecting: 'অফলাইন — আবার সংযোগ হচ্ছে…', lagging: 'ক্যাপশন দেরিতে আসছে:', ended: 'শেষ', silent: 'কোনো কথা নেই', off: 'রেকর্ডের বাইরে: কিছুই সংরক্ষণ করা হয় না।', demo: 'ডেমো সভা (রেকর্ডিং)।', mt: 'যন্ত্র অনুবাদ', jump: 'সরাসরিতে যান', channel: 'চ্যানেল', smaller: 'ছোট লেখা', larger: 'বড় লেখা', colours: 'রং', download: 'প্রতিলিপি ডাউনলোড করুন', stopped: 'ক্যাপশন বিরতিতে' },
-    hi: { live: 'लाइव', connecting: 'कनेक्ट हो रहा है…', reconnecting: 'ऑफ़लाइन — फिर से कनेक्ट हो रहा है…', lagging: 'कैप्शन देर से:', ended: 'समाप्त', silent: 'कोई आवाज़ नहीं', off: 'ऑफ़ द रिकॉर्ड: कुछ भी सहेजा नहीं जाता।', demo: 'डेमो बैठक (रिकॉर्डिंग)।', mt: 'मशीन अनुवाद', jump: 'लाइव पर जाएँ', channel: 'चैनल', smaller: 'छोटा पाठ', larger: 'बड़ा पाठ', colours: 'रंग', download: 'प्रतिलेख डाउनलोड करें', stopped: 'कैप्शन रुके हुए हैं' },
-    nl: { live: 'live', connecting: 'verbinden…', reconnecting: 'offline — opnieuw verbinden…', lagging: 'ondertiteling loopt achter met', ended: 'afgelopen', silent: 'geen spraak', off: 'Off the record: er wordt niets bewaard.', demo: 'Demovergadering (opnames).', mt: 'machinevertaling', jump: 'Naar live', channel: 'Kanaal', smaller: 'kleinere tekst', larger: 'grotere tekst', colours: 'kleuren', download: 'Transcript downloaden', stopped: 'ondertiteling gepauzeerd' },
-    sw: { live: 'mubashara', connecting: 'inaunganisha…', reconnecting: 'nje ya mtandao — inaunganisha upya…', lagging: 'manukuu yamechelewa kwa', ended: 'imekwisha', silent: 'hakuna sauti', off: 'Si rasmi: hakuna kinachohifadhiwa.', demo: 'Mkutano wa majaribio (rekodi).', mt: 'tafsiri ya mashine', jump: 'Rudi mubashara', channel: 'Chaneli', smaller: 'maandishi madogo', larger: 'maandishi makubwa', colours: 'rangi', download: 'Pakua nakala ya maneno', stopped: 'manukuu yamesitishwa' },
+    en: { live: 'live', connecting: 'connecting…', reconnecting: 'offline — reconnecting…', lagging: 'captions are late by', ended: 'ended', silent: 'no speech', off: 'Off the record: nothing is stored.', demo: 'Demo meeting (recordings).', mt: 'machine translation', jump: 'Jump to live', channel: 'Channel', smaller: 'smaller text', larger: 'larger text', colours: 'colours', download: 'Download the transcript', stopped: 'captions paused', pin: 'Meeting PIN', wrongPin: 'Wrong PIN.', wait: 'Too many tries: wait a minute.' },
+    es: { live: 'en directo', connecting: 'conectando…', reconnecting: 'sin conexión — reconectando…', lagging: 'los subtítulos llegan con retraso de', ended: 'terminado', silent: 'sin voz', off: 'Fuera de actas: no se guarda nada.', demo: 'Reunión de demostración (grabaciones).', mt: 'traducción automática', jump: 'Ir al directo', channel: 'Canal', smaller: 'texto más pequeño', larger: 'texto más grande', colours: 'colores', download: 'Descargar la transcripción', stopped: 'subtítulos en pausa', pin: 'PIN de la reunión', wrongPin: 'PIN incorrecto.', wait: 'Demasiados intentos: espere un minuto.' },
+    ru: { live: 'в эфире', connecting: 'подключение…', reconnecting: 'нет связи — переподключение…', lagging: 'субтитры отстают на', ended: 'завершено', silent: 'тишина', off: 'Не для записи: ничего не сохраняется.', demo: 'Демонстрация (записи).', mt: 'машинный перевод', jump: 'К прямому эфиру', channel: 'Канал', smaller: 'меньше текст', larger: 'крупнее текст', colours: 'цвета', download: 'Скачать стенограмму', stopped: 'субтитры приостановлены', pin: 'PIN встречи', wrongPin: 'Неверный PIN.', wait: 'Слишком много попыток: подождите минуту.' },
+    uk: { live: 'наживо', connecting: 'підключення…', reconnecting: 'немає зв’язку — перепідключення…', lagging: 'субтитри запізнюються на', ended: 'завершено', silent: 'тиша', off: 'Не для запису: нічого не зберігається.', demo: 'Демонстрація (записи).', mt: 'машинний переклад', jump: 'До прямого ефіру', channel: 'Канал', smaller: 'менший текст', larger: 'більший текст', colours: 'кольори', download: 'Завантажити стенограму', stopped: 'субтитри призупинено', pin: 'PIN зустрічі', wrongPin: 'Неправильний PIN.', wait: 'Забагато спроб: зачекайте хвилину.' },
+    fr: { live: 'en direct', connecting: 'connexion…', reconnecting: 'hors ligne — reconnexion…', lagging: 'sous-titres en retard de', ended: 'terminé', silent: 'silence', off: 'Hors compte rendu : rien n’est enregistré.', demo: 'Réunion de démonstration (enregistrements).', mt: 'traduction automatique', jump: 'Revenir au direct', channel: 'Canal', smaller: 'texte plus petit', larger: 'texte plus grand', colours: 'couleurs', download: 'Télécharger la transcription', stopped: 'sous-titres en pause', pin: 'Code PIN de la réunion', wrongPin: 'Code PIN incorrect.', wait: 'Trop d’essais : attendez une minute.' },
+    pt: { live: 'ao vivo', connecting: 'conectando…', reconnecting: 'sem conexão — reconectando…', lagging: 'legendas atrasadas em', ended: 'encerrado', silent: 'silêncio', off: 'Fora do registro: nada é guardado.', demo: 'Reunião de demonstração (gravações).', mt: 'tradução automática', jump: 'Ir ao vivo', channel: 'Canal', smaller: 'texto menor', larger: 'texto maior', colours: 'cores', download: 'Baixar a transcrição', stopped: 'legendas pausadas', pin: 'PIN da reunião', wrongPin: 'PIN incorreto.', wait: 'Tentativas demais: aguarde um minuto.' },
+    zh: { live: '直播中', connecting: '連線中…', reconnecting: '離線 — 重新連線中…', lagging: '字幕延遲', ended: '已結束', silent: '無語音', off: '不列入紀錄：不儲存任何內容。', demo: '示範會議（錄音）。', mt: '機器翻譯', jump: '跳到最新', channel: '頻道', smaller: '縮小文字', larger: '放大文字', colours: '顏色', download: '下載逐字稿', stopped: '字幕暫停', pin: '會議 PIN 碼', wrongPin: 'PIN 碼錯誤。', wait: '嘗試次數過多：請等一分鐘。' },
+    th: { live: 'สด', connecting: 'กำลังเชื่อมต่อ…', reconnecting: 'ออฟไลน์ — กำลังเชื่อมต่อใหม่…', lagging: 'คำบรรยายล่าช้า', ended: 'จบแล้ว', silent: 'ไม่มีเสียงพูด', off: 'ไม่บันทึก: ไม่มีการเก็บข้อมูลใด ๆ', demo: 'การประชุมสาธิต (เสียงที่บันทึกไว้)', mt: 'แปลด้วยเครื่อง', jump: 'ไปที่ล่าสุด', channel: 'ช่อง', smaller: 'ตัวอักษรเล็กลง', larger: 'ตัวอักษรใหญ่ขึ้น', colours: 'สี', download: 'ดาวน์โหลดบันทึกคำพูด', stopped: 'หยุดคำบรรยายชั่วคราว', pin: 'รหัส PIN ของการประชุม', wrongPin: 'รหัส PIN ไม่ถูกต้อง', wait: 'ลองหลายครั้งเกินไป: โปรดรอหนึ่งนาที' },
+    bn: { live: 'সরাসরি', connecting: 'সংযোগ হচ্ছে…', reconnecting: 'অফলাইন — আবার সংযোগ হচ্ছে…', lagging: 'ক্যাপশন দেরিতে আসছে:', ended: 'শেষ', silent: 'কোনো কথা নেই', off: 'রেকর্ডের বাইরে: কিছুই সংরক্ষণ করা হয় না।', demo: 'ডেমো সভা (রেকর্ডিং)।', mt: 'যন্ত্র অনুবাদ', jump: 'সরাসরিতে যান', channel: 'চ্যানেল', smaller: 'ছোট লেখা', larger: 'বড় লেখা', colours: 'রং', download: 'প্রতিলিপি ডাউনলোড করুন', stopped: 'ক্যাপশন বিরতিতে', pin: 'সভার পিন', wrongPin: 'ভুল পিন।', wait: 'অনেকবার চেষ্টা হয়েছে: এক মিনিট অপেক্ষা করুন।' },
+    hi: { live: 'लाइव', connecting: 'कनेक्ट हो रहा है…', reconnecting: 'ऑफ़लाइन — फिर से कनेक्ट हो रहा है…', lagging: 'कैप्शन देर से:', ended: 'समाप्त', silent: 'कोई आवाज़ नहीं', off: 'ऑफ़ द रिकॉर्ड: कुछ भी सहेजा नहीं जाता।', demo: 'डेमो बैठक (रिकॉर्डिंग)।', mt: 'मशीन अनुवाद', jump: 'लाइव पर जाएँ', channel: 'चैनल', smaller: 'छोटा पाठ', larger: 'बड़ा पाठ', colours: 'रंग', download: 'प्रतिलेख डाउनलोड करें', stopped: 'कैप्शन रुके हुए हैं', pin: 'बैठक का पिन', wrongPin: 'गलत पिन।', wait: 'बहुत अधिक प्रयास: एक मिनट रुकें।' },
+    nl: { live: 'live', connecting: 'verbinden…', reconnecting: 'offline — opnieuw verbinden…', lagging: 'ondertiteling loopt achter met', ended: 'afgelopen', silent: 'geen spraak', off: 'Off the record: er wordt niets bewaard.', demo: 'Demovergadering (opnames).', mt: 'machinevertaling', jump: 'Naar live', channel: 'Kanaal', smaller: 'kleinere tekst', larger: 'grotere tekst', colours: 'kleuren', download: 'Transcript downloaden', stopped: 'ondertiteling gepauzeerd', pin: 'Pincode van de vergadering', wrongPin: 'Verkeerde pincode.', wait: 'Te veel pogingen: wacht een minuut.' },
+    sw: { live: 'mubashara', connecting: 'inaunganisha…', reconnecting: 'nje ya mtandao — inaunganisha upya…', lagging: 'manukuu yamechelewa kwa', ended: 'imekwisha', silent: 'hakuna sauti', off: 'Si rasmi: hakuna kinachohifadhiwa.', demo: 'Mkutano wa majaribio (rekodi).', mt: 'tafsiri ya mashine', jump: 'Rudi mubashara', channel: 'Chaneli', smaller: 'maandishi madogo', larger: 'maandishi makubwa', colours: 'rangi', download: 'Pakua nakala ya maneno', stopped: 'manukuu yamesitishwa', pin: 'PIN ya mkutano', wrongPin: 'PIN si sahihi.', wait: 'Majaribio mengi mno: subiri dakika moja.' },
   };
   const code = (navigator.language || 'en').slice(0, 2).toLowerCase();
   const W = WORDS[code] || WORDS.en;
@@ -99,6 +99,49 @@ window.Tolk = (() => {
     };
   }
 
+  // The meeting's PIN, when it has one: asked once, kept in this tab's memory only.
+  let pin = '';
+  const pinQuery = (sep) => (pin ? sep + 'pin=' + encodeURIComponent(pin) : '');
+
+  function askPin(why) {
+    return new Promise((resolve) => {
+      let form = document.getElementById('pin-form');
+      if (!form) {
+        form = document.createElement('form');
+        form.id = 'pin-form';
+        const label = document.createElement('label');
+        label.textContent = W.pin + ' ';
+        const input = document.createElement('input');
+        Object.assign(input, { type: 'password', id: 'pin', autocomplete: 'off', inputMode: 'numeric', required: true });
+        label.append(input);
+        const ok = document.createElement('button');
+        ok.type = 'submit';
+        ok.textContent = 'OK';
+        const msg = document.createElement('p');
+        msg.id = 'pin-why';
+        msg.setAttribute('role', 'alert');
+        form.append(label, ok, msg);
+        document.body.prepend(form);
+      }
+      form.querySelector('#pin-why').textContent = why || '';
+      form.hidden = false;
+      const input = form.querySelector('#pin');
+      input.value = '';
+      input.focus();
+      form.onsubmit = (e) => { e.preventDefault(); form.hidden = true; resolve(input.value); };
+    });
+  }
+
+  // Before connecting: whether the meeting needs a PIN (and whether ours is right).
+  async function gate() {
+    for (;;) {
+      let r;
+      try { r = await fetch('/api/meeting' + pinQuery('?')); } catch { return; } // offline: the socket retries
+      if (r.status !== 401 && r.status !== 429) return;
+      pin = await askPin(r.status === 429 ? W.wait : pin ? W.wrongPin : '');
+    }
+  }
+
   // The caption stream: reconnects (backoff up to 8 s) and calls `opened` again, where the
   // page subscribes with `since`. `down(true|false)` says when it is offline.
   function connection(opened, message, down) {
@@ -106,7 +149,7 @@ window.Tolk = (() => {
     let backoff = 500;
     let offlineUntil = 0;
     function connect() {
-      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws' + pinQuery('?'));
       let wasOpen = false;
       ws.onopen = () => { wasOpen = true; backoff = 500; down(false); opened(); };
       ws.onmessage = (e) => {
@@ -117,11 +160,12 @@ window.Tolk = (() => {
       ws.onclose = () => {
         down(true);
         ws = null;
-        setTimeout(connect, Math.max(wasOpen ? 200 : backoff, offlineUntil - Date.now()));
+        // Refused before it opened: perhaps the PIN (the server restarted with another).
+        setTimeout(() => (wasOpen ? connect() : gate().then(connect)), Math.max(wasOpen ? 200 : backoff, offlineUntil - Date.now()));
         backoff = Math.min(backoff * 2, 8000);
       };
     }
-    connect();
+    gate().then(connect);
     const api = {
       send(m) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); },
       // For tests: drop the connection as a network would, and stay offline for `ms`.
@@ -149,5 +193,5 @@ window.Tolk = (() => {
     return { setSize, next };
   }
 
-  return { W, finalSpan, quietMarks, column, connection, tools };
+  return { W, finalSpan, quietMarks, column, connection, tools, pinQuery };
 })();

@@ -48,6 +48,10 @@ pub struct MeetingSection {
     /// A demo meeting (shown as such to everyone).
     #[serde(default)]
     pub demo: bool,
+    /// Attendees (and interpreters) need this PIN to read captions: the pages ask for it.
+    /// Wrong tries are limited per address.
+    #[serde(default)]
+    pub pin: Option<String>,
     /// Attendees may download their channel's transcript from the archive (`/transcript/…`,
     /// no token). Off by default: a transcript on a phone can be found there.
     #[serde(default)]
@@ -280,6 +284,7 @@ impl MeetingConfig {
                 flags: true,
                 demo: true,
                 downloads: false,
+                pin: None,
             },
             channels: vec![
                 ChannelConfig {

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod config;
 pub mod export;
 pub mod hub;
+pub mod limits;
 pub mod pages;
 pub mod pipeline;
 pub mod source;
@@ -24,13 +25,14 @@ pub mod wire;
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -66,6 +68,14 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listener socket's read and write buffers, bytes.
 const LISTENER_BUFFER: usize = 4 * 1024;
+
+/// New caption connections a minute from one address (not loopback: a local process
+/// already has the machine); over it, `429`. A phone reconnecting with backoff opens a few.
+const JOINS_PER_MINUTE: u32 = 60;
+
+/// Wrong meeting PINs a minute from one address; then every try is `429` until the minute
+/// ends (a 4-digit PIN would take over 30 hours to guess from one address).
+const PIN_TRIES_PER_MINUTE: u32 = 5;
 
 /// The largest client message accepted (subscriptions are small).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -128,6 +138,10 @@ struct App {
     downloads: bool,
     /// Per channel: the organizer stopped it (see [`source::Stopped`]).
     stopped: Vec<source::Stopped>,
+    /// The attendees' PIN (the meeting's `pin`), if it has one.
+    pin: Option<String>,
+    joins: limits::RateLimit,
+    pin_failures: limits::RateLimit,
 }
 
 impl App {
@@ -196,7 +210,8 @@ pub async fn run(
         .route("/booth", get(pages::booth))
         .route("/booth.js", get(pages::booth_js))
         .route("/ingest/{channel}", get(ingest_upgrade))
-        .with_state(app.clone());
+        .with_state(app.clone())
+        .into_make_service_with_connect_info::<Peer>();
     match tls {
         Some(tls) => {
             axum::serve(tls::TlsListener::new(listener, tls)?, router)
@@ -493,6 +508,9 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         connections: AtomicUsize::new(0),
         downloads: m.downloads,
         stopped,
+        pin: m.pin.clone().filter(|p| !p.is_empty()),
+        joins: limits::RateLimit::new(JOINS_PER_MINUTE, 60_000),
+        pin_failures: limits::RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
         glossary_info: glossary.as_ref().map(|g| {
             format!(
                 "{} ({} concepts, {})",
@@ -554,7 +572,84 @@ async fn status_loop(app: Arc<App>) {
     }
 }
 
-async fn ws_upgrade(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
+/// The client's address, over plain TCP or TLS (rate limits are per address).
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Peer {
+        Peer(*s.remote_addr())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PinQuery {
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+/// With a meeting PIN: `Err` with the answer for a missing or wrong one, or for an address
+/// that tried too many. Only a PIN given counts as a try (pages first ask without one, to
+/// learn whether the meeting has one). Addresses are not logged.
+#[allow(clippy::result_large_err)]
+fn check_pin(app: &App, ip: IpAddr, given: Option<&str>) -> Result<(), Response> {
+    let Some(pin) = &app.pin else {
+        return Ok(());
+    };
+    let now = now_ms();
+    if !app.pin_failures.allows(ip, now) {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong PINs from this address: wait a minute\n",
+        )
+            .into_response());
+    }
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), pin.as_bytes())) {
+        return Ok(());
+    }
+    if given.is_some() {
+        app.pin_failures.hit(ip, now);
+        tracing::info!("a wrong meeting PIN");
+    }
+    Err((
+        StatusCode::UNAUTHORIZED,
+        if given.is_some() {
+            "wrong meeting PIN\n"
+        } else {
+            "this meeting needs its PIN (?pin=)\n"
+        },
+    )
+        .into_response())
+}
+
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(app): State<Arc<App>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    Query(q): Query<PinQuery>,
+) -> Response {
+    let ip = peer.ip();
+    if !ip.is_loopback() && !app.joins.hit(ip, now_ms()) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address: wait a minute\n",
+        )
+            .into_response();
+    }
+    if let Err(refused) = check_pin(&app, ip, q.pin.as_deref()) {
+        return refused;
+    }
     // Small buffers: a listener receives a few kilobytes a second and sends less; the
     // defaults (128 KiB to read) would cost more than the rest of a listener together.
     ws.max_message_size(MAX_CLIENT_MESSAGE)
@@ -742,7 +837,14 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn meeting_info(State(app): State<Arc<App>>) -> Response {
+async fn meeting_info(
+    State(app): State<Arc<App>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    Query(q): Query<PinQuery>,
+) -> Response {
+    if let Err(refused) = check_pin(&app, peer.ip(), q.pin.as_deref()) {
+        return refused;
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         app.meeting(None).to_json(),
@@ -999,6 +1101,9 @@ struct ExportQuery {
     /// A second channel for the side-by-side export.
     #[serde(default)]
     with: Option<String>,
+    /// The meeting PIN (attendees' downloads).
+    #[serde(default)]
+    pin: Option<String>,
 }
 
 /// Whether the request carries `token`, in `Authorization: Bearer` or `?token=`.
@@ -1033,7 +1138,11 @@ async fn attendee_transcript(
     State(app): State<Arc<App>>,
     Path(channel): Path<String>,
     Query(q): Query<ExportQuery>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
+    if let Err(refused) = check_pin(&app, peer.ip(), q.pin.as_deref()) {
+        return refused;
+    }
     let ServerMessage::Meeting { downloads, .. } = app.meeting(None) else {
         unreachable!("App::meeting gives the meeting message")
     };
