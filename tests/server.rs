@@ -415,6 +415,37 @@ fn the_archive_survives_kill_9_and_exports_what_listeners_saw() {
     let (code, vtt) = get(&addr, "/api/export/floor?format=vtt", Some(TOKEN));
     assert_eq!(code, 200, "{vtt}");
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+    // A page of another site cannot open the caption stream through a visitor's browser;
+    // this server's own pages can. Every answer says: not cached, no referrer.
+    let upgrade = |origin: &str| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head[9..12]).to_string()
+    };
+    assert_eq!(upgrade("http://evil.example"), "403");
+    assert_eq!(upgrade(&format!("http://{addr}")), "101");
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /api/meeting HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let raw = raw.to_lowercase();
+    assert!(
+        raw.contains("cache-control: no-store") && raw.contains("referrer-policy: no-referrer"),
+        "{raw}"
+    );
+
     // Attendees download transcripts only where the meeting allows it (this one does not).
     let (code, why) = get(&addr, "/transcript/floor", None);
     assert_eq!(code, 403, "{why}");

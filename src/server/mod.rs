@@ -210,6 +210,7 @@ pub async fn run(
         .route("/booth", get(pages::booth))
         .route("/booth.js", get(pages::booth_js))
         .route("/ingest/{channel}", get(ingest_upgrade))
+        .layer(axum::middleware::map_response(pages::private))
         .with_state(app.clone())
         .into_make_service_with_connect_info::<Peer>();
     match tls {
@@ -593,6 +594,33 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls:
     }
 }
 
+/// A browser's WebSocket from a page of another site (its `Origin` is not this server) is
+/// refused: a page elsewhere cannot read the captions or feed a booth through a visitor's
+/// browser. Clients that are not browsers send no `Origin` and are not affected.
+#[allow(clippy::result_large_err)]
+fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or("");
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        return Ok(());
+    }
+    tracing::info!(origin, "a cross-origin WebSocket refused");
+    Err((
+        StatusCode::FORBIDDEN,
+        format!("connections from pages of another site ({origin}) are refused\n"),
+    )
+        .into_response())
+}
+
 #[derive(serde::Deserialize)]
 struct PinQuery {
     #[serde(default)]
@@ -638,7 +666,11 @@ async fn ws_upgrade(
     State(app): State<Arc<App>>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Query(q): Query<PinQuery>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
     let ip = peer.ip();
     if !ip.is_loopback() && !app.joins.hit(ip, now_ms()) {
         return (
@@ -1232,6 +1264,9 @@ async fn ingest_upgrade(
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused;
+    }
     let Some(i) = app.hub.index(&channel) else {
         return (
             StatusCode::NOT_FOUND,

@@ -41,6 +41,22 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// Every response, not only the pages: not cached, not sniffed, no referrer, not framed
+/// (headers a handler set already are kept).
+pub async fn private(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.entry(name)
+            .or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    response
+}
+
 /// `GET /`: the attendee page.
 pub async fn index() -> Response {
     page(HTML, INDEX_HTML)
