@@ -13,7 +13,7 @@ DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-a
 MODEL ?= base
 TEST_MODELS := base tiny.en
 
-.PHONY: run test setup deps build models testdata webdeps lint bench soak clean-cache
+.PHONY: run test setup deps build models testdata webdeps lint bench soak fuzz clean-cache
 
 run: setup
 	$(TOLK) serve --model $(MODEL)
@@ -67,6 +67,17 @@ bench: setup
 # The 60-minute soak (about 25 minutes here): the English program looped with 5-minute silences.
 soak: setup
 	$(CARGO) bench --bench streaming -- --model base --lang en --soak 60
+
+# Fuzzing (cargo-fuzz on stable, no sanitizer): FUZZ_SECS per target. Not in `make test`: the
+# instrumented build compiles whisper.cpp again (about 9 minutes here). A crash is saved in
+# fuzz/artifacts/TARGET/; it becomes a regression test (see fuzz/README.md).
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := protocol ingest_frames audio_file glossary
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) fuzz run -s none $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=4096 || exit 1; \
+	done
 
 clean-cache:
 	rm -rf .cache testdata

@@ -1366,27 +1366,9 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
             return;
         }
     };
-    let mut opus = match format {
-        wire::AudioFormat::Opus if wire::OPUS_RATES.contains(&rate) => {
-            match opus::Decoder::new(rate, opus::Channels::Mono) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    refuse_booth(&mut ws, channel, ErrorCode::BadAudio, e.to_string()).await;
-                    return;
-                }
-            }
-        }
-        wire::AudioFormat::Opus => {
-            let why = format!("Opus runs at 8, 12, 16, 24 or 48 kHz, not {rate} Hz");
-            refuse_booth(&mut ws, channel, ErrorCode::BadAudio, why).await;
-            return;
-        }
-        wire::AudioFormat::Pcm16 => None,
-    };
-    let mut resampler = match crate::audio::StreamResampler::new(rate) {
-        Ok(r) if (8_000..=192_000).contains(&rate) => r,
-        _ => {
-            let why = format!("{rate} Hz is not a sample rate tolk takes (8000 to 192000)");
+    let mut frames = match source::FrameDecoder::new(format, rate) {
+        Ok(d) => d,
+        Err(why) => {
             refuse_booth(&mut ws, channel, ErrorCode::BadAudio, why).await;
             return;
         }
@@ -1399,8 +1381,6 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
     }
     source::set(state, format!("receiving {format:?} audio from the booth"));
     tracing::info!(channel, ?format, rate, "booth connected");
-    // 120 ms at 48 kHz: the largest Opus frame.
-    let mut pcm = vec![0f32; 5760];
     let mut bad = 0u32;
     while let Some(Ok(msg)) = ws.recv().await {
         let frame = match msg {
@@ -1415,29 +1395,19 @@ async fn ingest(mut ws: WebSocket, channel: &str, feed: &Feed, state: &std::sync
             }
             _ => continue,
         };
-        let samples: Vec<f32> = match &mut opus {
-            Some(d) => match d.decode_float(&frame, &mut pcm, false) {
-                Ok(n) => pcm[..n].to_vec(),
-                Err(e) => {
-                    bad += 1;
-                    // A lost or corrupt packet: say so once in a while, keep the connection.
-                    if bad == 1 || bad % 100 == 0 {
-                        let why = format!("undecodable Opus packet ({bad} so far): {e}");
-                        if !send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await {
-                            break;
-                        }
+        let out = match frames.decode(&frame) {
+            Ok(out) => out,
+            Err(e) => {
+                bad += 1;
+                // A lost or corrupt packet: say so once in a while, keep the connection.
+                if bad == 1 || bad % 100 == 0 {
+                    let why = format!("{e} ({bad} so far)");
+                    if !send_msg(&mut ws, &error(ErrorCode::BadAudio, why)).await {
+                        break;
                     }
-                    continue;
                 }
-            },
-            None => frame
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-                .collect(),
-        };
-        let out = match resampler.push(&samples) {
-            Ok(o) => o,
-            Err(_) => continue,
+                continue;
+            }
         };
         if !out.is_empty() && feed.push_audio(&out).is_err() {
             break;

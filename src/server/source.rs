@@ -72,6 +72,66 @@ impl Feed {
     }
 }
 
+/// A booth's frames (`/ingest/{channel}`) to 16 kHz mono samples: Opus packets, or 16-bit
+/// little-endian PCM, at the rate its hello said. Bad frames are errors, never panics
+/// (fuzzed: `fuzz/fuzz_targets/ingest_frames.rs`).
+pub struct FrameDecoder {
+    opus: Option<opus::Decoder>,
+    resampler: StreamResampler,
+    /// 120 ms at 48 kHz: the largest Opus frame.
+    pcm: Vec<f32>,
+}
+
+impl FrameDecoder {
+    /// Refuses (saying why) a rate the format cannot have or tolk does not take.
+    pub fn new(format: super::wire::AudioFormat, rate: u32) -> Result<FrameDecoder, String> {
+        use super::wire::{AudioFormat, OPUS_RATES};
+        let opus = match format {
+            AudioFormat::Opus if OPUS_RATES.contains(&rate) => {
+                Some(opus::Decoder::new(rate, opus::Channels::Mono).map_err(|e| e.to_string())?)
+            }
+            AudioFormat::Opus => {
+                return Err(format!(
+                    "Opus runs at 8, 12, 16, 24 or 48 kHz, not {rate} Hz"
+                ))
+            }
+            AudioFormat::Pcm16 => None,
+        };
+        let resampler = match StreamResampler::new(rate) {
+            Ok(r) if (8_000..=192_000).contains(&rate) => r,
+            _ => {
+                return Err(format!(
+                    "{rate} Hz is not a sample rate tolk takes (8000 to 192000)"
+                ))
+            }
+        };
+        Ok(FrameDecoder {
+            opus,
+            resampler,
+            pcm: vec![0f32; 5760],
+        })
+    }
+
+    /// One frame's audio at 16 kHz (possibly none yet: the resampler works in blocks).
+    pub fn decode(&mut self, frame: &[u8]) -> Result<Vec<f32>, String> {
+        let samples: Vec<f32> = match &mut self.opus {
+            Some(d) => {
+                let n = d
+                    .decode_float(frame, &mut self.pcm, false)
+                    .map_err(|e| format!("undecodable Opus packet: {e}"))?;
+                self.pcm[..n].to_vec()
+            }
+            None => frame
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+                .collect(),
+        };
+        self.resampler
+            .push(&samples)
+            .map_err(|e| format!("cannot resample the booth's audio: {e}"))
+    }
+}
+
 /// A running source: its state in words for `status` events, and a stop switch.
 pub struct Source {
     pub state: Arc<Mutex<String>>,
