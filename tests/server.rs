@@ -810,21 +810,11 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
         ("organizer.mjs", "floor.vtt"),
     ] {
         let _ = std::fs::remove_file(artifacts.join(shot));
-        let out = std::process::Command::new("node")
-            .arg(root().join("web/tests").join(script))
-            .env("TOLK_URL", format!("http://{}", server.addr))
-            .env("TOLK_ARTIFACTS", &artifacts)
-            .env("TOLK_TOKEN", TOKEN)
-            .current_dir(root())
-            .output()
-            .expect("node runs (make test installs it)");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        page_test(
+            script,
+            &format!("http://{}", server.addr),
+            &[("TOLK_TOKEN", TOKEN.as_ref())],
         );
-        eprintln!("{script}:\n{report}");
-        assert!(out.status.success(), "{script} failed:\n{report}");
         assert!(artifacts.join(shot).exists(), "{shot}");
     }
 }
@@ -856,12 +846,25 @@ source = {{ kind = "network", token = "{booth_token}" }}
     std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
     let _guard = whisper_lock();
     let server = serve(dir.path());
+    page_test(
+        "booth.mjs",
+        &format!("http://{}", server.addr),
+        &[
+            ("TOLK_BOOTH_WAV", mic.as_os_str()),
+            ("TOLK_BOOTH_TOKEN", booth_token.as_ref()),
+        ],
+    );
+}
+
+/// Runs the page test `web/tests/SCRIPT` (node, headless chromium) against the server at
+/// `url`, with `env`; its report is shown, and it must pass. Artifacts go to
+/// `target/browser/`.
+fn page_test(script: &str, url: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let out = std::process::Command::new("node")
-        .arg(root().join("web/tests/booth.mjs"))
-        .env("TOLK_URL", format!("http://{}", server.addr))
+        .arg(root().join("web/tests").join(script))
+        .env("TOLK_URL", url)
         .env("TOLK_ARTIFACTS", root().join("target/browser"))
-        .env("TOLK_BOOTH_WAV", &mic)
-        .env("TOLK_BOOTH_TOKEN", booth_token)
+        .envs(env.iter().copied())
         .current_dir(root())
         .output()
         .expect("node runs (make test installs it)");
@@ -870,8 +873,8 @@ source = {{ kind = "network", token = "{booth_token}" }}
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("booth.mjs:\n{report}");
-    assert!(out.status.success(), "booth.mjs failed:\n{report}");
+    eprintln!("{script}:\n{report}");
+    assert!(out.status.success(), "{script} failed:\n{report}");
 }
 
 /// Nothing leaves the room: through a whole meeting — model and glossary loaded, two
@@ -1042,19 +1045,7 @@ fn https_and_a_meeting_pin() {
         "plain HTTP is not served on the TLS port"
     );
 
-    let out = std::process::Command::new("node")
-        .arg(root().join("web/tests/tls.mjs"))
-        .env("TOLK_URL", format!("https://{}", server.addr))
-        .current_dir(root())
-        .output()
-        .expect("node runs (make test installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("tls.mjs:\n{report}");
-    assert!(out.status.success(), "tls.mjs failed:\n{report}");
+    page_test("tls.mjs", &format!("https://{}", server.addr), &[]);
 
     // Without the PIN nothing; five wrong PINs in a minute (the page's was the first), then
     // even the right one waits.
