@@ -1270,6 +1270,85 @@ source = {{ kind = "network", token = "{token}" }}
     );
 }
 
+/// A booth's sender dies mid-sentence (SIGKILL) and comes back: listeners are told the booth
+/// is gone, the floor goes on meanwhile, and the booth's channel transcribes again when a
+/// sender reconnects.
+#[test]
+fn a_booth_that_drops_and_comes_back_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "booth-token-0123456789";
+    trimmed("es-demo-instruct.wav", dir.path(), "es-12s.wav", 12);
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        format!(
+            "[meeting]\ntitle = \"drop\"\noff_record = true\nmodel = \"base\"\n\n\
+             [[channel]]\nid = \"floor\"\nlanguage = \"es\"\nfloor = true\n\
+             source = {{ kind = \"file\", path = \"es-12s.wav\", loop = true }}\n\n\
+             [[channel]]\nid = \"booth\"\nlanguage = \"en\"\n\
+             source = {{ kind = \"network\", token = \"{token}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let sender = || {
+        tolk(dir.path())
+            .args(["send", "--server", &format!("ws://{}", server.addr)])
+            .args(["--channel", "booth", "--token", token, "--file"])
+            .arg(testdata("jfk.wav"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut ws = connect(&server.addr);
+    next(&mut ws);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "booth"]}),
+    );
+    let mut seen = Seen::default();
+    let mut first = sender();
+    follow(&mut ws, &mut seen, 40, |s| !s.seqs("booth").is_empty());
+    assert!(!seen.seqs("booth").is_empty(), "the booth was transcribed");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (floor_before, booth_before) = (seen.seqs("floor").len(), seen.seqs("booth").len());
+
+    // Told within a few seconds; the floor goes on.
+    let mut told = false;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20)
+        && !(told && seen.seqs("floor").len() > floor_before)
+    {
+        let Some(m) = next(&mut ws) else { continue };
+        if m["type"] == "status" && m["channel"] == "booth" {
+            told |= m["source"].as_str().unwrap_or("").contains("disconnected");
+        }
+        seen.take(m);
+    }
+    assert!(told, "listeners were told the booth is gone");
+    assert!(seen.seqs("floor").len() > floor_before, "the floor went on");
+
+    // Back: the booth transcribes again.
+    let mut second = sender();
+    follow(&mut ws, &mut seen, 40, |s| {
+        s.finals["booth"][booth_before..]
+            .iter()
+            .any(|f| f["text"].as_str().unwrap_or("").contains("country"))
+    });
+    let _ = second.kill();
+    let _ = second.wait();
+    let after: Vec<&str> = seen.finals["booth"][booth_before..]
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        after.iter().any(|t| t.contains("country")),
+        "the booth after it came back: {after:?}"
+    );
+}
+
 /// `tolk devices` lists the sound inputs, or says there are none (this machine has no sound
 /// card): never an error or a crash.
 #[test]
