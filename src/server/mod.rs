@@ -155,11 +155,17 @@ impl App {
             ..
         } = &mut m
         {
-            let switched = off.unwrap_or_else(|| self.pipeline.off_record.load(Relaxed));
-            *off_record = self.archive_path.is_none() || switched;
+            *off_record = self.off_record(off);
             *downloads = self.downloads && !*off_record;
         }
         m
+    }
+
+    /// Whether nothing is archived: the meeting started off the record, or the organizer
+    /// switched it off (`off`: as it is about to be).
+    fn off_record(&self, off: Option<bool>) -> bool {
+        let switched = off.unwrap_or_else(|| self.pipeline.off_record.load(Relaxed));
+        self.archive_path.is_none() || switched
     }
 }
 
@@ -1175,10 +1181,7 @@ async fn attendee_transcript(
     if let Err(refused) = check_pin(&app, peer.ip(), q.pin.as_deref()) {
         return refused;
     }
-    let ServerMessage::Meeting { downloads, .. } = app.meeting(None) else {
-        unreachable!("App::meeting gives the meeting message")
-    };
-    if !downloads {
+    if !app.downloads || app.off_record(None) {
         return (
             StatusCode::FORBIDDEN,
             "this meeting does not let attendees download transcripts (the organizer can allow \
