@@ -475,7 +475,7 @@ fn the_archive_survives_kill_9_and_exports_what_listeners_saw() {
         assert_eq!(a["text"], r["text"]);
         assert_eq!(a["raw_text"], r["raw_text"]);
     }
-    check_vtt(&export("vtt"), archived.len());
+    assert_eq!(check_vtt(&export("vtt")), archived.len());
     check_srt(&export("srt"), archived.len());
     let side = success(
         tolk(dir.path())
@@ -494,23 +494,37 @@ fn the_archive_survives_kill_9_and_exports_what_listeners_saw() {
     let mut again = Seen::default();
     follow(&mut ws, &mut again, 90, |s| !s.seqs("floor").is_empty());
     assert_eq!(again.seqs("floor")[0], last + 1);
+    // Its times go on too: the meeting's transcript, before and after, is in order.
+    let first = &again.finals["floor"][0];
+    let last_end = archived.last().unwrap()["end"].as_f64().unwrap();
+    assert!(
+        first["start"].as_f64().unwrap() >= last_end,
+        "{first} after {last_end}"
+    );
+    let (code, vtt) = get(&server.addr, "/api/export/floor?format=vtt", Some(TOKEN));
+    assert_eq!(code, 200, "{vtt}");
+    assert!(check_vtt(&vtt) >= archived.len() + again.seqs("floor").len());
 }
 
 /// WebVTT as a player reads it: the header, then cues of an optional id, a timing line
-/// `hh:mm:ss.mmm --> hh:mm:ss.mmm` with start < end, and text.
-fn check_vtt(vtt: &str, cues: usize) {
+/// `hh:mm:ss.mmm --> hh:mm:ss.mmm` with start < end, starts in order, and text.
+/// Returns how many cues.
+fn check_vtt(vtt: &str) -> usize {
     let mut blocks = vtt.split("\n\n");
     assert_eq!(blocks.next().unwrap().trim(), "WEBVTT");
     let mut n = 0;
+    let mut previous = 0;
     for b in blocks.filter(|b| !b.trim().is_empty()) {
         let lines: Vec<&str> = b.lines().collect();
         let timing = lines.iter().position(|l| l.contains("-->")).unwrap();
         let (s, e) = lines[timing].split_once(" --> ").unwrap();
         assert!(stamp(s, '.') < stamp(e, '.'), "{b}");
+        assert!(stamp(s, '.') >= previous, "out of order: {vtt}");
+        previous = stamp(s, '.');
         assert!(lines.len() > timing + 1, "cue text: {b}");
         n += 1;
     }
-    assert_eq!(n, cues);
+    n
 }
 
 /// SRT: numbered cues from 1, `hh:mm:ss,mmm --> hh:mm:ss,mmm`, text, a blank line.

@@ -226,6 +226,22 @@ impl Archive {
         Ok(v.unwrap_or(0).max(0) as u64)
     }
 
+    /// Where a meeting's channel's archived finals end (media seconds; 0 when none): a
+    /// restarted server's times go on from here, so the transcript stays in order.
+    pub fn last_end(&self, meeting: &str, channel: &str) -> Result<f64, ArchiveError> {
+        let v: Option<f64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(end) FROM finals WHERE meeting = ?1 AND channel = ?2",
+                params![meeting, channel],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        Ok(v.filter(|t| t.is_finite()).unwrap_or(0.0).max(0.0))
+    }
+
     /// Deletes every final emitted before `before_ms` (Unix ms); returns how many.
     pub fn purge(&self, before_ms: u64) -> Result<usize, ArchiveError> {
         let n = self
@@ -278,6 +294,8 @@ mod tests {
         );
         assert_eq!(a.last_seq("m", "floor").unwrap(), 2);
         assert_eq!(a.last_seq("m", "ru").unwrap(), 0);
+        assert_eq!(a.last_end("m", "floor").unwrap(), 3.0);
+        assert_eq!(a.last_end("m", "ru").unwrap(), 0.0);
     }
 
     #[test]

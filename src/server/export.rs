@@ -56,9 +56,12 @@ fn cue_text(t: &str) -> String {
         .replace("-->", "→")
 }
 
-/// A cue's end, after its start (a cue of no length is refused by players).
-fn cue_end(f: &Final) -> f64 {
-    f.end.max(f.start + 0.2)
+/// A cue's end: when the next cue begins, if that is sooner (Whisper often stretches a
+/// last word to its window's end, and two captions would share the screen), and after its
+/// start (a cue of no length is refused by players).
+fn cue_end(f: &Final, next: Option<&Final>) -> f64 {
+    let end = next.map_or(f.end, |n| f.end.min(n.start));
+    end.max(f.start + 0.2)
 }
 
 pub fn render(finals: &[Final], format: Format) -> String {
@@ -66,13 +69,13 @@ pub fn render(finals: &[Final], format: Format) -> String {
     match format {
         Format::Vtt => {
             s.push_str("WEBVTT\n");
-            for f in finals {
+            for (i, f) in finals.iter().enumerate() {
                 let _ = write!(
                     s,
                     "\n{}\n{} --> {}\n{}\n",
                     f.seq,
                     stamp(f.start, '.'),
-                    stamp(cue_end(f), '.'),
+                    stamp(cue_end(f, finals.get(i + 1)), '.'),
                     cue_text(&f.text).replace('<', "&lt;")
                 );
             }
@@ -84,7 +87,7 @@ pub fn render(finals: &[Final], format: Format) -> String {
                     "{}\n{} --> {}\n{}\n\n",
                     i + 1,
                     stamp(f.start, ','),
-                    stamp(cue_end(f), ','),
+                    stamp(cue_end(f, finals.get(i + 1)), ','),
                     cue_text(&f.text)
                 );
             }
@@ -176,6 +179,26 @@ mod tests {
         );
         let srt = render(&finals, Format::Srt);
         assert!(srt.starts_with("1\n00:00:00,500 --> 00:00:02,250\nask not\n\n2\n"));
+    }
+
+    /// The floor's first finals of a CI run: Whisper stretched "raid." to 5.52 s, and the
+    /// next final began at 3.79 s. On screen, a caption gives way to the next one.
+    #[test]
+    fn a_cue_ends_where_the_next_begins() {
+        let finals = [
+            f(
+                1,
+                0.06,
+                5.52,
+                "Today, sex workers were arrested in a police raid.",
+            ),
+            f(2, 3.79, 5.23, "They want rights, not"),
+            f(3, 5.12, 7.03, "rescue. The network"),
+        ];
+        let vtt = render(&finals, Format::Vtt);
+        assert!(vtt.contains("00:00:00.060 --> 00:00:03.790\n"), "{vtt}");
+        assert!(vtt.contains("00:00:03.790 --> 00:00:05.120\n"), "{vtt}");
+        assert!(vtt.contains("00:00:05.120 --> 00:00:07.030\n"), "{vtt}");
     }
 
     #[test]

@@ -312,12 +312,17 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
             },
         })
         .collect();
+    // A restarted meeting goes on: numbers after the archive's last, times after its end
+    // (each channel's media clock starts at 0 again with its audio).
     let mut next_seq = Vec::new();
+    let mut time_base = Vec::new();
     for c in &channels {
-        next_seq.push(match &archive {
-            Some(a) => a.last_seq(&m.id, &c.id)? + 1,
-            None => 1,
-        });
+        let (seq, end) = match &archive {
+            Some(a) => (a.last_seq(&m.id, &c.id)?, a.last_end(&m.id, &c.id)?),
+            None => (0, 0.0),
+        };
+        next_seq.push(seq + 1);
+        time_base.push(end);
     }
     let hub = Arc::new(Hub::new(channels.clone(), &next_seq));
     let (tx, pipeline_stats, _writer) =
@@ -338,6 +343,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         if let Some(t) = le.get(ch) {
             t.store(now_ms(), Relaxed);
         }
+        let base = time_base.get(ch).copied().unwrap_or(0.0);
         match e.event {
             Event::Partial {
                 segment,
@@ -353,8 +359,8 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                     segment,
                     revision,
                     text,
-                    start,
-                    end,
+                    start: base + start,
+                    end: base + end,
                 },
             ),
             Event::Final {
@@ -396,8 +402,8 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                     Final {
                         channel,
                         seq: 0,
-                        start,
-                        end,
+                        start: base + start,
+                        end: base + end,
                         wall_ms: now_ms(),
                         language: lang,
                         text,

@@ -74,7 +74,8 @@ pub struct Final {
     pub channel: String,
     /// 1, 2, 3… per channel, for the meeting's whole life (continued after a restart).
     pub seq: u64,
-    /// Media seconds of the words in the channel's audio.
+    /// Media seconds of the words in the channel's audio (after a restart, counted on from
+    /// the archive's last final, so a meeting's times only go forward).
     pub start: f64,
     pub end: f64,
     /// When the server emitted it, Unix milliseconds.

@@ -281,6 +281,8 @@ pub struct Policy {
     /// with text that stops short of the audio, invents the missing words.
     recent: VecDeque<(String, f64)>,
     next_seq: u64,
+    /// The last final's start: a final never starts before the one it follows.
+    last_final_start: f64,
     segment: u64,
     revision: u64,
     events: VecDeque<Event>,
@@ -323,6 +325,7 @@ impl Policy {
             hints,
             language: String::new(),
             next_seq: 0,
+            last_final_start: 0.0,
             segment: 0,
             revision: 0,
             events: VecDeque::new(),
@@ -770,11 +773,18 @@ impl Policy {
         let raw = join_words(words);
         let last = &words[words.len() - 1];
         self.committed_until = self.committed_until.max(last.end);
+        // Whisper's times for the same words move between windows (a last word's end is
+        // often stretched to the window's end), so a final can seem to begin before the one
+        // it follows. Captions are in order of start (WebVTT requires it): never earlier than
+        // the previous final's start, never ending before they begin.
+        let start = words[0].start.max(self.last_final_start);
+        let end = last.end.max(start);
+        self.last_final_start = start;
         self.events.push_back(Event::Final {
             seq: self.next_seq,
             segment: self.segment,
-            start: words[0].start,
-            end: last.end,
+            start,
+            end,
             text: raw.clone(),
             raw_text: raw.clone(),
             language: self.language.clone(),
@@ -1115,6 +1125,33 @@ mod tests {
         for w in f.windows(2) {
             assert!(w[1].2 >= w[0].3 - 1e-9, "{:?} then {:?}", w[0], w[1]);
         }
+    }
+
+    /// Whisper's times for the same words move from window to window: seen in CI, a final
+    /// "rescue. The network" began before the one it followed, and the WebVTT export was out
+    /// of order. Here the decoder's times jump 2 s earlier once the first final is out (as
+    /// far as the window allows): finals still start in order and end after they start.
+    #[test]
+    fn finals_start_in_order_when_whisper_moves_its_times() {
+        let mut calls = 0;
+        let jumpy = |job: &DecodeJob| {
+            calls += 1;
+            let mut h = decode(job);
+            if calls > 6 {
+                for w in &mut h.words {
+                    w.start = (w.start - 2.0).max(job.start);
+                    w.end = (w.end - 2.0).max(w.start);
+                }
+            }
+            h
+        };
+        let (events, _) = replay(&jfk_like_audio(), PolicyConfig::default(), jumpy, |_| 0.3);
+        let f = finals(&events);
+        assert!(f.len() >= 3, "{f:?}");
+        for w in f.windows(2) {
+            assert!(w[1].2 >= w[0].2, "{:?} then {:?}", w[0], w[1]);
+        }
+        assert!(f.iter().all(|x| x.3 >= x.2), "{f:?}");
     }
 
     /// The prompt is the committed text up to where the window's audio begins, with no
