@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1440,4 +1440,122 @@ fn a_booth_may_send_16_bit_pcm() {
         w.rate(),
         seen.text("floor")
     );
+}
+
+/// A small file system of its own (tmpfs, `size` bytes), unmounted when dropped. Mounting
+/// needs root: `make test` runs as root on the machine it is made for.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test fills a small file system of its own, which needs root (mount -t tmpfs): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at)
+    }
+
+    /// Writes a file until the disk refuses: it is full.
+    fn fill(&self) -> PathBuf {
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The archive's disk fills up mid-meeting: live captions go on, the organizer sees an
+/// alarm (the error, how many finals wait), `/healthz` says degraded; when space is freed
+/// the finals that waited are written, and the archive holds every final a listener got.
+#[test]
+fn a_full_disk_stops_no_caption_and_loses_no_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(dir.path().join("disk"), "2m");
+    let text = format!(
+        r#"[meeting]
+id = "full"
+title = "A meeting on a small disk"
+archive = "disk/archive.sqlite"
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "{jfk}", loop = true }}
+"#,
+        jfk = testdata("jfk.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let status = || {
+        let (code, body) = get(&addr, "/api/organizer", Some(TOKEN));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 60, |s| s.seqs("floor").len() >= 2);
+    assert!(seen.seqs("floor").len() >= 2, "finals came");
+    assert!(status()["archive_alarm"].is_null());
+
+    let filler = disk.fill();
+    let before = seen.seqs("floor").len();
+    follow(&mut ws, &mut seen, 60, |s| {
+        s.seqs("floor").len() >= before + 3
+    });
+    assert!(
+        seen.seqs("floor").len() >= before + 3,
+        "captions go on while the disk is full"
+    );
+    let s = status();
+    let alarm = s["archive_alarm"].as_str().unwrap_or_default().to_string();
+    assert!(alarm.contains("cannot be written"), "{s}");
+    assert!(alarm.contains("full"), "the alarm says why: {alarm}");
+    assert!(s["archive_waiting"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(get(&addr, "/healthz", None).0, 503);
+
+    // Space again: what waited is written, the alarm goes.
+    std::fs::remove_file(filler).unwrap();
+    let t = Instant::now();
+    while !status()["archive_alarm"].is_null() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = status();
+    assert!(s["archive_alarm"].is_null(), "{s}");
+    assert_eq!(s["archive_waiting"], 0, "{s}");
+    assert_eq!(get(&addr, "/healthz", None).0, 200);
+    let (code, body) = get(&addr, "/api/export/floor?format=json", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let archived: Vec<Value> = serde_json::from_str(&body).unwrap();
+    for r in &seen.finals["floor"] {
+        let a = archived
+            .iter()
+            .find(|a| a["seq"] == r["seq"])
+            .unwrap_or_else(|| panic!("final {} was shown but not archived", r["seq"]));
+        assert_eq!(a["text"], r["text"]);
+    }
+    drop(server);
 }

@@ -24,6 +24,8 @@
     $('record').setAttribute('aria-pressed', String(off));
     $('record').textContent = off ? 'Off the record — go back on' : 'Go off the record';
     $('archive').textContent = 'Archive: ' + s.archive;
+    $('alarm').hidden = !s.archive_alarm;
+    $('alarm').textContent = s.archive_alarm || '';
     $('glossary').textContent = s.glossary || 'none';
     const body = $('channels').tBodies[0];
     body.textContent = '';

@@ -869,6 +869,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             (Some(_), Some(e)) => e,
             (Some(_), None) => "ok".to_string(),
         },
+        "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
         "channels": channel_states(&app).iter().zip(&app.hub.channels).map(|((s, lag, src), c)| {
             serde_json::json!({"id": c.id, "state": s, "lag": lag, "source": src})
         }).collect::<Vec<_>>(),
@@ -952,11 +953,25 @@ async fn organizer_status(
     let body = serde_json::json!({
         "meeting": app.meeting(None),
         "engine": app.engine.stopped().unwrap_or_else(|| "running".into()),
-        "archive": match (&app.archive_path, archive) {
+        "archive": match (&app.archive_path, &archive) {
             (None, _) => "none: the meeting was started off the record".to_string(),
             (Some(_), Some(e)) => format!("failing: {e}"),
             (Some(p), None) => format!("ok ({})", p.display()),
         },
+        // An alarm for the organizer: the archive fails, captions go on, finals wait.
+        "archive_alarm": archive.map(|e| {
+            let waiting = app.pipeline.archive_backlog.load(Relaxed);
+            let lost = app.pipeline.archive_lost.load(Relaxed);
+            let mut a = format!(
+                "The archive cannot be written ({e}). Captions go on live; {waiting} final(s) wait in memory and will be written when it can be (free space, or make it writable). Do not stop tolk now: what waits would be lost."
+            );
+            if lost > 0 {
+                a.push_str(&format!(" {lost} final(s) were given up (the memory held {})." , pipeline::ARCHIVE_BACKLOG));
+            }
+            a
+        }),
+        "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
+        "archive_lost": app.pipeline.archive_lost.load(Relaxed),
         "glossary": app.glossary_info,
         "connections": app.connections.load(Relaxed),
         "channels": channels,
@@ -1099,6 +1114,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let _ = writeln!(s, "# HELP tolk_partials_total Partials published.\n# TYPE tolk_partials_total counter\ntolk_partials_total {}", p.partials.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_partials_dropped_total Partials dropped because the writer queue was full.\n# TYPE tolk_partials_dropped_total counter\ntolk_partials_dropped_total {}", p.partials_dropped.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_archive_failures_total Archive writes that failed.\n# TYPE tolk_archive_failures_total counter\ntolk_archive_failures_total {}", p.archive_failures.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_archive_waiting Finals waiting in memory for a failing archive.\n# TYPE tolk_archive_waiting gauge\ntolk_archive_waiting {}", p.archive_backlog.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_archive_lost_total Finals given up because the archive failed too long.\n# TYPE tolk_archive_lost_total counter\ntolk_archive_lost_total {}", p.archive_lost.load(Relaxed));
     let per = |s: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(usize) -> f64| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (i, c) in app.hub.channels.iter().enumerate() {

@@ -11,13 +11,22 @@
 //!
 //! When the queue is full (the disk stalls): a partial is dropped (counted; the next one
 //! replaces it anyway), a final waits for room, which holds the decoder thread: captions are
-//! late rather than lost. If a write fails (disk full, file removed), the error is logged and
-//! reported in `/metrics` and `/healthz`, and captions keep flowing live: the meeting goes on.
+//! late rather than lost.
+//!
+//! When a write fails (disk full, a read-only file system, the file removed), captions keep
+//! flowing live: the meeting goes on. The finals not written wait in memory, in order, up to
+//! [`ARCHIVE_BACKLOG`] of them (beyond that the oldest are given up, counted), and are written
+//! with the next batch or every [`RETRY`] when none comes: once the disk has room again the
+//! archive holds them all. Meanwhile the organizer's page shows an alarm (the error, how many
+//! finals wait), `/healthz` says degraded, `/metrics` counts. While the archive fails, a final
+//! a listener has seen is in that memory only: a kill then loses it.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::archive::Archive;
 use super::hub::Hub;
@@ -28,6 +37,14 @@ pub const PIPELINE_QUEUE: usize = 1024;
 
 /// Most events published per archive transaction.
 const BATCH: usize = 256;
+
+/// Finals kept in memory while the archive cannot be written: seven channels at a final
+/// every three seconds for about two hours. When full, the oldest is given up (counted in
+/// `archive_lost`): the newest are the ones the meeting can still act on.
+pub const ARCHIVE_BACKLOG: usize = 20_000;
+
+/// How often a failing archive is tried again when no new final comes.
+pub const RETRY: Duration = Duration::from_secs(2);
 
 enum Job {
     Final(usize, Final),
@@ -45,6 +62,10 @@ pub struct PipelineStats {
     pub archive_failures: AtomicU64,
     /// The last archive error, if the last write failed.
     pub archive_error: Mutex<Option<String>>,
+    /// Finals waiting for the archive to take them (see [`ARCHIVE_BACKLOG`]).
+    pub archive_backlog: AtomicU64,
+    /// Finals given up because the backlog was full.
+    pub archive_lost: AtomicU64,
     /// Off the record now (switched by the organizer; set by the writer, in order).
     pub off_record: AtomicBool,
 }
@@ -110,7 +131,26 @@ fn writer(
     stats: Arc<PipelineStats>,
 ) {
     let mut pending: Vec<Job> = Vec::new();
-    while let Some(first) = pending.pop().or_else(|| rx.recv().ok()) {
+    let mut store = Unwritten::default();
+    loop {
+        let first = match pending.pop() {
+            Some(j) => j,
+            None if store.is_empty() => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+            None => match rx.recv_timeout(RETRY) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    store.write(&mut archive, &stats);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    store.write(&mut archive, &stats);
+                    break;
+                }
+            },
+        };
         // A batch ends before a switch off or on the record, which starts the next one.
         let mut batch = vec![first];
         while batch.len() < BATCH && !matches!(batch.last(), Some(Job::OffRecord(..))) {
@@ -124,34 +164,15 @@ fn writer(
             }
         }
         let off = stats.off_record.load(Relaxed);
-        let mut finals: Vec<Final> = Vec::new();
         for job in &mut batch {
             if let Job::Final(ch, f) = job {
                 hub.assign_seq(*ch, f);
-                finals.push(f.clone());
-            }
-        }
-        if let (Some((a, meeting)), false) = (&mut archive, finals.is_empty()) {
-            let written = if off {
-                a.note_seqs(meeting, &finals)
-            } else {
-                a.append(meeting, &finals)
-            };
-            match written {
-                Ok(()) => {
-                    if let Ok(mut e) = stats.archive_error.lock() {
-                        *e = None;
-                    }
-                }
-                Err(e) => {
-                    stats.archive_failures.fetch_add(1, Relaxed);
-                    tracing::error!(error = %e, finals = finals.len(), "archive write failed; captions still go out live");
-                    if let Ok(mut slot) = stats.archive_error.lock() {
-                        *slot = Some(e.to_string());
-                    }
+                if archive.is_some() {
+                    store.add(f.clone(), off, &stats);
                 }
             }
         }
+        store.write(&mut archive, &stats);
         for job in batch {
             match job {
                 Job::Final(ch, f) => {
@@ -169,5 +190,139 @@ fn writer(
                 }
             }
         }
+    }
+}
+
+/// What the archive has not taken yet: finals on the record, in order, and for each channel
+/// the last final off the record (only its number is written).
+#[derive(Default)]
+struct Unwritten {
+    finals: VecDeque<Final>,
+    numbers: BTreeMap<String, Final>,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.finals.is_empty() && self.numbers.is_empty()
+    }
+
+    fn add(&mut self, f: Final, off_record: bool, stats: &PipelineStats) {
+        if off_record {
+            self.numbers.insert(f.channel.clone(), f);
+            return;
+        }
+        if self.finals.len() == ARCHIVE_BACKLOG {
+            self.finals.pop_front();
+            stats.archive_lost.fetch_add(1, Relaxed);
+        }
+        self.finals.push_back(f);
+    }
+
+    /// Writes what waits, in one transaction per kind; on failure keeps it for the next try.
+    fn write(&mut self, archive: &mut Option<(Archive, String)>, stats: &PipelineStats) {
+        let Some((a, meeting)) = archive else {
+            return;
+        };
+        if self.is_empty() {
+            return;
+        }
+        let mut result = Ok(());
+        if !self.finals.is_empty() {
+            result = a.append(meeting, self.finals.make_contiguous());
+            if result.is_ok() {
+                self.finals.clear();
+            }
+        }
+        if result.is_ok() && !self.numbers.is_empty() {
+            let numbers: Vec<Final> = self.numbers.values().cloned().collect();
+            result = a.note_seqs(meeting, &numbers);
+            if result.is_ok() {
+                self.numbers.clear();
+            }
+        }
+        stats
+            .archive_backlog
+            .store(self.finals.len() as u64, Relaxed);
+        let mut slot = stats
+            .archive_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                if slot.take().is_some() {
+                    tracing::info!(
+                        "the archive takes writes again; every final waiting was written"
+                    );
+                }
+            }
+            Err(e) => {
+                stats.archive_failures.fetch_add(1, Relaxed);
+                if slot.is_none() {
+                    tracing::error!(error = %e, waiting = self.finals.len(), "archive write failed; captions still go out live, finals wait in memory");
+                }
+                *slot = Some(e.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn final_(channel: &str, seq: u64) -> Final {
+        Final {
+            channel: channel.into(),
+            seq,
+            start: seq as f64,
+            end: seq as f64 + 1.0,
+            wall_ms: seq,
+            language: "en".into(),
+            text: format!("final {seq}"),
+            raw_text: format!("final {seq}"),
+            glossary: Default::default(),
+        }
+    }
+
+    /// A full backlog gives up its oldest final, counted; off the record only each
+    /// channel's last number waits.
+    #[test]
+    fn the_backlog_is_bounded_and_keeps_the_newest() {
+        let stats = PipelineStats::default();
+        let mut w = Unwritten::default();
+        for seq in 1..=ARCHIVE_BACKLOG as u64 + 5 {
+            w.add(final_("floor", seq), false, &stats);
+        }
+        assert_eq!(w.finals.len(), ARCHIVE_BACKLOG);
+        assert_eq!(w.finals.front().unwrap().seq, 6);
+        assert_eq!(stats.archive_lost.load(Relaxed), 5);
+        for seq in 1..=3 {
+            w.add(final_("es", seq), true, &stats);
+        }
+        assert_eq!(w.numbers.len(), 1);
+        assert_eq!(w.numbers["es"].seq, 3);
+    }
+
+    /// What waits is written once the archive takes it, in one go, and the error clears.
+    #[test]
+    fn what_waits_is_written_when_the_archive_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = Some((
+            Archive::open(&dir.path().join("a.sqlite")).unwrap(),
+            "m".to_string(),
+        ));
+        let stats = PipelineStats::default();
+        *stats.archive_error.lock().unwrap() = Some("disk full".into());
+        let mut w = Unwritten::default();
+        for seq in 1..=3 {
+            w.add(final_("floor", seq), false, &stats);
+        }
+        w.add(final_("es", 7), true, &stats);
+        w.write(&mut archive, &stats);
+        assert!(w.is_empty());
+        assert!(stats.archive_error.lock().unwrap().is_none());
+        let (a, _) = archive.as_ref().unwrap();
+        assert_eq!(a.finals(Some("m"), "floor").unwrap().len(), 3);
+        assert_eq!(a.last_seq("m", "es").unwrap(), 7);
     }
 }
