@@ -7,7 +7,7 @@ use crate::util::*;
 use tolk::stream::engine::Emitted;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{ChannelId, ChannelSpec, Engine};
+use tolk::stream::scheduler::{ChannelId, ChannelSpec, ChannelStats, Engine};
 
 fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
     ChannelSpec {
@@ -17,16 +17,34 @@ fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
         policy: PolicyConfig::default(),
         hints: Vec::new(),
         translate: false,
+        panic_at_decode: None,
     }
 }
 
-/// Two live channels share one loaded model: the floor (English) and a second one (Spanish),
-/// both fed in real time. Both get their captions; the floor's keep coming while the audio
-/// plays; each channel reports its lag in seconds.
-#[test]
-fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
-    let _guard = whisper_lock();
-    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+/// What [`two_channels`] saw: every event with its channel, each channel's numbers at the end.
+struct Run {
+    events: Vec<(ChannelId, Emitted)>,
+    stats: Vec<ChannelStats>,
+    ids: (ChannelId, ChannelId),
+}
+
+impl Run {
+    /// A channel's finals: text, media start, engine time emitted.
+    fn finals(&self, id: ChannelId) -> Vec<(String, f64, f64)> {
+        self.events
+            .iter()
+            .filter(|(c, _)| *c == id)
+            .filter_map(|(_, e)| match &e.event {
+                Event::Final { text, start, .. } => Some((text.clone(), *start, e.at)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// An engine with two channels: the floor (jfk.wav, English) and `es` (as long, of
+/// es-demo-congrats.wav, Spanish), both fed in real time, 100 ms at a time, to the end.
+fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> Run {
     let floor_audio = tolk::audio::decode_file(&testdata("jfk.wav"))
         .unwrap()
         .samples;
@@ -45,9 +63,8 @@ fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
     )
     .unwrap();
     let floor = engine.open(spec("floor", "en", true)).unwrap();
-    let es = engine.open(spec("es", "es", false)).unwrap();
+    let es = engine.open(es_spec).unwrap();
 
-    // Real-time pacing, 100 ms at a time, on both channels.
     let start = Instant::now();
     let chunk = 1600;
     let mut fed = 0;
@@ -71,21 +88,16 @@ fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
     }
     let stats = engine.stats();
     engine.shutdown();
+    Run {
+        events: rx.try_iter().collect(),
+        stats,
+        ids: (floor.id(), es.id()),
+    }
+}
 
-    let events: Vec<(ChannelId, Emitted)> = rx.try_iter().collect();
-    let finals = |id: ChannelId| -> Vec<(String, f64)> {
-        events
-            .iter()
-            .filter(|(c, _)| *c == id)
-            .filter_map(|(_, e)| match &e.event {
-                Event::Final { text, .. } => Some((text.clone(), e.at)),
-                _ => None,
-            })
-            .collect()
-    };
-    let floor_finals = finals(floor.id());
-    let es_finals = finals(es.id());
-    let floor_text: Vec<&str> = floor_finals.iter().map(|f| f.0.as_str()).collect();
+/// The floor's captions are right: jfk.wav at a WER of at most 8 %.
+fn assert_floor_ok(run: &Run) {
+    let floor_text: Vec<String> = run.finals(run.ids.0).into_iter().map(|f| f.0).collect();
     let w = tolk::eval::wer(&reference("jfk.txt"), &floor_text.join(" "), "en");
     assert!(
         w.rate() <= 0.08,
@@ -93,12 +105,24 @@ fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
         w.rate(),
         floor_text.join(" | ")
     );
+}
+
+/// Two live channels share one loaded model: the floor (English) and a second one (Spanish),
+/// both fed in real time. Both get their captions; the floor's keep coming while the audio
+/// plays; each channel reports its lag in seconds.
+#[test]
+fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
+    let _guard = whisper_lock();
+    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+    let run = two_channels(&model, spec("es", "es", false));
+    assert_floor_ok(&run);
+    let floor_finals = run.finals(run.ids.0);
     assert!(
-        floor_finals[0].1 < 11.0,
+        floor_finals[0].2 < 11.0,
         "the floor's first caption came at {:.1} s, after the audio ended",
-        floor_finals[0].1
+        floor_finals[0].2
     );
-    let es_text: Vec<&str> = es_finals.iter().map(|f| f.0.as_str()).collect();
+    let es_text: Vec<String> = run.finals(run.ids.1).into_iter().map(|f| f.0).collect();
     let es_text = es_text.join(" ").to_lowercase();
     assert!(
         ["felicidades", "instalado", "exitosamente"]
@@ -106,8 +130,8 @@ fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
             .any(|w| es_text.contains(w)),
         "the second channel was served: {es_text}"
     );
-    assert_eq!(stats.len(), 2);
-    for s in &stats {
+    assert_eq!(run.stats.len(), 2);
+    for s in &run.stats {
         assert!(s.decodes > 0, "{s:?}");
         assert!(
             s.lag.is_finite() && s.lag >= 0.0 && s.max_lag < 30.0,
@@ -115,9 +139,41 @@ fn two_channels_share_one_model_and_the_floor_keeps_flowing() {
         );
         assert!((s.audio_secs - 11.0).abs() < 0.01, "{s:?}");
         assert_eq!(s.audio_lost_secs, 0.0);
+        assert_eq!(s.restarts, 0);
     }
     // One model: the engine's thread has let go of it, only this test holds it.
     assert_eq!(Arc::strong_count(&model), 1);
+}
+
+/// A fault in one channel's recognition (a panic injected in its third decode) restarts
+/// that channel only: it is captioned again afterwards, its times go on in order, the fault
+/// is counted and named; the floor is transcribed as well as without the fault.
+#[test]
+fn a_panic_in_one_channel_restarts_it_and_spares_the_others() {
+    let _guard = whisper_lock();
+    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+    let run = two_channels(
+        &model,
+        ChannelSpec {
+            panic_at_decode: Some(3),
+            ..spec("es", "es", false)
+        },
+    );
+    assert_floor_ok(&run);
+    let es = &run.stats[1];
+    assert_eq!(es.restarts, 1, "{es:?}");
+    let (why, at) = es.last_fault.clone().unwrap();
+    assert!(why.contains("fault injected at decode 3"), "{why}");
+    let es_finals = run.finals(run.ids.1);
+    assert!(
+        es_finals.iter().any(|f| f.2 > at),
+        "the channel is captioned again after its restart at {at:.1} s: {es_finals:?}"
+    );
+    for w in es_finals.windows(2) {
+        assert!(w[1].1 >= w[0].1, "times go on in order: {es_finals:?}");
+    }
+    assert!((es.audio_secs - 11.0).abs() < 0.01, "{es:?}");
+    assert_eq!(run.stats[0].restarts, 0);
 }
 
 /// Feeding a channel of an engine that stopped is an error, not a hang or a panic.

@@ -252,6 +252,20 @@ pub async fn run(
     Ok(())
 }
 
+/// Fault injection for the tests: `TOLK_FAULT_PANIC=CHANNEL:N` makes that channel's
+/// recognition panic at its decode N, once (see `scheduler`: the channel restarts).
+fn injected_panic(channel: &str) -> Option<u64> {
+    let v = std::env::var("TOLK_FAULT_PANIC").ok()?;
+    let (c, n) = v.split_once(':')?;
+    let n = n.parse().ok().filter(|_| c == channel)?;
+    tracing::warn!(
+        channel,
+        decode = n,
+        "TOLK_FAULT_PANIC: a panic will be injected"
+    );
+    Some(n)
+}
+
 /// Everything that blocks at start: the model, the glossary, the archive, the threads.
 fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerError> {
     let m = &config.meeting;
@@ -466,6 +480,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 },
                 hints,
                 translate,
+                panic_at_decode: injected_panic(&c.id),
             })
             .map_err(|e| fail(e.to_string()))?;
         opened.push(channel);
@@ -553,6 +568,14 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                 .map(|s| (s.ended.load(Relaxed), s.describe()))
                 .unwrap_or((true, "none".into()));
             let done = stats.get(i).map(|s| s.done).unwrap_or(false);
+            let described = match stats.get(i) {
+                Some(s) if s.restarts > 0 => format!(
+                    "{described}; recognition restarted {}× after a fault (last: {})",
+                    s.restarts,
+                    s.last_fault.as_ref().map_or("?", |f| f.0.as_str())
+                ),
+                _ => described,
+            };
             let state = if let Some(why) = app.engine.stopped() {
                 return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
             } else if app.stopped[i].load(Relaxed) {
@@ -946,6 +969,8 @@ async fn organizer_status(
                 "level_db": (s.level_db * 10.0).round() / 10.0,
                 "audio_secs": s.audio_secs.round(),
                 "audio_lost_secs": s.audio_lost_secs,
+                "restarts": s.restarts,
+                "last_fault": s.last_fault.as_ref().map(|f| f.0.clone()),
                 "last_seq": app.hub.last_seq(i),
             })
         })

@@ -474,6 +474,7 @@ fn run_realtime(
             policy: cfg,
             hints: Vec::new(),
             translate,
+            panic_at_decode: None,
         })
         .map_err(stopped)?;
     let start = Instant::now();

@@ -177,6 +177,41 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The same event `secs` later and `segments` further on: a channel's events after its
+    /// recognition was restarted (a new policy counts from zero again) follow the old ones.
+    pub fn shifted(mut self, secs: f64, segments: u64) -> Event {
+        match &mut self {
+            Event::Partial {
+                segment,
+                start,
+                end,
+                ..
+            } => {
+                *segment += segments;
+                *start += secs;
+                *end += secs;
+            }
+            Event::Final {
+                segment,
+                start,
+                end,
+                words,
+                ..
+            } => {
+                *segment += segments;
+                *start += secs;
+                *end += secs;
+                for w in words {
+                    w.start += secs;
+                    w.end += secs;
+                }
+            }
+        }
+        self
+    }
+}
+
 /// Why a hypothesis (or part of it) was dropped; counted for reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Dropped {
@@ -343,6 +378,11 @@ impl Policy {
     /// Whether a decode is in flight.
     pub fn busy(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// Segments begun so far (the next segment's number).
+    pub fn segments(&self) -> u64 {
+        self.segment + 1
     }
 
     /// The current step and window cap (they change when the policy degrades).

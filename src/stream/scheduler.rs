@@ -19,8 +19,15 @@
 //! counted in [`ChannelStats::audio_lost_secs`]. Events go to the sink given to
 //! [`Engine::start`], called on the decoder thread; it must not block (the server hands them
 //! to bounded broadcast queues).
+//!
+//! A fault in one channel's recognition (a decode error, a panic in its policy or decoder)
+//! restarts that channel only: a new policy and Whisper state, its times and segments going
+//! on from where they were, the audio of the failed window lost, the fault counted in
+//! [`ChannelStats::restarts`] and named in [`ChannelStats::last_fault`]. The other channels
+//! do not notice.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -82,6 +89,9 @@ pub struct ChannelSpec {
     pub hints: Vec<String>,
     /// Whisper's translate task: English text of speech in `language`.
     pub translate: bool,
+    /// Fault injection for the tests: the channel's recognition panics at its decode
+    /// number N (once). The server sets it from `TOLK_FAULT_PANIC=channel:N`.
+    pub panic_at_decode: Option<u64>,
 }
 
 /// A channel's numbers, for status pages and benchmarks.
@@ -109,6 +119,10 @@ pub struct ChannelStats {
     /// Loudness of the audio last received (RMS, dBFS; -100 for digital silence), for the
     /// organizer's level meters.
     pub level_db: f64,
+    /// Times this channel's recognition was restarted after a fault.
+    pub restarts: u64,
+    /// The last fault, and the engine time (seconds) it happened.
+    pub last_fault: Option<(String, f64)>,
 }
 
 /// Errors of the engine.
@@ -364,9 +378,15 @@ impl Channel {
 /// A channel as the decoder thread holds it.
 struct Live<'m> {
     id: ChannelId,
+    spec: ChannelSpec,
     floor: bool,
     policy: Policy,
     decoder: Decoder<'m>,
+    /// Media seconds and segments of the policies before this one (after restarts).
+    time_offset: f64,
+    segment_offset: u64,
+    restarts: u64,
+    last_fault: Option<(String, f64)>,
     /// Engine time at which a decode became due.
     due_since: Option<f64>,
     finished: bool,
@@ -402,13 +422,17 @@ fn decoder_thread(
             (opening, audio)
         };
         for (id, spec) in opening {
-            let mut policy = Policy::new(spec.policy);
-            policy.set_hints(spec.hints);
             live.push(Live {
                 id,
                 floor: spec.floor,
-                policy,
-                decoder: Decoder::new(model, spec.language, threads)?.translating(spec.translate),
+                policy: new_policy(&spec),
+                decoder: Decoder::new(model, spec.language.clone(), threads)?
+                    .translating(spec.translate),
+                spec,
+                time_offset: 0.0,
+                segment_offset: 0,
+                restarts: 0,
+                last_fault: None,
                 due_since: None,
                 finished: false,
                 lost_secs: 0.0,
@@ -418,14 +442,22 @@ fn decoder_thread(
         for (id, samples, lost, finished) in audio {
             if let Some(ch) = live.iter_mut().find(|c| c.id == id) {
                 if lost > 0 {
-                    // Silence in place of what was lost keeps media times true.
-                    ch.policy.push_audio(&vec![0.0; lost]);
                     ch.lost_secs += lost as f64 / super::SAMPLE_RATE_F;
                 }
-                ch.policy.push_audio(&samples);
-                if finished && !ch.finished {
-                    ch.finished = true;
-                    ch.policy.finish();
+                let newly_finished = finished && !ch.finished;
+                ch.finished |= finished;
+                let fed = catch_unwind(AssertUnwindSafe(|| {
+                    if lost > 0 {
+                        // Silence in place of what was lost keeps media times true.
+                        ch.policy.push_audio(&vec![0.0; lost]);
+                    }
+                    ch.policy.push_audio(&samples);
+                    if newly_finished {
+                        ch.policy.finish();
+                    }
+                }));
+                if let Err(panic) = fed {
+                    restart(ch, model, threads, panic_message(&*panic), now())?;
                 }
             }
         }
@@ -450,11 +482,27 @@ fn decoder_thread(
         if let Some(k) = pick(&ready) {
             let ch = &mut live[ready_ix[k]];
             ch.due_since = None;
-            if let Some(job) = ch.policy.poll_job(t) {
+            let step = catch_unwind(AssertUnwindSafe(|| -> Result<bool, TranscribeError> {
+                let Some(job) = ch.policy.poll_job(t) else {
+                    return Ok(false);
+                };
+                if ch.restarts == 0 && ch.spec.panic_at_decode == Some(ch.policy.decodes) {
+                    panic!(
+                        "fault injected at decode {} (TOLK_FAULT_PANIC)",
+                        ch.policy.decodes
+                    );
+                }
                 let hyp = ch.decoder.decode(&job)?;
                 ch.policy.on_result(job.id, hyp, now());
-                ch.max_lag = ch.max_lag.max(ch.policy.lag);
-                decoded = true;
+                Ok(true)
+            }));
+            match step {
+                Ok(Ok(d)) => {
+                    decoded = d;
+                    ch.max_lag = ch.max_lag.max(ch.policy.lag);
+                }
+                Ok(Err(e)) => restart(ch, model, threads, e.to_string(), now())?,
+                Err(panic) => restart(ch, model, threads, panic_message(&*panic), now())?,
             }
         }
 
@@ -462,6 +510,7 @@ fn decoder_thread(
         let t = now();
         for ch in live.iter_mut() {
             while let Some(event) = ch.policy.poll_event() {
+                let event = event.shifted(ch.time_offset, ch.segment_offset);
                 sink(ch.id, Emitted { event, at: t });
             }
         }
@@ -474,7 +523,9 @@ fn decoder_thread(
                     s.max_lag = ch.max_lag;
                     s.decodes = ch.policy.decodes;
                     s.decode_secs = ch.decoder.busy_secs;
-                    s.audio_secs = ch.policy.media_now();
+                    s.audio_secs = ch.time_offset + ch.policy.media_now();
+                    s.restarts = ch.restarts;
+                    s.last_fault.clone_from(&ch.last_fault);
                     s.audio_lost_secs = ch.lost_secs;
                     s.step = step;
                     s.window = window;
@@ -501,6 +552,50 @@ fn decoder_thread(
             }
         }
     }
+}
+
+fn new_policy(spec: &ChannelSpec) -> Policy {
+    let mut policy = Policy::new(spec.policy.clone());
+    policy.set_hints(spec.hints.clone());
+    policy
+}
+
+/// Restarts a channel's recognition after a fault: a new policy and Whisper state, times
+/// and segments going on after the old ones. What the old policy held and had not
+/// committed (the window being decoded) is lost; everything it emitted was sent.
+fn restart<'m>(
+    ch: &mut Live<'m>,
+    model: &'m Model,
+    threads: usize,
+    why: String,
+    at: f64,
+) -> Result<(), EngineError> {
+    tracing::error!(
+        channel = %ch.spec.name,
+        restarts = ch.restarts + 1,
+        "recognition failed on this channel ({why}); restarting it, the others go on"
+    );
+    ch.time_offset += ch.policy.media_now();
+    ch.segment_offset += ch.policy.segments();
+    ch.policy = new_policy(&ch.spec);
+    if ch.finished {
+        ch.policy.finish();
+    }
+    ch.decoder =
+        Decoder::new(model, ch.spec.language.clone(), threads)?.translating(ch.spec.translate);
+    ch.restarts += 1;
+    ch.last_fault = Some((why, at));
+    Ok(())
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("panic: {what}")
 }
 
 #[cfg(test)]
