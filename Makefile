@@ -68,9 +68,10 @@ bench: setup
 soak: setup
 	$(CARGO) bench --bench streaming -- --model base --lang en --soak 60
 
-# Fuzzing (cargo-fuzz on stable, no sanitizer): FUZZ_SECS per target. Not in `make test`: the
+# Fuzzing (cargo-fuzz on stable, no sanitizer, coverage-guided): FUZZ_SECS per target. `make
+# test` runs the same targets for 3 s each, mutated at random, not guided (tests/fuzz.rs): the
 # instrumented build compiles whisper.cpp again (about 9 minutes here). A crash is saved in
-# fuzz/artifacts/TARGET/; it becomes a regression test (see fuzz/README.md).
+# fuzz/artifacts/TARGET/; it becomes a regression input (see fuzz/README.md).
 FUZZ_SECS ?= 60
 FUZZ_TARGETS := protocol ingest_frames audio_file glossary
 fuzz: deps

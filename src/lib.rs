@@ -19,6 +19,7 @@
 
 pub mod audio;
 pub mod eval;
+pub mod fuzz;
 pub mod glossary;
 pub mod model;
 pub mod send;

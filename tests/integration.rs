@@ -15,4 +15,5 @@ mod cli {
 }
 mod decode;
 mod engine;
+mod fuzz;
 mod server;

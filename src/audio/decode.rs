@@ -54,6 +54,13 @@ pub fn decode_file(path: &Path) -> Result<Audio, AudioError> {
     let rate = params
         .sample_rate
         .ok_or_else(|| AudioError::corrupt(path, "no sample rate in the header"))?;
+    // A resampler for an absurd rate takes minutes to build: such a header is corrupt.
+    if !(1_000..=768_000).contains(&rate) {
+        return Err(AudioError::corrupt(
+            path,
+            format!("a sample rate of {rate} Hz in the header"),
+        ));
+    }
     let (mono, channels, codec) = if params.codec == CODEC_TYPE_OPUS {
         let (mono, ch) = decode_opus(path, format.as_mut(), track_id, &params)?;
         (mono, ch, "opus".to_string())

@@ -97,14 +97,15 @@ impl FrameDecoder {
             }
             AudioFormat::Pcm16 => None,
         };
-        let resampler = match StreamResampler::new(rate) {
-            Ok(r) if (8_000..=192_000).contains(&rate) => r,
-            _ => {
-                return Err(format!(
-                    "{rate} Hz is not a sample rate tolk takes (8000 to 192000)"
-                ))
-            }
-        };
+        // The range first: a resampler for an absurd rate takes minutes to build (found by
+        // the fuzz run: a hello saying 160009999 Hz stalled its thread for 89 s).
+        if !(8_000..=192_000).contains(&rate) {
+            return Err(format!(
+                "{rate} Hz is not a sample rate tolk takes (8000 to 192000)"
+            ));
+        }
+        let resampler = StreamResampler::new(rate)
+            .map_err(|e| format!("cannot resample {rate} Hz audio: {e}"))?;
         Ok(FrameDecoder {
             opus,
             resampler,
@@ -346,5 +347,25 @@ fn record(capture: &Capture, channel: &Feed, state: &Mutex<String>, stop: &Atomi
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::wire::AudioFormat;
+
+    /// Found by the fuzz run in `make test`: a hello saying 160009999 Hz built a resampler
+    /// for 89 s before being refused. Now refused at once.
+    #[test]
+    fn an_absurd_rate_is_refused_at_once() {
+        let t = std::time::Instant::now();
+        let e = FrameDecoder::new(AudioFormat::Pcm16, 160_009_999)
+            .err()
+            .unwrap();
+        assert!(e.contains("160009999 Hz"), "{e}");
+        // A stall, not a speed: before the fix this took 89 s.
+        assert!(t.elapsed().as_secs_f64() < 1.0);
+        assert!(FrameDecoder::new(AudioFormat::Pcm16, 44_100).is_ok());
     }
 }
