@@ -13,7 +13,7 @@ DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-a
 MODEL ?= base
 TEST_MODELS := base tiny.en
 
-.PHONY: run test setup deps build models testdata webdeps lint bench soak fuzz clean-cache
+.PHONY: run test setup deps build models testdata webdeps lint bench soak churn fuzz clean-cache
 
 run: setup
 	$(TOLK) serve --model $(MODEL)
@@ -67,6 +67,10 @@ bench: setup
 # The 60-minute soak (about 25 minutes here): the English program looped with 5-minute silences.
 soak: setup
 	$(CARGO) bench --bench streaming -- --model base --lang en --soak 60
+
+# 1,000 listeners connecting and leaving for 10 minutes: memory, descriptors, tasks.
+churn: setup
+	ulimit -n 20000 && $(CARGO) bench --bench fanout -- --churn 600 --listeners 1000
 
 # Fuzzing (cargo-fuzz on stable, no sanitizer, coverage-guided): FUZZ_SECS per target. `make
 # test` runs the same targets for 3 s each, mutated at random, not guided (tests/fuzz.rs): the

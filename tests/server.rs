@@ -1559,3 +1559,104 @@ source = {{ kind = "file", path = "{jfk}", loop = true }}
     }
     drop(server);
 }
+
+/// Protected names: a meeting lists "Maria Lopez"; the floor says it. Attendees' captions
+/// (finals and partials) and the archive file withhold it; an interpreter with the
+/// interpreter token reads it live; a wrong token is refused.
+#[test]
+fn protected_names_reach_interpreters_only() {
+    let dir = tempfile::tempdir().unwrap();
+    say(
+        &dir.path().join("floor.wav"),
+        "Yesterday Maria Lopez was arrested in a police raid. \
+         Maria Lopez says sex workers want rights, not rescue.",
+    );
+    let interpreter_token = "interpreters-only-token-for-tests";
+    let text = format!(
+        r#"[meeting]
+id = "names"
+title = "Protected names"
+archive = "archive.sqlite"
+model = "base"
+protected_names = ["Maria Lopez", "Maria"]
+interpreter_token = "{interpreter_token}"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "floor.wav", loop = true }}
+"#
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let wrong = tungstenite::connect(format!("ws://{addr}/ws?interpreter=not-the-token"));
+    match wrong {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!(
+            "a wrong interpreter token was not refused: {:?}",
+            other.is_ok()
+        ),
+    }
+    let (mut interp, _) =
+        tungstenite::connect(format!("ws://{addr}/ws?interpreter={interpreter_token}")).unwrap();
+    if let MaybeTlsStream::Plain(s) = interp.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    let mut attendee = connect(&addr);
+    for ws in [&mut interp, &mut attendee] {
+        next(ws);
+        send_json(ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    }
+    // Both follow until the name has come by twice (the recording loops).
+    let (mut heard, mut shown) = (Seen::default(), Seen::default());
+    let mut partials = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(90)
+        && heard.text("floor").to_lowercase().matches("maria").count() < 2
+    {
+        if let Some(m) = next(&mut interp) {
+            heard.take(m);
+        }
+        while let Some(m) = next(&mut attendee) {
+            if m["type"] == "partial" {
+                partials.push(m["text"].as_str().unwrap_or_default().to_string());
+            }
+            shown.take(m);
+        }
+    }
+    follow(&mut attendee, &mut shown, 10, |s| {
+        s.seqs("floor").len() >= heard.seqs("floor").len()
+    });
+    let said = heard.text("floor");
+    let withheld = shown.text("floor");
+    assert!(
+        said.to_lowercase().matches("maria").count() >= 2,
+        "the interpreter reads the name: {said}"
+    );
+    assert!(!withheld.to_lowercase().contains("maria"), "{withheld}");
+    assert!(withheld.contains("[name withheld]"), "{withheld}");
+    assert!(
+        withheld.contains("police raid"),
+        "the rest is captioned: {withheld}"
+    );
+    for p in &partials {
+        assert!(!p.to_lowercase().contains("maria"), "a partial: {p}");
+    }
+    // Same numbering for both: the interpreter's final n is the attendee's final n.
+    assert_eq!(heard.seqs("floor")[..2], shown.seqs("floor")[..2]);
+    drop(server);
+    let mut stored = Vec::new();
+    for f in ["archive.sqlite", "archive.sqlite-wal"] {
+        stored.extend(std::fs::read(dir.path().join(f)).unwrap_or_default());
+    }
+    let stored = String::from_utf8_lossy(&stored).to_lowercase();
+    assert!(
+        stored.contains("[name withheld]"),
+        "the archive holds the captions"
+    );
+    assert!(!stored.contains("maria"), "the archive names her");
+}

@@ -103,6 +103,20 @@ window.Tolk = (() => {
   let pin = '';
   const pinQuery = (sep) => (pin ? sep + 'pin=' + encodeURIComponent(pin) : '');
 
+  // The interpreter token (`/interpreter#k=…`, from the organizer): protected names as
+  // said. Taken out of the address bar at once and kept in this tab's memory only.
+  let interpreter = '';
+  if (location.pathname.startsWith('/interpreter') && location.hash.length > 1) {
+    interpreter = new URLSearchParams(location.hash.slice(1)).get('k') || '';
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  const wsQuery = () => {
+    const q = [];
+    if (pin) q.push('pin=' + encodeURIComponent(pin));
+    if (interpreter) q.push('interpreter=' + encodeURIComponent(interpreter));
+    return q.length ? '?' + q.join('&') : '';
+  };
+
   function askPin(why) {
     return new Promise((resolve) => {
       let form = document.getElementById('pin-form');
@@ -149,7 +163,7 @@ window.Tolk = (() => {
     let backoff = 500;
     let offlineUntil = 0;
     function connect() {
-      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws' + pinQuery('?'));
+      ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws' + wsQuery());
       let wasOpen = false;
       ws.onopen = () => { wasOpen = true; backoff = 500; down(false); opened(); };
       ws.onmessage = (e) => {

@@ -65,8 +65,10 @@
     const url = location.origin + '/';
     $('attendee-link').href = url;
     $('attendee-link').textContent = url;
-    $('interp-link').href = url + 'interpreter';
-    $('interp-link').textContent = url + 'interpreter';
+    // With protected names, the interpreters' link carries their key (in the fragment,
+    // which no request sends): copy the link to them, do not show it on a screen.
+    $('interp-link').href = url + 'interpreter' + (s.interpreter_key ? '#k=' + encodeURIComponent(s.interpreter_key) : '');
+    $('interp-link').textContent = url + 'interpreter' + (s.interpreter_key ? ' (the link holds the interpreters’ key: copy it to them)' : '');
     const r = await fetch('/api/qr.svg?text=' + encodeURIComponent(url), auth());
     if (r.ok) {
       const svg = new DOMParser().parseFromString(await r.text(), 'image/svg+xml').documentElement;

@@ -56,6 +56,14 @@ pub struct MeetingSection {
     /// no token). Off by default: a transcript on a phone can be found there.
     #[serde(default)]
     pub downloads: bool,
+    /// Names no transcript may carry (see `server::redact`): withheld in the archive and in
+    /// attendees' channels; interpreters with `interpreter_token` get them live.
+    #[serde(default)]
+    pub protected_names: Vec<String>,
+    /// Opens the interpreter's desk to the words as said (`/interpreter#k=TOKEN`). Without
+    /// it, protected names are withheld from everyone. At least 16 characters.
+    #[serde(default)]
+    pub interpreter_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +192,15 @@ impl MeetingConfig {
         if self.channels.is_empty() {
             return Err("a meeting needs at least one [[channel]]".into());
         }
+        if self
+            .meeting
+            .interpreter_token
+            .as_ref()
+            .is_some_and(|t| t.len() < 16)
+        {
+            return Err("the interpreter_token must be at least 16 characters".into());
+        }
+        super::redact::Redactor::new(&self.meeting.protected_names)?;
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.channels {
             let ok = !c.id.is_empty()
@@ -285,6 +302,8 @@ impl MeetingConfig {
                 demo: true,
                 downloads: false,
                 pin: None,
+                protected_names: Vec::new(),
+                interpreter_token: None,
             },
             channels: vec![
                 ChannelConfig {

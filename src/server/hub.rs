@@ -39,6 +39,18 @@ pub struct Published {
     pub seq: Option<u64>,
     /// Shared by every listener's send (a reference count, not a copy per listener).
     pub json: Utf8Bytes,
+    /// The words as said, for interpreters, where `json` withholds protected names.
+    pub said: Option<Utf8Bytes>,
+}
+
+impl Published {
+    /// What a listener gets: interpreters the words as said.
+    pub fn for_listener(&self, interpreter: bool) -> Utf8Bytes {
+        match (&self.said, interpreter) {
+            (Some(said), true) => said.clone(),
+            _ => self.json.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -96,6 +108,13 @@ impl Hub {
 
     /// Sends a final to every listener of its channel and keeps it for snapshots.
     pub fn publish_final(&self, channel: usize, f: Final) {
+        self.publish_final_said(channel, f, None);
+    }
+
+    /// [`Hub::publish_final`] of a final with protected names withheld; interpreters get
+    /// `said`, the words as said (kept nowhere: snapshots and resumes have `f`).
+    pub fn publish_final_said(&self, channel: usize, f: Final, said: Option<Final>) {
+        let said = said.map(|s| ServerMessage::Final(s).to_json().into());
         let json = ServerMessage::Final(f.clone()).to_json();
         let mut st = lock(&self.state[channel]);
         st.next_seq = st.next_seq.max(f.seq + 1);
@@ -111,6 +130,7 @@ impl Hub {
             channel,
             seq: Some(seq),
             json: json.into(),
+            said,
         }));
     }
 
@@ -121,11 +141,18 @@ impl Hub {
             channel: EVERY_CHANNEL,
             seq: None,
             json: json.into(),
+            said: None,
         }));
     }
 
     /// Sends a partial (the channel's current tentative text).
     pub fn publish_partial(&self, channel: usize, p: Partial) {
+        self.publish_partial_said(channel, p, None);
+    }
+
+    /// [`Hub::publish_partial`] with protected names withheld; interpreters get `said`.
+    pub fn publish_partial_said(&self, channel: usize, p: Partial, said: Option<Partial>) {
+        let said = said.map(|s| ServerMessage::Partial(s).to_json().into());
         let json = ServerMessage::Partial(p.clone()).to_json();
         let mut st = lock(&self.state[channel]);
         st.partial = (!p.text.is_empty()).then_some(p);
@@ -133,6 +160,7 @@ impl Hub {
             channel,
             seq: None,
             json: json.into(),
+            said,
         }));
     }
 
@@ -158,6 +186,7 @@ impl Hub {
             channel,
             seq: None,
             json: json.into(),
+            said: None,
         }));
     }
 

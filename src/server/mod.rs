@@ -19,6 +19,7 @@ pub mod hub;
 pub mod limits;
 pub mod pages;
 pub mod pipeline;
+pub mod redact;
 pub mod source;
 pub mod tls;
 pub mod wire;
@@ -100,6 +101,8 @@ pub enum ServerError {
     Channel { channel: String, message: String },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("meeting: {0}")]
+    Meeting(String),
 }
 
 /// What [`run`] needs besides the meeting file.
@@ -140,6 +143,8 @@ struct App {
     stopped: Vec<source::Stopped>,
     /// The attendees' PIN (the meeting's `pin`), if it has one.
     pin: Option<String>,
+    /// Opens the words as said, protected names included, to interpreters.
+    interpreter_token: Option<String>,
     joins: limits::RateLimit,
     pin_failures: limits::RateLimit,
 }
@@ -349,6 +354,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     let langs: Vec<String> = channels.iter().map(|c| c.language.clone()).collect();
     let ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
     let (g, flags, le) = (glossary.clone(), m.flags, last_event.clone());
+    let redactor = redact::Redactor::new(&m.protected_names).map_err(ServerError::Meeting)?;
     let sink = Box::new(move |id: u32, e: Emitted| {
         let ch = id as usize;
         let Some(channel) = ids.get(ch).cloned() else {
@@ -366,17 +372,20 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 start,
                 end,
                 ..
-            } => tx.partial(
-                ch,
-                Partial {
+            } => {
+                let p = Partial {
                     channel,
                     segment,
                     revision,
                     text,
                     start: base + start,
                     end: base + end,
-                },
-            ),
+                };
+                match redactor.as_ref().and_then(|r| r.partial(&p)) {
+                    Some(withheld) => tx.partial(ch, withheld, Some(p)),
+                    None => tx.partial(ch, p, None),
+                }
+            }
             Event::Final {
                 start,
                 end,
@@ -411,20 +420,21 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                     }
                     None => (raw_text.clone(), Annotations::default()),
                 };
-                tx.final_(
-                    ch,
-                    Final {
-                        channel,
-                        seq: 0,
-                        start: base + start,
-                        end: base + end,
-                        wall_ms: now_ms(),
-                        language: lang,
-                        text,
-                        raw_text,
-                        glossary,
-                    },
-                );
+                let f = Final {
+                    channel,
+                    seq: 0,
+                    start: base + start,
+                    end: base + end,
+                    wall_ms: now_ms(),
+                    language: lang,
+                    text,
+                    raw_text,
+                    glossary,
+                };
+                match redactor.as_ref().and_then(|r| r.final_(&f)) {
+                    Some(withheld) => tx.final_(ch, withheld, Some(Box::new(f))),
+                    None => tx.final_(ch, f, None),
+                }
             }
         }
     });
@@ -537,6 +547,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         downloads: m.downloads,
         stopped,
         pin: m.pin.clone().filter(|p| !p.is_empty()),
+        interpreter_token: m.interpreter_token.clone(),
         joins: limits::RateLimit::new(JOINS_PER_MINUTE, 60_000),
         pin_failures: limits::RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
         glossary_info: glossary.as_ref().map(|g| {
@@ -660,6 +671,9 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
 struct PinQuery {
     #[serde(default)]
     pin: Option<String>,
+    /// The interpreter token (`/ws?interpreter=`): protected names as said.
+    #[serde(default)]
+    interpreter: Option<String>,
 }
 
 /// With a meeting PIN: `Err` with the answer for a missing or wrong one, or for an address
@@ -696,6 +710,31 @@ fn check_pin(app: &App, ip: IpAddr, given: Option<&str>) -> Result<(), Response>
         .into_response())
 }
 
+/// Whether a listener is an interpreter: no token given, no; the right one, yes; a wrong
+/// one (or one where the meeting has none) is refused, and counts as a wrong PIN does.
+#[allow(clippy::result_large_err)]
+fn check_interpreter(app: &App, ip: IpAddr, given: Option<&str>) -> Result<bool, Response> {
+    let Some(given) = given else {
+        return Ok(false);
+    };
+    let now = now_ms();
+    if !app.pin_failures.allows(ip, now) {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong tokens from this address: wait a minute\n",
+        )
+            .into_response());
+    }
+    match &app.interpreter_token {
+        Some(t) if constant_time_eq(given.as_bytes(), t.as_bytes()) => Ok(true),
+        _ => {
+            app.pin_failures.hit(ip, now);
+            tracing::info!("a wrong interpreter token");
+            Err((StatusCode::UNAUTHORIZED, "wrong interpreter token\n").into_response())
+        }
+    }
+}
+
 async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(app): State<Arc<App>>,
@@ -717,12 +756,16 @@ async fn ws_upgrade(
     if let Err(refused) = check_pin(&app, ip, q.pin.as_deref()) {
         return refused;
     }
+    let interpreter = match check_interpreter(&app, ip, q.interpreter.as_deref()) {
+        Ok(yes) => yes,
+        Err(refused) => return refused,
+    };
     // Small buffers: a listener receives a few kilobytes a second and sends less; the
     // defaults (128 KiB to read) would cost more than the rest of a listener together.
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(LISTENER_BUFFER)
         .write_buffer_size(LISTENER_BUFFER)
-        .on_upgrade(move |socket| listener(socket, app))
+        .on_upgrade(move |socket| listener(socket, app, interpreter))
 }
 
 /// Sends one message; `false` if the client is gone or too slow to take it.
@@ -745,7 +788,8 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
 }
 
 /// One listener's connection: its subscriptions, and the events of those channels.
-async fn listener(mut ws: WebSocket, app: Arc<App>) {
+/// `interpreter`: gets protected names as said (see [`redact`]).
+async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
     app.connections.fetch_add(1, Relaxed);
     let n = app.hub.channels.len();
     let mut subscribed: Vec<bool> = vec![false; n];
@@ -826,7 +870,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>) {
                             }
                             last_sent[p.channel] = seq;
                         }
-                        open = send(&mut ws, p.json.clone()).await;
+                        open = send(&mut ws, p.for_listener(interpreter)).await;
                     }
                     Err(RecvError::Lagged(missed)) => {
                         // Too far behind: a fresh snapshot of each channel, then live again.
@@ -998,6 +1042,8 @@ async fn organizer_status(
         "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
         "archive_lost": app.pipeline.archive_lost.load(Relaxed),
         "glossary": app.glossary_info,
+        // The organizer hands it to the interpreters (their page's link).
+        "interpreter_key": app.interpreter_token,
         "connections": app.connections.load(Relaxed),
         "channels": channels,
     });
@@ -1123,6 +1169,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let stats = app.engine.stats();
     let p = &app.pipeline;
     let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.connections.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_tasks Tasks alive on the server's async runtime (one per connection and a few of its own).\n# TYPE tolk_tasks gauge\ntolk_tasks {}", tokio::runtime::Handle::current().metrics().num_alive_tasks());
     let _ = writeln!(
         s,
         "# HELP tolk_listeners Listeners subscribed to a channel.\n# TYPE tolk_listeners gauge"

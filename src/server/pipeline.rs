@@ -47,8 +47,9 @@ pub const ARCHIVE_BACKLOG: usize = 20_000;
 pub const RETRY: Duration = Duration::from_secs(2);
 
 enum Job {
-    Final(usize, Final),
-    Partial(usize, Partial),
+    /// A final (protected names withheld), and the words as said if they differ.
+    Final(usize, Final, Option<Box<Final>>),
+    Partial(usize, Partial, Option<Partial>),
     /// Off the record (`true`) or back on, and the `meeting` event that says so.
     OffRecord(bool, String),
 }
@@ -78,10 +79,12 @@ pub struct PipelineTx {
 }
 
 impl PipelineTx {
-    /// Queues a final; waits for room if the queue is full (see the module doc).
-    pub fn final_(&self, channel: usize, f: Final) {
+    /// Queues a final (protected names withheld) and, if they differ, the words as said
+    /// for interpreters (never archived); waits for room if the queue is full (see the
+    /// module doc).
+    pub fn final_(&self, channel: usize, f: Final, said: Option<Box<Final>>) {
         // The writer only goes away at shutdown, when nothing is left to deliver to.
-        let _ = self.tx.send(Job::Final(channel, f));
+        let _ = self.tx.send(Job::Final(channel, f, said));
     }
 
     /// Queues the switch off the record (or back on) and the event that announces it; waits
@@ -91,8 +94,8 @@ impl PipelineTx {
     }
 
     /// Queues a partial, or drops it if the queue is full.
-    pub fn partial(&self, channel: usize, p: Partial) {
-        match self.tx.try_send(Job::Partial(channel, p)) {
+    pub fn partial(&self, channel: usize, p: Partial, said: Option<Partial>) {
+        match self.tx.try_send(Job::Partial(channel, p, said)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.stats.partials_dropped.fetch_add(1, Relaxed);
@@ -165,8 +168,11 @@ fn writer(
         }
         let off = stats.off_record.load(Relaxed);
         for job in &mut batch {
-            if let Job::Final(ch, f) = job {
+            if let Job::Final(ch, f, said) = job {
                 hub.assign_seq(*ch, f);
+                if let Some(s) = said {
+                    s.seq = f.seq;
+                }
                 if archive.is_some() {
                     store.add(f.clone(), off, &stats);
                 }
@@ -175,13 +181,13 @@ fn writer(
         store.write(&mut archive, &stats);
         for job in batch {
             match job {
-                Job::Final(ch, f) => {
+                Job::Final(ch, f, said) => {
                     stats.finals.fetch_add(1, Relaxed);
-                    hub.publish_final(ch, f);
+                    hub.publish_final_said(ch, f, said.map(|s| *s));
                 }
-                Job::Partial(ch, p) => {
+                Job::Partial(ch, p, said) => {
                     stats.partials.fetch_add(1, Relaxed);
-                    hub.publish_partial(ch, p);
+                    hub.publish_partial_said(ch, p, said);
                 }
                 Job::OffRecord(off, json) => {
                     stats.off_record.store(off, Relaxed);
