@@ -5,6 +5,14 @@
 //! power cut. One connection, owned by one writer thread ([`super::pipeline`]); readers
 //! (exports) open their own. Migrations are append-only: each runs once, in order, and
 //! `PRAGMA user_version` says how many have.
+//!
+//! Encryption at rest (optional): with the organizer's key (`TOLK_ARCHIVE_KEY`, an
+//! environment variable so that it shows in no process list), the words of every final —
+//! its text, the raw text and the glossary annotations — are sealed with ChaCha20-Poly1305
+//! under a key derived from it with Argon2id (a random salt kept in the file), a fresh random
+//! nonce per field. The channel, numbers, times and language stay readable (they order and
+//! find the finals). An archive is sealed from its first final or never; opening a sealed one
+//! without its key, or with another, is refused, saying so.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +44,78 @@ const MIGRATIONS: &[&str] = &[
         last_seq  INTEGER NOT NULL,
         PRIMARY KEY (meeting, channel)
     ) WITHOUT ROWID;",
+    // Whether the archive is sealed: the key's salt and a sealed check value.
+    "CREATE TABLE meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
+
+/// The environment variable holding the organizer's archive key.
+pub const KEY_VAR: &str = "TOLK_ARCHIVE_KEY";
+
+/// The prefix of a sealed field.
+const SEALED: &str = "sealed1:";
+
+/// What a key must open to be the archive's.
+const CHECK: &str = "tolk archive key check";
+
+/// Seals and opens an archive's fields (see the module doc).
+struct Sealer {
+    cipher: chacha20poly1305::ChaCha20Poly1305,
+}
+
+impl Sealer {
+    fn derive(passphrase: &str, salt: &[u8]) -> Result<Sealer, String> {
+        use chacha20poly1305::KeyInit;
+        let mut key = [0u8; 32];
+        argon2::Argon2::default()
+            .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+            .map_err(|e| format!("cannot derive the archive key: {e}"))?;
+        Ok(Sealer {
+            cipher: chacha20poly1305::ChaCha20Poly1305::new(&key.into()),
+        })
+    }
+
+    fn seal(&self, plain: &str) -> Result<String, String> {
+        use chacha20poly1305::aead::Aead;
+        let nonce = random::<12>()?;
+        let sealed = self
+            .cipher
+            .encrypt(&nonce.into(), plain.as_bytes())
+            .map_err(|_| "cannot seal a final".to_string())?;
+        Ok(format!(
+            "{SEALED}{}{}",
+            hex::encode(nonce),
+            hex::encode(sealed)
+        ))
+    }
+
+    /// The plain text of a field, `None` if this key does not open it.
+    fn open(&self, stored: &str) -> Option<String> {
+        use chacha20poly1305::aead::Aead;
+        let bytes = hex::decode(stored.strip_prefix(SEALED)?).ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(<[u8; 12]>::try_from(nonce).ok()?.as_ref().into(), sealed)
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+/// N random bytes from the kernel.
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(buf)
+}
 
 /// Why the archive failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -52,16 +131,89 @@ pub enum ArchiveError {
         found: i64,
         known: usize,
     },
+    #[error("archive {path}: {why}")]
+    Key { path: PathBuf, why: String },
 }
 
 pub struct Archive {
     conn: Connection,
     path: PathBuf,
+    sealer: Option<Sealer>,
 }
 
 impl Archive {
-    /// Opens (creating if needed) the archive at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the archive at `path` with the organizer's key from
+    /// [`KEY_VAR`], if set (see the module doc), and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Archive, ArchiveError> {
+        let key = std::env::var(KEY_VAR).ok();
+        Archive::open_keyed(path, key.as_deref())
+    }
+
+    /// [`Archive::open`] with this key (`None` or empty: none).
+    pub fn open_keyed(path: &Path, key: Option<&str>) -> Result<Archive, ArchiveError> {
+        let mut a = Archive::open_plain(path)?;
+        let key = key.filter(|k| !k.is_empty());
+        let refuse = |why: String| ArchiveError::Key {
+            path: path.to_path_buf(),
+            why,
+        };
+        let stored: Option<String> = a
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'seal'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| a.err(e))?;
+        match (key, stored) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(refuse(format!(
+                    "it is encrypted: set {KEY_VAR} to the organizer's key"
+                )))
+            }
+            (Some(k), Some(seal)) => {
+                let (salt, check) = seal
+                    .split_once(':')
+                    .ok_or_else(|| refuse("its key record is damaged".into()))?;
+                let salt =
+                    hex::decode(salt).map_err(|_| refuse("its key record is damaged".into()))?;
+                let sealer = Sealer::derive(k, &salt).map_err(refuse)?;
+                if sealer.open(check).as_deref() != Some(CHECK) {
+                    return Err(refuse(format!("{KEY_VAR} is not this archive's key")));
+                }
+                a.sealer = Some(sealer);
+            }
+            (Some(k), None) => {
+                let plain: i64 = a
+                    .conn
+                    .query_row("SELECT COUNT(*) FROM finals", [], |r| r.get(0))
+                    .map_err(|e| a.err(e))?;
+                if plain > 0 {
+                    return Err(refuse(format!(
+                        "it holds {plain} unencrypted final(s): an archive is encrypted from the start or not at all; use a new archive file, or unset {KEY_VAR}"
+                    )));
+                }
+                let salt = random::<16>().map_err(refuse)?;
+                let sealer = Sealer::derive(k, &salt).map_err(refuse)?;
+                let check = sealer.seal(CHECK).map_err(refuse)?;
+                a.conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('seal', ?1)",
+                        params![format!("{}:{check}", hex::encode(salt))],
+                    )
+                    .map_err(|e| a.err(e))?;
+                a.sealer = Some(sealer);
+            }
+        }
+        Ok(a)
+    }
+
+    /// Whether the words are sealed (the archive has a key).
+    pub fn sealed(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    fn open_plain(path: &Path) -> Result<Archive, ArchiveError> {
         let err = |source| ArchiveError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -80,6 +232,7 @@ impl Archive {
         let mut a = Archive {
             conn,
             path: path.to_path_buf(),
+            sealer: None,
         };
         a.migrate()?;
         Ok(a)
@@ -122,13 +275,25 @@ impl Archive {
 
     /// Appends finals in one transaction; when it returns `Ok`, they are on disk.
     pub fn append(&mut self, meeting: &str, finals: &[Final]) -> Result<(), ArchiveError> {
-        self.each_final(
+        // Out of `self` while `each_final` borrows it.
+        let sealer = self.sealer.take();
+        let written = self.each_final(
             "INSERT OR REPLACE INTO finals
              (meeting, channel, seq, start, end, wall_ms, language, text, raw_text, glossary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             finals,
             |stmt, f| {
                 let glossary = serde_json::to_string(&f.glossary).unwrap_or_else(|_| "{}".into());
+                let (text, raw_text, glossary) = match &sealer {
+                    None => (f.text.clone(), f.raw_text.clone(), glossary),
+                    Some(s) => {
+                        let seal = |t: &str| {
+                            s.seal(t)
+                                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+                        };
+                        (seal(&f.text)?, seal(&f.raw_text)?, seal(&glossary)?)
+                    }
+                };
                 stmt.execute(params![
                     meeting,
                     f.channel,
@@ -137,12 +302,14 @@ impl Archive {
                     f.end,
                     f.wall_ms as i64,
                     f.language,
-                    f.text,
-                    f.raw_text,
+                    text,
+                    raw_text,
                     glossary
                 ])
             },
-        )
+        );
+        self.sealer = sealer;
+        written
     }
 
     /// Notes the numbers of finals that are not stored (off the record): only each channel's
@@ -190,18 +357,35 @@ impl Archive {
                  ORDER BY wall_ms, seq",
             )
             .map_err(|e| self.err(e))?;
+        // A sealed field this key cannot open (the file was tampered with): refused, saying
+        // which final.
+        let open = |stored: String, seq: i64| -> rusqlite::Result<String> {
+            match (&self.sealer, stored.starts_with(SEALED)) {
+                (Some(s), true) => s.open(&stored).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        6,
+                        format!(
+                            "final {seq}: a sealed field does not open with this key (altered?)"
+                        ),
+                        rusqlite::types::Type::Text,
+                    )
+                }),
+                _ => Ok(stored),
+            }
+        };
         let rows = stmt
             .query_map(params![channel, meeting], |r| {
-                let glossary: String = r.get(8)?;
+                let seq: i64 = r.get(1)?;
+                let glossary = open(r.get(8)?, seq)?;
                 Ok(Final {
                     channel: r.get(0)?,
-                    seq: r.get::<_, i64>(1)? as u64,
+                    seq: seq as u64,
                     start: r.get(2)?,
                     end: r.get(3)?,
                     wall_ms: r.get::<_, i64>(4)? as u64,
                     language: r.get(5)?,
-                    text: r.get(6)?,
-                    raw_text: r.get(7)?,
+                    text: open(r.get(6)?, seq)?,
+                    raw_text: open(r.get(7)?, seq)?,
                     glossary: serde_json::from_str::<Annotations>(&glossary).unwrap_or_default(),
                 })
             })
@@ -296,6 +480,62 @@ mod tests {
         assert_eq!(a.last_seq("m", "ru").unwrap(), 0);
         assert_eq!(a.last_end("m", "floor").unwrap(), 3.0);
         assert_eq!(a.last_end("m", "ru").unwrap(), 0.0);
+    }
+
+    /// With the organizer's key the words are sealed: not in the file, read back with the
+    /// key; without it, or with another, the archive is refused, saying so.
+    #[test]
+    fn a_keyed_archive_keeps_the_words_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let key = "correct horse battery staple";
+        let mut a = Archive::open_keyed(&path, Some(key)).unwrap();
+        assert!(a.sealed());
+        let mut one = f("floor", 1, 10, "Maria was arrested in the raid");
+        one.raw_text = "Maria was arrested in the rate".into();
+        a.append("m", &[one.clone(), f("floor", 2, 12, "two")])
+            .unwrap();
+        drop(a);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(dir.path().join("a.sqlite-wal")).unwrap_or_default());
+        assert!(
+            !bytes.windows(5).any(|w| w == b"Maria"),
+            "the words are in the file"
+        );
+        let a = Archive::open_keyed(&path, Some(key)).unwrap();
+        let got = a.finals(Some("m"), "floor").unwrap();
+        assert_eq!(got[0], one);
+        assert_eq!(got[1].text, "two");
+        drop(a);
+        let none = Archive::open_keyed(&path, None).err().unwrap().to_string();
+        assert!(
+            none.contains("encrypted") && none.contains(KEY_VAR),
+            "{none}"
+        );
+        let wrong = Archive::open_keyed(&path, Some("another key"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(wrong.contains("not this archive's key"), "{wrong}");
+    }
+
+    /// An archive that has plain finals is not sealed half-way.
+    #[test]
+    fn a_plain_archive_is_not_sealed_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        Archive::open_keyed(&path, None)
+            .unwrap()
+            .append("m", &[f("floor", 1, 10, "one")])
+            .unwrap();
+        let e = Archive::open_keyed(&path, Some("a key"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("1 unencrypted final"), "{e}");
+        // Unchanged and readable as it was.
+        let a = Archive::open_keyed(&path, None).unwrap();
+        assert_eq!(a.finals(Some("m"), "floor").unwrap().len(), 1);
     }
 
     #[test]

@@ -132,6 +132,8 @@ struct App {
     /// Wall ms of each channel's last caption event.
     last_event: Arc<Vec<AtomicU64>>,
     archive_path: Option<PathBuf>,
+    /// The archive's words are sealed with the organizer's key.
+    archive_sealed: bool,
     meeting_id: String,
     organizer_token: String,
     connections: AtomicUsize,
@@ -313,6 +315,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         }
         Some(a)
     };
+    let archive_sealed = archive.as_ref().is_some_and(|a| a.sealed());
     let channels: Vec<ChannelInfo> = config
         .channels
         .iter()
@@ -541,6 +544,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         writer: writer_tx,
         last_event,
         archive_path: (!m.off_record).then(|| m.archive.clone()),
+        archive_sealed,
         meeting_id: m.id.clone(),
         organizer_token: options.organizer_token,
         connections: AtomicUsize::new(0),
@@ -1025,7 +1029,11 @@ async fn organizer_status(
         "archive": match (&app.archive_path, &archive) {
             (None, _) => "none: the meeting was started off the record".to_string(),
             (Some(_), Some(e)) => format!("failing: {e}"),
-            (Some(p), None) => format!("ok ({})", p.display()),
+            (Some(p), None) => format!(
+                "ok ({}{})",
+                p.display(),
+                if app.archive_sealed { ", encrypted" } else { "" }
+            ),
         },
         // An alarm for the organizer: the archive fails, captions go on, finals wait.
         "archive_alarm": archive.map(|e| {

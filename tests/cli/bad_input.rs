@@ -230,3 +230,55 @@ fn a_speed_factor_that_is_not_positive_is_refused() {
         );
     }
 }
+
+/// An archive sealed with the organizer's key: `tolk export` without the key, or with
+/// another, fails naming the archive and `TOLK_ARCHIVE_KEY`; with it, the transcript comes
+/// out; the words are not in the file.
+#[test]
+fn an_encrypted_archive_needs_its_key() {
+    use tolk::server::archive::{Archive, KEY_VAR};
+    use tolk::server::wire::Final;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "the organizer's key for this test";
+    let mut a = Archive::open_keyed(&dir.path().join("archive.sqlite"), Some(key)).unwrap();
+    let said = "Tais Plus met the police after the raid";
+    a.append(
+        "sealed",
+        &[Final {
+            channel: "floor".into(),
+            seq: 1,
+            start: 0.5,
+            end: 3.0,
+            wall_ms: 1,
+            language: "en".into(),
+            text: said.into(),
+            raw_text: said.into(),
+            glossary: Default::default(),
+        }],
+    )
+    .unwrap();
+    drop(a);
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        "[meeting]\nid = \"sealed\"\ntitle = \"Sealed\"\narchive = \"archive.sqlite\"\n\n[[channel]]\nid = \"floor\"\nlanguage = \"en\"\nsource = { kind = \"file\", path = \"none.wav\" }\n",
+    )
+    .unwrap();
+    let export = |k: Option<&str>| {
+        let mut c = tolk(dir.path());
+        c.args(["export", "floor", "--format", "txt"])
+            .env_remove(KEY_VAR);
+        if let Some(k) = k {
+            c.env(KEY_VAR, k);
+        }
+        c.output().unwrap()
+    };
+    clean_failure(export(None), &["archive.sqlite", "encrypted", KEY_VAR]);
+    clean_failure(
+        export(Some("not the key")),
+        &["archive.sqlite", "not this archive's key"],
+    );
+    assert_eq!(success(export(Some(key))).trim(), said);
+    let mut bytes = std::fs::read(dir.path().join("archive.sqlite")).unwrap();
+    bytes.extend(std::fs::read(dir.path().join("archive.sqlite-wal")).unwrap_or_default());
+    assert!(!bytes.windows(9).any(|w| w == b"Tais Plus"));
+}
