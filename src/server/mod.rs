@@ -347,6 +347,11 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         time_base.push(end);
     }
     let hub = Arc::new(Hub::new(channels.clone(), &next_seq));
+    if let Some(a) = &archive {
+        for (i, c) in channels.iter().enumerate() {
+            hub.preload(i, a.finals(Some(&m.id), &c.id)?);
+        }
+    }
     let (tx, pipeline_stats, _writer) =
         pipeline::start(hub.clone(), archive.map(|a| (a, m.id.clone())))?;
     let writer_tx = tx.clone();
