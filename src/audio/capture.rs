@@ -112,12 +112,16 @@ impl Capture {
         let dropped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (d, s) = (dropped.clone(), stop.clone());
+        // Set by the stream's error callback (the device was unplugged, its driver failed):
+        // the thread then ends, and `next` says `Gone`.
+        let failed = Arc::new(AtomicBool::new(false));
+        let f = failed.clone();
         let wanted = name.map(str::to_string);
         // The stream lives on its own thread (it is not `Send` on every platform).
         let thread = std::thread::Builder::new()
             .name("tolk-capture".into())
             .spawn(move || {
-                let stream = match start_stream(wanted, tx, d) {
+                let stream = match start_stream(wanted, tx, d, failed) {
                     Ok((stream, name, rate)) => {
                         let _ = ready_tx.send(Ok((name, rate)));
                         stream
@@ -127,7 +131,7 @@ impl Capture {
                         return;
                     }
                 };
-                while !s.load(Relaxed) {
+                while !s.load(Relaxed) && !f.load(Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 drop(stream);
@@ -172,6 +176,7 @@ fn start_stream(
     name: Option<String>,
     tx: mpsc::SyncSender<Vec<f32>>,
     dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
 ) -> Result<(cpal::Stream, String, u32), CaptureError> {
     if no_sound_cards() {
         return Err(CaptureError::NoDevice(name));
@@ -197,7 +202,10 @@ fn start_stream(
     let rate = cfg.sample_rate().0;
     let format = cfg.sample_format();
     let config: cpal::StreamConfig = cfg.into();
-    let on_error = |e: cpal::StreamError| tracing::error!(error = %e, "sound device error");
+    let on_error = move |e: cpal::StreamError| {
+        tracing::error!(error = %e, "sound device error");
+        failed.store(true, Relaxed);
+    };
     // Mixes interleaved frames down to mono and queues the block without blocking.
     fn deliver(mono: Vec<f32>, tx: &mpsc::SyncSender<Vec<f32>>, dropped: &AtomicU64) {
         if tx.try_send(mono).is_err() {

@@ -183,10 +183,18 @@ impl Source {
             SourceConfig::Device { name } => {
                 let capture = Capture::open(name.as_deref())?;
                 let (st, en, sp) = (state.clone(), ended.clone(), stop.clone());
+                let name = name.clone();
                 std::thread::Builder::new()
                     .name("tolk-source".into())
                     .spawn(move || {
-                        record(&capture, &channel, &st, &sp);
+                        follow_device(
+                            capture,
+                            || Capture::open(name.as_deref()),
+                            |s: &[f32]| channel.push_audio(s).is_ok(),
+                            &st,
+                            &sp,
+                            REOPEN_EVERY,
+                        );
                         channel.finish();
                         en.store(true, Relaxed);
                     })
@@ -313,47 +321,190 @@ fn play_file(
     }
 }
 
-/// Feeds a sound card's audio, resampled to 16 kHz, until stopped or the device goes away.
-fn record(capture: &Capture, channel: &Feed, state: &Mutex<String>, stop: &AtomicBool) {
-    let mut resampler = match StreamResampler::new(capture.rate) {
+/// How often a sound card that went away is looked for again.
+pub const REOPEN_EVERY: Duration = Duration::from_secs(2);
+
+/// A sound card's capture as [`follow_device`] reads it (a trait, so that the reopening is
+/// tested without a sound card).
+pub trait Input {
+    fn name(&self) -> &str;
+    /// Its sample rate.
+    fn rate(&self) -> u32;
+    fn next(&self, timeout: Duration) -> Next;
+}
+
+impl Input for Capture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn rate(&self) -> u32 {
+        self.rate
+    }
+    fn next(&self, timeout: Duration) -> Next {
+        Capture::next(self, timeout)
+    }
+}
+
+/// Feeds a sound card's audio, resampled to 16 kHz, through `push`, until stopped. When the
+/// device goes away (unplugged, its driver failed) the channel is fed silence at real-time
+/// pace (its clock goes on with the meeting's), the state says so, and the device is looked
+/// for again every `every`; when it is back, its audio flows again.
+pub fn follow_device<I: Input>(
+    first: I,
+    mut reopen: impl FnMut() -> Result<I, crate::audio::capture::CaptureError>,
+    mut push: impl FnMut(&[f32]) -> bool,
+    state: &Mutex<String>,
+    stop: &AtomicBool,
+    every: Duration,
+) {
+    let mut input = first;
+    loop {
+        if !record(&input, &mut push, state, stop) {
+            return;
+        }
+        let name = input.name().to_string();
+        drop(input);
+        tracing::warn!(device = %name, "the sound device went away; looking for it again");
+        set(
+            state,
+            format!(
+                "{name} went away: looking for it every {} s",
+                every.as_secs_f64()
+            ),
+        );
+        let (lost_at, mut fed) = (Instant::now(), 0usize);
+        input = loop {
+            if stop.load(Relaxed) {
+                return;
+            }
+            let due = (lost_at.elapsed().as_secs_f64() * SAMPLE_RATE as f64) as usize;
+            if due > fed {
+                if !push(&vec![0.0; due - fed]) {
+                    set(state, "stopped: the transcription engine stopped".into());
+                    return;
+                }
+                fed = due;
+            }
+            match reopen() {
+                Ok(i) => break i,
+                Err(_) => std::thread::sleep(every),
+            }
+        };
+        tracing::info!(device = %input.name(), away_secs = lost_at.elapsed().as_secs(), "the sound device is back");
+    }
+}
+
+/// Feeds an input until stopped (`false`) or the device goes away (`true`).
+fn record<I: Input>(
+    capture: &I,
+    push: &mut impl FnMut(&[f32]) -> bool,
+    state: &Mutex<String>,
+    stop: &AtomicBool,
+) -> bool {
+    let mut resampler = match StreamResampler::new(capture.rate()) {
         Ok(r) => r,
         Err(e) => {
             set(state, format!("failed: {e}"));
-            return;
+            return false;
         }
     };
-    set(state, format!("recording from {}", capture.name));
+    set(state, format!("recording from {}", capture.name()));
     while !stop.load(Relaxed) {
         match capture.next(Duration::from_millis(200)) {
             Next::Block(block) => match resampler.push(&block) {
                 Ok(out) if !out.is_empty() => {
-                    if channel.push_audio(&out).is_err() {
+                    if !push(&out) {
                         set(state, "stopped: the transcription engine stopped".into());
-                        return;
+                        return false;
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
                     set(state, format!("failed: {e}"));
-                    return;
+                    return false;
                 }
             },
             Next::Quiet => set(
                 state,
-                format!("no audio from {} (is it muted?)", capture.name),
+                format!("no audio from {} (is it muted?)", capture.name()),
             ),
-            Next::Gone => {
-                set(state, format!("ended: {} went away", capture.name));
-                return;
-            }
+            Next::Gone => return true,
         }
     }
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::capture::CaptureError;
     use crate::server::wire::AudioFormat;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// A sound card that gives these blocks (16 kHz), then goes away.
+    struct Scripted(RefCell<VecDeque<Vec<f32>>>);
+
+    impl Input for Scripted {
+        fn name(&self) -> &str {
+            "USB mic"
+        }
+        fn rate(&self) -> u32 {
+            16_000
+        }
+        fn next(&self, _: Duration) -> Next {
+            match self.0.borrow_mut().pop_front() {
+                Some(b) => Next::Block(b),
+                None => Next::Gone,
+            }
+        }
+    }
+
+    fn blocks(n: usize) -> Scripted {
+        Scripted(RefCell::new((0..n).map(|_| vec![0.25; 1600]).collect()))
+    }
+
+    /// The microphone is unplugged after 3 blocks, is not there for two looks, comes back
+    /// for 2 more blocks: all 5 blocks reach the channel, with silence for the time it was
+    /// away, and the state said where it was.
+    #[test]
+    fn a_sound_card_that_goes_away_is_found_again() {
+        let stop = AtomicBool::new(false);
+        let state = Mutex::new(String::new());
+        let mut looks = 0;
+        let mut states = Vec::new();
+        let mut pushed: Vec<f32> = Vec::new();
+        follow_device(
+            blocks(3),
+            || {
+                looks += 1;
+                states.push(state.lock().unwrap().clone());
+                match looks {
+                    1 | 2 => Err(CaptureError::NoDevice(None)),
+                    3 => Ok(blocks(2)),
+                    _ => {
+                        stop.store(true, Relaxed);
+                        Err(CaptureError::NoDevice(None))
+                    }
+                }
+            },
+            |s: &[f32]| {
+                pushed.extend_from_slice(s);
+                true
+            },
+            &state,
+            &stop,
+            Duration::from_millis(20),
+        );
+        assert_eq!(looks, 4);
+        assert!(states[0].contains("USB mic went away"), "{states:?}");
+        let sound = pushed.iter().filter(|s| **s != 0.0).count();
+        assert_eq!(sound, 5 * 1600, "every block got through");
+        assert!(pushed.len() > sound, "silence while it was away");
+        // The sound before and after the gap, in order.
+        let first_gap = pushed.iter().position(|s| *s == 0.0).unwrap();
+        assert_eq!(first_gap, 3 * 1600);
+    }
 
     /// Found by the fuzz run in `make test`: a hello saying 160009999 Hz built a resampler
     /// for 89 s before being refused. Now refused at once.
