@@ -449,15 +449,8 @@ mod tests {
 
     fn f(channel: &str, seq: u64, wall_ms: u64, text: &str) -> Final {
         Final {
-            channel: channel.into(),
-            seq,
-            start: seq as f64,
-            end: seq as f64 + 1.0,
             wall_ms,
-            language: "en".into(),
-            text: text.into(),
-            raw_text: text.into(),
-            glossary: Annotations::default(),
+            ..Final::test(channel, seq, text)
         }
     }
 

@@ -153,15 +153,9 @@ mod tests {
 
     fn f(seq: u64, start: f64, end: f64, text: &str) -> Final {
         Final {
-            channel: "floor".into(),
-            seq,
             start,
             end,
-            wall_ms: 0,
-            language: "en".into(),
-            text: text.into(),
-            raw_text: text.into(),
-            glossary: Default::default(),
+            ..Final::test("floor", seq, text)
         }
     }
 

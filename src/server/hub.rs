@@ -288,17 +288,7 @@ mod tests {
     }
 
     fn final_(hub: &Hub, channel: usize, text: &str) -> Final {
-        let mut f = Final {
-            channel: hub.channels[channel].id.clone(),
-            seq: 0,
-            start: 0.0,
-            end: 1.0,
-            wall_ms: 0,
-            language: "en".into(),
-            text: text.into(),
-            raw_text: text.into(),
-            glossary: Default::default(),
-        };
+        let mut f = Final::test(&hub.channels[channel].id, 0, text);
         hub.assign_seq(channel, &mut f);
         f
     }

@@ -695,11 +695,7 @@ fn check_pin(app: &App, ip: IpAddr, given: Option<&str>) -> Result<(), Response>
     };
     let now = now_ms();
     if !app.pin_failures.allows(ip, now) {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong PINs from this address: wait a minute\n",
-        )
-            .into_response());
+        return Err(too_many_wrong("PINs"));
     }
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), pin.as_bytes())) {
         return Ok(());
@@ -719,6 +715,16 @@ fn check_pin(app: &App, ip: IpAddr, given: Option<&str>) -> Result<(), Response>
         .into_response())
 }
 
+/// The answer to an address over its wrong tries this minute (PINs and interpreter tokens
+/// count together).
+fn too_many_wrong(what: &str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many wrong {what} from this address: wait a minute\n"),
+    )
+        .into_response()
+}
+
 /// Whether a listener is an interpreter: no token given, no; the right one, yes; a wrong
 /// one (or one where the meeting has none) is refused, and counts as a wrong PIN does.
 #[allow(clippy::result_large_err)]
@@ -728,11 +734,7 @@ fn check_interpreter(app: &App, ip: IpAddr, given: Option<&str>) -> Result<bool,
     };
     let now = now_ms();
     if !app.pin_failures.allows(ip, now) {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong tokens from this address: wait a minute\n",
-        )
-            .into_response());
+        return Err(too_many_wrong("tokens"));
     }
     match &app.interpreter_token {
         Some(t) if constant_time_eq(given.as_bytes(), t.as_bytes()) => Ok(true),

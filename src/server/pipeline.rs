@@ -277,17 +277,7 @@ mod tests {
     use super::*;
 
     fn final_(channel: &str, seq: u64) -> Final {
-        Final {
-            channel: channel.into(),
-            seq,
-            start: seq as f64,
-            end: seq as f64 + 1.0,
-            wall_ms: seq,
-            language: "en".into(),
-            text: format!("final {seq}"),
-            raw_text: format!("final {seq}"),
-            glossary: Default::default(),
-        }
+        Final::test(channel, seq, &format!("final {seq}"))
     }
 
     /// A full backlog gives up its oldest final, counted; off the record only each

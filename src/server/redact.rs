@@ -204,18 +204,11 @@ mod tests {
         };
         let raid = text.find("police raid").unwrap();
         let f = Final {
-            channel: "floor".into(),
-            seq: 1,
-            start: 0.0,
-            end: 1.0,
-            wall_ms: 0,
-            language: "en".into(),
-            text: text.into(),
-            raw_text: text.into(),
             glossary: Annotations {
                 hits: vec![hit(0, 3), hit(raid, raid + 11)],
                 ..Annotations::default()
             },
+            ..Final::test("floor", 1, text)
         };
         let g = r.final_(&f).unwrap();
         assert_eq!(g.text, "[name withheld] was arrested in a police raid");

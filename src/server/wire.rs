@@ -200,6 +200,26 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
+/// Finals for the unit tests.
+#[cfg(test)]
+impl Final {
+    /// Final `seq` of `channel`: `text` (raw the same), media seconds `seq` to `seq + 1`,
+    /// English, no annotations.
+    pub(crate) fn test(channel: &str, seq: u64, text: &str) -> Final {
+        Final {
+            channel: channel.into(),
+            seq,
+            start: seq as f64,
+            end: seq as f64 + 1.0,
+            wall_ms: seq,
+            language: "en".into(),
+            text: text.into(),
+            raw_text: text.into(),
+            glossary: Annotations::default(),
+        }
+    }
+}
+
 impl ServerMessage {
     /// The JSON text of the message.
     pub fn to_json(&self) -> String {
