@@ -794,7 +794,9 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
 /// order, a dropped connection resumed with no gap, nothing fetched from elsewhere, nothing
 /// kept on the phone. The interpreter's desk: term cards in the booth language for the
 /// glossary terms said on the floor, their own channel beside. The organizer's page: token,
-/// channels, levels, QR code, off the record and back, a WebVTT export that parses.
+/// channels, levels, QR code, off the record and back, a WebVTT export that parses. The
+/// floor's first word is a protected name: the attendee page never shows it, the interpreter
+/// opened with the key in its link reads it live.
 /// Screenshots and the export in `target/browser/`. The floor is synthesised (espeak-ng, looped): no recording we can
 /// fetch says the glossary's words.
 #[test]
@@ -806,6 +808,9 @@ fn the_pages_work_in_a_real_browser() {
          The network NSWP says that decriminalisation of sex work protects their health.",
     );
     trimmed("es-demo-instruct.wav", dir.path(), "es-12s.wav", 12);
+    // The floor's first word is the meeting's protected name: withheld from attendees, read
+    // by the interpreter through the key in the link.
+    let interpreter_key = "interpreter-key-for-the-pages-test";
     let text = format!(
         r#"[meeting]
 title = "Raid and rescue: the pages"
@@ -813,6 +818,8 @@ archive = "archive.sqlite"
 downloads = true
 model = "base"
 glossary = "{glossary}"
+protected_names = ["Today"]
+interpreter_token = "{interpreter_key}"
 
 [[channel]]
 id = "floor"
@@ -842,7 +849,11 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
         page_test(
             script,
             &format!("http://{}", server.addr),
-            &[("TOLK_TOKEN", TOKEN.as_ref())],
+            &[
+                ("TOLK_TOKEN", TOKEN.as_ref()),
+                ("TOLK_PROTECTED", "Today".as_ref()),
+                ("TOLK_INTERPRETER_KEY", interpreter_key.as_ref()),
+            ],
         );
         assert!(artifacts.join(shot).exists(), "{shot}");
     }

@@ -29,6 +29,11 @@ await run(async (browser) => {
   check(!(await page.$eval('#state', (e) => e.classList.contains('down'))), 'live again');
   const text = await page.innerText('#captions');
   check(text.trim().split(/\s+/).length >= 10, `captions have words: ${text.slice(0, 120)}…`);
+  // $TOLK_PROTECTED: a word the meeting protects (the floor says it in its first sentence).
+  const protectedWord = process.env.TOLK_PROTECTED;
+  if (protectedWord) {
+    check(!text.toLowerCase().includes(protectedWord.toLowerCase()) && text.includes('[name withheld]'), `the protected name is withheld from attendees: ${text.slice(0, 60)}…`);
+  }
 
   // The meeting lets attendees download their channel's transcript: the file holds what
   // the page showed.

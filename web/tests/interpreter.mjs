@@ -11,12 +11,25 @@ await run(async (browser) => {
   const page = await context.newPage();
   const watched = watch(page);
 
-  await page.goto(url + '/interpreter?source=floor&booth=es&own=es');
+  // $TOLK_INTERPRETER_KEY: the link the organizer gives interpreters carries their key, for
+  // the protected name $TOLK_PROTECTED (attendees never see it; interpreters do).
+  const key = process.env.TOLK_INTERPRETER_KEY;
+  await page.goto(url + '/interpreter?source=floor&booth=es&own=es' + (key ? '#k=' + encodeURIComponent(key) : ''));
   const termCard = '#cards .card.sourced, #cards .card.proposal';
   await page.waitForSelector(termCard, { timeout: 120000 });
   const card = await page.$eval(termCard, (c) => ({ term: c.querySelector('.term').textContent, eq: c.querySelector('.eq').textContent, lang: c.querySelector('.eq').lang, badge: c.querySelector('.badge').textContent, cls: c.className }));
   check(card.lang === 'es' && card.eq.length > 0, `a term card in the booth language: ${JSON.stringify(card)}`);
   check(/^(sourced|proposal — unverified)/.test(card.badge) && (card.cls.includes('sourced') || card.cls.includes('proposal')), `the card says sourced or proposal: ${card.badge}`);
+  if (key) {
+    check(!page.url().includes('#'), `the key leaves the address bar at once: ${page.url()}`);
+    // Live finals carry it (what came before the desk opened, its snapshot, withholds it
+    // too): the floor says it again when its recording loops.
+    const word = process.env.TOLK_PROTECTED.toLowerCase();
+    await page.waitForFunction((w) => document.getElementById('captions').innerText.toLowerCase().includes(w), word, { timeout: 60000 }).catch(() => {});
+    const said = await page.innerText('#captions');
+    const at = said.toLowerCase().lastIndexOf(word);
+    check(at >= 0, `the interpreter reads the protected name live: …${said.slice(Math.max(0, at - 20), at + 40)}…`);
+  }
   const hits = await page.$$eval('#captions .hit', (hs) => hs.map((h) => h.textContent));
   check(hits.length > 0, `terms highlighted in the floor's captions: ${hits.join(', ')}`);
   await page.waitForSelector('#own-captions .final', { timeout: 120000 });
