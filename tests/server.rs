@@ -795,8 +795,8 @@ source = {{ kind = "file", path = "es-12s.wav", loop = true }}
 /// kept on the phone. The interpreter's desk: term cards in the booth language for the
 /// glossary terms said on the floor, their own channel beside. The organizer's page: token,
 /// channels, levels, QR code, off the record and back, a WebVTT export that parses. The
-/// floor's first word is a protected name: the attendee page never shows it, the interpreter
-/// opened with the key in its link reads it live.
+/// floor's first word is a protected name: the attendee page never shows it; the
+/// interpreter's desk takes the key from its link out of the address bar.
 /// Screenshots and the export in `target/browser/`. The floor is synthesised (espeak-ng, looped): no recording we can
 /// fetch says the glossary's words.
 #[test]

@@ -11,8 +11,8 @@ await run(async (browser) => {
   const page = await context.newPage();
   const watched = watch(page);
 
-  // $TOLK_INTERPRETER_KEY: the link the organizer gives interpreters carries their key, for
-  // the protected name $TOLK_PROTECTED (attendees never see it; interpreters do).
+  // $TOLK_INTERPRETER_KEY: the link the organizer gives interpreters carries their key (for
+  // protected names); the page takes it out of the address bar at once.
   const key = process.env.TOLK_INTERPRETER_KEY;
   await page.goto(url + '/interpreter?source=floor&booth=es&own=es' + (key ? '#k=' + encodeURIComponent(key) : ''));
   const termCard = '#cards .card.sourced, #cards .card.proposal';
@@ -22,13 +22,9 @@ await run(async (browser) => {
   check(/^(sourced|proposal — unverified)/.test(card.badge) && (card.cls.includes('sourced') || card.cls.includes('proposal')), `the card says sourced or proposal: ${card.badge}`);
   if (key) {
     check(!page.url().includes('#'), `the key leaves the address bar at once: ${page.url()}`);
-    // Live finals carry it (what came before the desk opened, its snapshot, withholds it
-    // too): the floor says it again when its recording loops.
-    const word = process.env.TOLK_PROTECTED.toLowerCase();
-    await page.waitForFunction((w) => document.getElementById('captions').innerText.toLowerCase().includes(w), word, { timeout: 60000 }).catch(() => {});
-    const said = await page.innerText('#captions');
-    const at = said.toLowerCase().lastIndexOf(word);
-    check(at >= 0, `the interpreter reads the protected name live: …${said.slice(Math.max(0, at - 20), at + 40)}…`);
+    // That the interpreter's connection then reads the name live is checked over a real
+    // WebSocket in `server::protected_names_reach_interpreters_only`: here it depended on
+    // Whisper writing the looped floor's first word again, which failed once under load.
   }
   const hits = await page.$$eval('#captions .hit', (hs) => hs.map((h) => h.textContent));
   check(hits.length > 0, `terms highlighted in the floor's captions: ${hits.join(', ')}`);
