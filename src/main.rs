@@ -290,13 +290,23 @@ struct StreamArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TOLK_LOG")
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+    use tracing_subscriber::prelude::*;
+    let asked = tracing_subscriber::EnvFilter::try_from_env("TOLK_LOG")
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    // Whatever TOLK_LOG asks, other crates log no TRACE events: theirs carry payloads
+    // (tungstenite logs every WebSocket frame, a protected name read by an interpreter
+    // included). tolk's own events never carry caption text at any level.
+    let no_payloads = tracing_subscriber::filter::filter_fn(|m| {
+        *m.level() <= tracing::Level::DEBUG || m.target().starts_with("tolk")
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(asked)
+                .with_filter(no_payloads),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {

@@ -7,7 +7,7 @@ use crate::util::*;
 use tolk::stream::engine::Emitted;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{ChannelId, ChannelSpec, ChannelStats, Engine};
+use tolk::stream::scheduler::{ChannelId, ChannelSpec, ChannelStats, Engine, Fault, Health};
 
 fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
     ChannelSpec {
@@ -17,7 +17,7 @@ fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
         policy: PolicyConfig::default(),
         hints: Vec::new(),
         translate: false,
-        panic_at_decode: None,
+        fault: None,
     }
 }
 
@@ -26,6 +26,9 @@ struct Run {
     events: Vec<(ChannelId, Emitted)>,
     stats: Vec<ChannelStats>,
     ids: (ChannelId, ChannelId),
+    /// The engine's health at the end, and whether it was ever down on the way.
+    health: Health,
+    was_down: bool,
 }
 
 impl Run {
@@ -45,6 +48,15 @@ impl Run {
 /// An engine with two channels: the floor (jfk.wav, English) and `es` (as long, of
 /// es-demo-congrats.wav, Spanish), both fed in real time, 100 ms at a time, to the end.
 fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> Run {
+    two_channels_with(model, es_spec, None)
+}
+
+/// [`two_channels`] with a sink that panics on the `es` channel's final number N.
+fn two_channels_with(
+    model: &Arc<tolk::transcribe::Model>,
+    es_spec: ChannelSpec,
+    sink_panics_at_final: Option<usize>,
+) -> Run {
     let floor_audio = tolk::audio::decode_file(&testdata("jfk.wav"))
         .unwrap()
         .samples;
@@ -54,10 +66,17 @@ fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> R
     let es_audio = &es_audio[..floor_audio.len()];
 
     let (tx, rx) = mpsc::channel::<(ChannelId, Emitted)>();
+    let mut es_finals = 0;
     let engine = Engine::start(
         model.clone(),
         tolk::transcribe::default_threads(),
         Box::new(move |id, e| {
+            if id == 1 && matches!(e.event, Event::Final { .. }) {
+                es_finals += 1;
+                if sink_panics_at_final == Some(es_finals) {
+                    panic!("fault injected in the sink");
+                }
+            }
             let _ = tx.send((id, e));
         }),
     )
@@ -68,7 +87,9 @@ fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> R
     let start = Instant::now();
     let chunk = 1600;
     let mut fed = 0;
+    let mut was_down = false;
     while fed < floor_audio.len() {
+        was_down |= engine.health().down.is_some();
         let due = ((start.elapsed().as_secs_f64() * 16_000.0) as usize).min(floor_audio.len());
         while fed + chunk <= due || (due == floor_audio.len() && fed < due) {
             let end = (fed + chunk).min(floor_audio.len());
@@ -82,16 +103,20 @@ fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> R
     es.finish();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !engine.stats().iter().all(|s| s.done) {
+        was_down |= engine.health().down.is_some();
         assert!(Instant::now() < deadline, "channels never finished");
         assert!(engine.stopped().is_none(), "{:?}", engine.stopped());
         std::thread::sleep(Duration::from_millis(50));
     }
     let stats = engine.stats();
+    let health = engine.health();
     engine.shutdown();
     Run {
         events: rx.try_iter().collect(),
         stats,
         ids: (floor.id(), es.id()),
+        health,
+        was_down,
     }
 }
 
@@ -155,7 +180,7 @@ fn a_panic_in_one_channel_restarts_it_and_spares_the_others() {
     let run = two_channels(
         &model,
         ChannelSpec {
-            panic_at_decode: Some(3),
+            fault: Some(Fault::Recognition(3)),
             ..spec("es", "es", false)
         },
     );
@@ -174,6 +199,72 @@ fn a_panic_in_one_channel_restarts_it_and_spares_the_others() {
     }
     assert!((es.audio_secs - 11.0).abs() < 0.01, "{es:?}");
     assert_eq!(run.stats[0].restarts, 0);
+}
+
+/// A panic in the sink (the server's glossary, redaction and queue run there) loses that one
+/// event, counted and named for its channel; recognition goes on for every channel, that
+/// one included.
+#[test]
+fn a_panic_in_the_sink_loses_one_event_not_the_engine() {
+    let _guard = whisper_lock();
+    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+    let run = two_channels_with(&model, spec("es", "es", false), Some(1));
+    assert_floor_ok(&run);
+    let es = &run.stats[1];
+    assert_eq!((es.events_lost, es.finals_lost), (1, 1), "{es:?}");
+    assert_eq!(es.restarts, 0, "{es:?}");
+    let (why, at) = es.last_fault.clone().unwrap();
+    assert!(
+        why.contains("a final was lost in caption delivery"),
+        "{why}"
+    );
+    assert!(why.contains("fault injected in the sink"), "{why}");
+    assert!(
+        run.finals(run.ids.1).iter().any(|f| f.2 > at),
+        "the channel is captioned after the fault at {at:.1} s"
+    );
+    assert_eq!(run.health, Health::default(), "the thread never died");
+    assert_eq!(run.stats[0].events_lost, 0);
+}
+
+/// A panic in the decoder thread outside any channel's guard: the thread is started again
+/// (after [`tolk::stream::scheduler::RESTART_PAUSE`]), its health says recognition is down
+/// meanwhile, and both channels are captioned again, their times going on in order.
+#[test]
+fn a_dead_decoder_thread_is_started_again() {
+    let _guard = whisper_lock();
+    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+    let run = two_channels(
+        &model,
+        ChannelSpec {
+            fault: Some(Fault::Thread(3)),
+            ..spec("es", "es", false)
+        },
+    );
+    assert!(run.was_down, "the health never said recognition was down");
+    assert_eq!(run.health.down, None, "it is up again");
+    assert_eq!(run.health.thread_restarts, 1);
+    let why = run.health.last_thread_fault.clone().unwrap();
+    assert!(
+        why.contains("fault injected in the decoder thread"),
+        "{why}"
+    );
+    // Both channels captioned after the restart (the fault came at es's third decode, a
+    // second or two in; the floor's speech goes on to 11 s), in order, all their audio
+    // accounted for.
+    let floor = run.finals(run.ids.0);
+    assert!(
+        floor.iter().any(|f| f.1 > 5.0),
+        "the floor is captioned after the restart: {floor:?}"
+    );
+    assert!(!run.finals(run.ids.1).is_empty(), "es is captioned");
+    for (id, s) in [(run.ids.0, &run.stats[0]), (run.ids.1, &run.stats[1])] {
+        let finals = run.finals(id);
+        for w in finals.windows(2) {
+            assert!(w[1].1 >= w[0].1, "times go on in order: {finals:?}");
+        }
+        assert!((s.audio_secs - 11.0).abs() < 0.01, "{s:?}");
+    }
 }
 
 /// Feeding a channel of an engine that stopped is an error, not a hang or a panic.

@@ -37,7 +37,14 @@ fn serve(dir: &Path) -> Server {
 
 /// [`serve`] with more arguments.
 fn serve_with(dir: &Path, args: &[&str]) -> Server {
-    let mut child = tolk(dir)
+    let mut cmd = tolk(dir);
+    cmd.stderr(Stdio::inherit());
+    serve_command(cmd, args)
+}
+
+/// [`serve_with`] from a command set up by the caller (its environment, its stderr).
+fn serve_command(mut cmd: std::process::Command, args: &[&str]) -> Server {
+    let mut child = cmd
         .args([
             "serve",
             "--config",
@@ -48,7 +55,6 @@ fn serve_with(dir: &Path, args: &[&str]) -> Server {
         .args(["--organizer-token", TOKEN])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
@@ -1616,7 +1622,12 @@ source = {{ kind = "file", path = "floor.wav", loop = true }}
     );
     std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
     let _guard = whisper_lock();
-    let server = serve(dir.path());
+    // The most verbose log there is, whisper.cpp's included: it must not name her either.
+    let log_path = dir.path().join("server.log");
+    let mut cmd = tolk(dir.path());
+    cmd.env("TOLK_LOG", "trace")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let server = serve_command(cmd, &[]);
     let addr = server.addr.clone();
     let wrong = tungstenite::connect(format!("ws://{addr}/ws?interpreter=not-the-token"));
     match wrong {
@@ -1685,4 +1696,125 @@ source = {{ kind = "file", path = "floor.wav", loop = true }}
         "the archive holds the captions"
     );
     assert!(!stored.contains("maria"), "the archive names her");
+    let log = std::fs::read_to_string(&log_path).unwrap().to_lowercase();
+    assert!(
+        log.matches("decoded").count() >= 3,
+        "the log has every decode: {}",
+        &log[..log.len().min(2000)]
+    );
+    for word in ["maria", "lopez", "arrested", "rescue"] {
+        assert!(!log.contains(word), "the log has the words heard: {word}");
+    }
+}
+
+/// Faults in recognition, as a listener, `/healthz` and the organizer see them: a panic in
+/// the sink (glossary, redaction, the writer's queue) at the floor's second final loses that
+/// final only, counted and named; a panic in the decoder thread at the floor's 12th decode
+/// stops recognition — `/healthz` says 503, the channel says `incomplete`, the organizer
+/// page raises an alarm — until the thread is started again and captions go on.
+#[test]
+fn recognition_faults_are_contained_counted_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[meeting]
+id = "faults"
+title = "Faults"
+archive = "archive.sqlite"
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+floor = true
+source = {{ kind = "file", path = "{jfk}", loop = true }}
+"#,
+        jfk = testdata("jfk.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let mut cmd = tolk(dir.path());
+    cmd.env("TOLK_FAULT_PANIC", "sink:floor:2,thread:floor:12")
+        .stderr(Stdio::inherit());
+    let server = serve_command(cmd, &[]);
+    let addr = server.addr.clone();
+    // Watch /healthz and the organizer's status from another thread, 20 times a second.
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (addr, watching) = (addr.clone(), watching.clone());
+        std::thread::spawn(move || {
+            let (mut down, mut alarm) = (None, None);
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, body) = get(&addr, "/healthz", None);
+                if code == 503 && down.is_none() {
+                    down = Some(body);
+                }
+                let (_, body) = get(&addr, "/api/organizer", Some(TOKEN));
+                let s: Value = serde_json::from_str(&body).unwrap();
+                if alarm.is_none() {
+                    alarm = s["recognition_alarm"].as_str().map(String::from);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (down, alarm)
+        })
+    };
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    // Past the restart (the 12th decode comes some 12 s in): finals for another 20 s.
+    follow(&mut ws, &mut seen, 40, |_| false);
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (down, alarm) = watcher.join().unwrap();
+
+    let down = down.expect("/healthz never said recognition was down");
+    let down: Value = serde_json::from_str(&down).unwrap();
+    assert!(
+        down["engine"].as_str().unwrap().starts_with("down"),
+        "{down}"
+    );
+    assert_eq!(down["channels"][0]["state"], "incomplete", "{down}");
+    let alarm = alarm.expect("the organizer's page never raised an alarm");
+    assert!(alarm.contains("No speech is being captioned"), "{alarm}");
+
+    let (code, health) = get(&addr, "/healthz", None);
+    assert_eq!(code, 200, "recognition runs again: {health}");
+    let (_, body) = get(&addr, "/api/organizer", Some(TOKEN));
+    let s: Value = serde_json::from_str(&body).unwrap();
+    let engine = s["engine"].as_str().unwrap();
+    assert!(engine.starts_with("running (restarted 1×"), "{engine}");
+    assert!(
+        engine.contains("fault injected in the decoder thread"),
+        "{engine}"
+    );
+    let floor = &s["channels"][0];
+    assert_eq!(floor["finals_lost"], 1, "{floor}");
+    assert!(
+        floor["last_fault"]
+            .as_str()
+            .unwrap()
+            .contains("a final was lost in caption delivery"),
+        "{floor}"
+    );
+    assert!(
+        floor["source"]
+            .as_str()
+            .unwrap()
+            .contains("1 caption(s) lost"),
+        "{floor}"
+    );
+    // The listener: numbers with no gap (the lost final never got one), captions before
+    // and well after the restart.
+    let seqs = seen.seqs("floor");
+    assert!(seqs.len() >= 8, "captions went on: {seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let last_wall = seen.finals["floor"].last().unwrap()["wall_ms"]
+        .as_u64()
+        .unwrap();
+    let first_wall = seen.finals["floor"][0]["wall_ms"].as_u64().unwrap();
+    assert!(
+        last_wall - first_wall > 25_000,
+        "captions after the restart"
+    );
+    drop(server);
 }

@@ -86,6 +86,7 @@
     if (m.state === 'lagging') state(W.lagging + ' ' + Math.round(m.lag) + ' s');
     else if (m.state === 'ended') state(W.ended);
     else if (m.state === 'stopped') state(W.stopped);
+    else if (m.state === 'incomplete') state(W.incomplete, true);
     else if (m.state === 'silent') state(W.live + ' · ' + W.silent);
     else state(W.live);
   }

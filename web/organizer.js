@@ -19,13 +19,14 @@
     meeting = s.meeting;
     $('title').textContent = s.meeting.title + ' — organizer';
     $('health').textContent = 'engine ' + s.engine + ' · ' + s.connections + ' connections';
-    $('health').className = s.engine === 'running' ? 'ok' : 'down';
+    $('health').className = s.engine.startsWith('running') ? 'ok' : 'down';
     const off = !!s.meeting.off_record;
     $('record').setAttribute('aria-pressed', String(off));
     $('record').textContent = off ? 'Off the record — go back on' : 'Go off the record';
     $('archive').textContent = 'Archive: ' + s.archive;
-    $('alarm').hidden = !s.archive_alarm;
-    $('alarm').textContent = s.archive_alarm || '';
+    const alarm = [s.recognition_alarm, s.archive_alarm].filter(Boolean).join(' ');
+    $('alarm').hidden = !alarm;
+    $('alarm').textContent = alarm;
     $('glossary').textContent = s.glossary || 'none';
     const body = $('channels').tBodies[0];
     body.textContent = '';

@@ -44,7 +44,7 @@ use crate::glossary::{AnnotateOptions, Glossary, GlossaryError};
 use crate::stream::engine::{Emitted, PROMPT_TOKENS};
 use crate::stream::lang::LanguageMode;
 use crate::stream::policy::{Event, PolicyConfig};
-use crate::stream::scheduler::{ChannelSpec, Engine};
+use crate::stream::scheduler::{ChannelSpec, Engine, Fault};
 use crate::transcribe::Model;
 
 use config::{MeetingConfig, SourceConfig};
@@ -259,18 +259,39 @@ pub async fn run(
     Ok(())
 }
 
-/// Fault injection for the tests: `TOLK_FAULT_PANIC=CHANNEL:N` makes that channel's
-/// recognition panic at its decode N, once (see `scheduler`: the channel restarts).
-fn injected_panic(channel: &str) -> Option<u64> {
-    let v = std::env::var("TOLK_FAULT_PANIC").ok()?;
-    let (c, n) = v.split_once(':')?;
-    let n = n.parse().ok().filter(|_| c == channel)?;
-    tracing::warn!(
-        channel,
-        decode = n,
-        "TOLK_FAULT_PANIC: a panic will be injected"
-    );
-    Some(n)
+/// Where a test injects a panic (`TOLK_FAULT_PANIC`), once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Injected {
+    /// In the engine (`CHANNEL:N`: the channel's recognition at its decode N, which
+    /// restarts that channel; `thread:CHANNEL:N`: the decoder thread, which restarts).
+    Engine(Fault),
+    /// `sink:CHANNEL:N`: the sink, at the channel's final N (that final is lost, counted).
+    Sink(u64),
+}
+
+/// Fault injection for the tests: what `TOLK_FAULT_PANIC` (a comma-separated list) asks of
+/// `channel`, in the sink and in the engine.
+fn injected_panic(channel: &str) -> Vec<Injected> {
+    let v = std::env::var("TOLK_FAULT_PANIC").unwrap_or_default();
+    v.split(',')
+        .filter_map(|one| {
+            let mut parts = one.rsplitn(3, ':');
+            let n: u64 = parts.next()?.parse().ok()?;
+            (parts.next()? == channel).then_some(())?;
+            let injected = match parts.next() {
+                None => Injected::Engine(Fault::Recognition(n)),
+                Some("thread") => Injected::Engine(Fault::Thread(n)),
+                Some("sink") => Injected::Sink(n),
+                Some(_) => return None,
+            };
+            tracing::warn!(
+                channel,
+                ?injected,
+                "TOLK_FAULT_PANIC: a panic will be injected"
+            );
+            Some(injected)
+        })
+        .collect()
 }
 
 /// Everything that blocks at start: the model, the glossary, the archive, the threads.
@@ -363,6 +384,17 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     let ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
     let (g, flags, le) = (glossary.clone(), m.flags, last_event.clone());
     let redactor = redact::Redactor::new(&m.protected_names).map_err(ServerError::Meeting)?;
+    let injected: Vec<Vec<Injected>> = channels.iter().map(|c| injected_panic(&c.id)).collect();
+    let sink_panics: Vec<Option<u64>> = injected
+        .iter()
+        .map(|i| {
+            i.iter().find_map(|i| match i {
+                Injected::Sink(n) => Some(*n),
+                Injected::Engine(_) => None,
+            })
+        })
+        .collect();
+    let mut finals_seen = vec![0u64; channels.len()];
     let sink = Box::new(move |id: u32, e: Emitted| {
         let ch = id as usize;
         let Some(channel) = ids.get(ch).cloned() else {
@@ -401,6 +433,10 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 language,
                 ..
             } => {
+                finals_seen[ch] += 1;
+                if sink_panics[ch] == Some(finals_seen[ch]) {
+                    panic!("fault injected in the sink (TOLK_FAULT_PANIC)");
+                }
                 let lang = if language.is_empty() {
                     langs[ch].clone()
                 } else {
@@ -455,7 +491,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     // Every channel's engine side first: a source feeds its own channel and those that
     // translate it.
     let mut opened = Vec::new();
-    for c in &config.channels {
+    for (c, injected) in config.channels.iter().zip(&injected) {
         let fail = |message: String| ServerError::Channel {
             channel: c.id.clone(),
             message,
@@ -498,7 +534,10 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 },
                 hints,
                 translate,
-                panic_at_decode: injected_panic(&c.id),
+                fault: injected.iter().find_map(|i| match i {
+                    Injected::Engine(f) => Some(*f),
+                    Injected::Sink(_) => None,
+                }),
             })
             .map_err(|e| fail(e.to_string()))?;
         opened.push(channel);
@@ -577,6 +616,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
 /// Each channel's state, from the engine's numbers and the source.
 fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
     let stats = app.engine.stats();
+    let health = app.engine.health();
     let sources = app.sources.lock().ok();
     let now = now_ms();
     (0..app.hub.channels.len())
@@ -588,16 +628,32 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                 .map(|s| (s.ended.load(Relaxed), s.describe()))
                 .unwrap_or((true, "none".into()));
             let done = stats.get(i).map(|s| s.done).unwrap_or(false);
-            let described = match stats.get(i) {
-                Some(s) if s.restarts > 0 => format!(
-                    "{described}; recognition restarted {}× after a fault (last: {})",
-                    s.restarts,
-                    s.last_fault.as_ref().map_or("?", |f| f.0.as_str())
-                ),
-                _ => described,
-            };
+            let mut described = described;
+            if let Some(s) = stats.get(i) {
+                if s.restarts > 0 {
+                    described.push_str(&format!(
+                        "; recognition restarted {}× after a fault",
+                        s.restarts
+                    ));
+                }
+                if s.finals_lost > 0 {
+                    described.push_str(&format!(
+                        "; {} caption(s) lost to a fault in delivery",
+                        s.finals_lost
+                    ));
+                }
+                if let Some((fault, _)) = &s.last_fault {
+                    described.push_str(&format!(" (last fault: {fault})"));
+                }
+            }
             let state = if let Some(why) = app.engine.stopped() {
                 return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
+            } else if let Some(why) = &health.down {
+                return (
+                    ChannelState::Incomplete,
+                    lag,
+                    format!("recognition is down ({why}): restarting; {described}"),
+                );
             } else if app.stopped[i].load(Relaxed) {
                 return (
                     ChannelState::Stopped,
@@ -930,18 +986,40 @@ fn note_sent(m: &ServerMessage, channel: usize, last_sent: &mut [u64]) {
     }
 }
 
+/// The recognition engine in a few words: "running", "running (restarted 1× after …)",
+/// "down (…)", "stopped (…)"; and whether it is running now.
+fn engine_state(app: &App) -> (bool, String) {
+    let h = app.engine.health();
+    if let Some(why) = app.engine.stopped() {
+        return (false, format!("stopped ({why})"));
+    }
+    if let Some(why) = h.down {
+        return (false, format!("down ({why}): restarting"));
+    }
+    match (h.thread_restarts, h.last_thread_fault) {
+        (0, _) => (true, "running".into()),
+        (n, fault) => (
+            true,
+            format!(
+                "running (restarted {n}× after a fault; last: {})",
+                fault.unwrap_or_default()
+            ),
+        ),
+    }
+}
+
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let engine = app.engine.stopped();
+    let (running, engine) = engine_state(&app);
     let archive = app
         .pipeline
         .archive_error
         .lock()
         .ok()
         .and_then(|e| e.clone());
-    let ok = engine.is_none() && archive.is_none();
+    let ok = running && archive.is_none();
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },
-        "engine": engine.unwrap_or_else(|| "running".into()),
+        "engine": engine,
         "archive": match (&app.archive_path, archive) {
             (None, _) => "off the record".to_string(),
             (Some(_), Some(e)) => e,
@@ -1025,14 +1103,20 @@ async fn organizer_status(
                 "audio_secs": s.audio_secs.round(),
                 "audio_lost_secs": s.audio_lost_secs,
                 "restarts": s.restarts,
+                "finals_lost": s.finals_lost,
                 "last_fault": s.last_fault.as_ref().map(|f| f.0.clone()),
                 "last_seq": app.hub.last_seq(i),
             })
         })
         .collect();
+    let (running, engine) = engine_state(&app);
     let body = serde_json::json!({
         "meeting": app.meeting(None),
-        "engine": app.engine.stopped().unwrap_or_else(|| "running".into()),
+        "engine": engine,
+        // An alarm for the organizer: no speech is captioned while recognition is down.
+        "recognition_alarm": (!running).then(|| format!(
+            "Recognition is {engine}. No speech is being captioned on any channel until it runs again; listeners see \"captions incomplete\"."
+        )),
         "archive": match (&app.archive_path, &archive) {
             (None, _) => "none: the meeting was started off the record".to_string(),
             (Some(_), Some(e)) => format!("failing: {e}"),

@@ -126,6 +126,9 @@ pub enum ChannelState {
     Ended,
     /// The organizer stopped the channel: its audio is not transcribed until started again.
     Stopped,
+    /// Speech on this channel is not all being captioned now (recognition is down and
+    /// restarting, say); `source` says why.
+    Incomplete,
 }
 
 /// What the server sends.

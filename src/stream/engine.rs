@@ -210,15 +210,17 @@ impl<'m> Decoder<'m> {
         flush(&mut words, &mut probs);
         words.retain(|w| !w.text.trim().is_empty());
         self.busy_secs += t0.elapsed().as_secs_f64();
+        // Never the words or the prompt: a log is written, and a protected name must not be
+        // (the redactor runs later, in the server). Counts and times only.
         tracing::debug!(
             start = job.start,
             secs,
             closing = job.closing,
-            prompt = %job.prompt,
+            prompt_chars = job.prompt.chars().count(),
             took = t0.elapsed().as_secs_f64(),
             no_speech,
             logprob = if n_tok == 0 { 0.0 } else { logp / n_tok as f64 },
-            words = %words.iter().map(|w| format!("{}[{:.2}-{:.2}]", w.text, w.start, w.end)).collect::<String>(),
+            words = words.len(),
             "decoded"
         );
         Ok(Hypothesis {
@@ -474,7 +476,7 @@ fn run_realtime(
             policy: cfg,
             hints: Vec::new(),
             translate,
-            panic_at_decode: None,
+            fault: None,
         })
         .map_err(stopped)?;
     let start = Instant::now();

@@ -24,7 +24,12 @@
 //! restarts that channel only: a new policy and Whisper state, its times and segments going
 //! on from where they were, the audio of the failed window lost, the fault counted in
 //! [`ChannelStats::restarts`] and named in [`ChannelStats::last_fault`]. The other channels
-//! do not notice.
+//! do not notice. A panic in the sink loses that one event (counted in
+//! [`ChannelStats::events_lost`], named in `last_fault`) and nothing else. Should the decoder
+//! thread itself die (a panic or error outside any one channel), it is started again after a
+//! pause ([`RESTART_PAUSE`], doubling while it keeps failing, at most
+//! [`MAX_RESTART_PAUSE`]) with every open channel, its times going on; meanwhile
+//! [`Engine::health`] says recognition is down, and why.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,6 +50,13 @@ pub const STARVE_AFTER: f64 = 4.0;
 
 /// How long the decoder thread sleeps when nothing is due (it wakes at once on new audio).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// The pause before the decoder thread is started again after it died; it doubles while the
+/// thread keeps dying, up to [`MAX_RESTART_PAUSE`], and is back to this after
+/// [`HEALTHY_AFTER`] without a fault.
+pub const RESTART_PAUSE: Duration = Duration::from_secs(1);
+pub const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// Identifies a channel within an engine.
 pub type ChannelId = u32;
@@ -89,9 +101,17 @@ pub struct ChannelSpec {
     pub hints: Vec<String>,
     /// Whisper's translate task: English text of speech in `language`.
     pub translate: bool,
-    /// Fault injection for the tests: the channel's recognition panics at its decode
-    /// number N (once). The server sets it from `TOLK_FAULT_PANIC=channel:N`.
-    pub panic_at_decode: Option<u64>,
+    /// Fault injection for the tests (the server sets it from `TOLK_FAULT_PANIC`).
+    pub fault: Option<Fault>,
+}
+
+/// A panic injected for the tests, once, at the channel's decode number N.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// In the channel's recognition: the channel restarts.
+    Recognition(u64),
+    /// In the decoder thread outside any channel's guard: the thread restarts.
+    Thread(u64),
 }
 
 /// A channel's numbers, for status pages and benchmarks.
@@ -121,6 +141,12 @@ pub struct ChannelStats {
     pub level_db: f64,
     /// Times this channel's recognition was restarted after a fault.
     pub restarts: u64,
+    /// Events (finals or partials) lost to a panic in the sink, and finals among them.
+    pub events_lost: u64,
+    pub finals_lost: u64,
+    /// Segments the channel's policies have opened (so that a restarted policy's segment
+    /// numbers go on after them).
+    pub segments: u64,
     /// The last fault, and the engine time (seconds) it happened.
     pub last_fault: Option<(String, f64)>,
 }
@@ -143,6 +169,9 @@ pub type Sink = Box<dyn FnMut(ChannelId, Emitted) + Send>;
 struct Inbox {
     samples: VecDeque<f32>,
     lost: usize,
+    /// Samples the decoder thread has taken (and those lost), in all: where a channel
+    /// opened again after the thread died goes on in media time.
+    taken: usize,
     finished: bool,
 }
 
@@ -152,14 +181,29 @@ struct Shared {
 }
 
 struct State {
-    /// Channels to open, handed to the decoder thread.
-    opening: Vec<(ChannelId, ChannelSpec)>,
+    /// Every channel until it is done: the decoder thread opens from here, and opens them
+    /// all again when it is restarted.
+    channels: Vec<(ChannelId, ChannelSpec)>,
     inboxes: Vec<(ChannelId, Inbox)>,
     stats: Vec<(ChannelId, ChannelStats)>,
-    /// Set when the decoder thread stopped (shutdown or error).
+    /// Set when the decoder thread stopped for good (shutdown).
     stopped: Option<String>,
+    /// Set while the decoder thread is down (it died and is started again after a pause).
+    down: Option<String>,
+    /// Times the decoder thread died and was started again, and the last reason.
+    thread_restarts: u64,
+    last_thread_fault: Option<String>,
     shutdown: bool,
     next_id: ChannelId,
+}
+
+/// The decoder thread's health, for `/healthz` and the organizer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// Recognition is down (the decoder thread died and waits to start again): why.
+    pub down: Option<String>,
+    pub thread_restarts: u64,
+    pub last_thread_fault: Option<String>,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
@@ -213,10 +257,13 @@ impl Engine {
     pub fn start(model: Arc<Model>, threads: usize, sink: Sink) -> Result<Engine, EngineError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                opening: Vec::new(),
+                channels: Vec::new(),
                 inboxes: Vec::new(),
                 stats: Vec::new(),
                 stopped: None,
+                down: None,
+                thread_restarts: 0,
+                last_thread_fault: None,
                 shutdown: false,
                 next_id: 0,
             }),
@@ -227,15 +274,8 @@ impl Engine {
             .name("tolk-decoder".into())
             .spawn(move || {
                 yield_to_delivery();
-                let result = decoder_thread(&model, threads, &s, sink);
-                let mut st = lock(&s);
-                st.stopped = Some(match result {
-                    Ok(()) => "shut down".into(),
-                    Err(e) => {
-                        tracing::error!("streaming engine stopped: {e}");
-                        e.to_string()
-                    }
-                });
+                supervise(&model, threads, &s, sink);
+                lock(&s).stopped = Some("shut down".into());
             })
             .map_err(|e| {
                 TranscribeError::Whisper(format!("cannot start the decoder thread: {e}"))
@@ -268,10 +308,11 @@ impl Engine {
             Inbox {
                 samples: VecDeque::new(),
                 lost: 0,
+                taken: 0,
                 finished: false,
             },
         ));
-        st.opening.push((id, spec));
+        st.channels.push((id, spec));
         drop(st);
         self.shared.wake.notify_one();
         Ok(Channel {
@@ -292,6 +333,16 @@ impl Engine {
     /// Why the engine stopped, if it did.
     pub fn stopped(&self) -> Option<String> {
         lock(&self.shared).stopped.clone()
+    }
+
+    /// Whether recognition is running, and the decoder thread's faults.
+    pub fn health(&self) -> Health {
+        let st = lock(&self.shared);
+        Health {
+            down: st.down.clone(),
+            thread_restarts: st.thread_restarts,
+            last_thread_fault: st.last_thread_fault.clone(),
+        }
     }
 
     /// Stops the decoder thread (after the decode in progress) and waits for it.
@@ -387,6 +438,8 @@ struct Live<'m> {
     segment_offset: u64,
     restarts: u64,
     last_fault: Option<(String, f64)>,
+    events_lost: u64,
+    finals_lost: u64,
     /// Engine time at which a decode became due.
     due_since: Option<f64>,
     finished: bool,
@@ -394,13 +447,97 @@ struct Live<'m> {
     max_lag: f64,
 }
 
+/// The decoder thread's body: [`decoder_thread`] until shutdown, started again after a
+/// pause whenever it dies. The sink survives it (a panic in one event is caught there).
+fn supervise(model: &Model, threads: usize, shared: &Shared, mut sink: Sink) {
+    let start = Instant::now();
+    let mut pause = RESTART_PAUSE;
+    loop {
+        let began = Instant::now();
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            decoder_thread(model, threads, shared, &mut sink, start)
+        }));
+        let why = match ran {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => panic_message(&*panic),
+        };
+        if began.elapsed() > HEALTHY_AFTER {
+            pause = RESTART_PAUSE;
+        }
+        tracing::error!(
+            "recognition stopped on every channel ({why}); starting it again in {} s",
+            pause.as_secs_f64()
+        );
+        let mut st = lock(shared);
+        st.down = Some(why.clone());
+        st.thread_restarts += 1;
+        st.last_thread_fault = Some(why);
+        // The pause, cut short by a shutdown.
+        let until = Instant::now() + pause;
+        while !st.shutdown {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = shared
+                .wake
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if st.shutdown {
+            return;
+        }
+        drop(st);
+        pause = (pause * 2).min(MAX_RESTART_PAUSE);
+    }
+}
+
+/// A channel to open on the decoder thread: what its earlier policies did (after a restart
+/// of the thread), and where its media time is.
+struct Opening {
+    id: ChannelId,
+    spec: ChannelSpec,
+    before: ChannelStats,
+    time_offset: f64,
+}
+
+/// Opens a channel on the decoder thread, going on from its earlier policies' times,
+/// segments and faults.
+fn open_live(model: &Model, threads: usize, o: Opening) -> Result<Live<'_>, EngineError> {
+    let Opening {
+        id,
+        spec,
+        before,
+        time_offset,
+    } = o;
+    Ok(Live {
+        id,
+        floor: spec.floor,
+        policy: new_policy(&spec),
+        decoder: Decoder::new(model, spec.language.clone(), threads)?.translating(spec.translate),
+        spec,
+        time_offset,
+        segment_offset: before.segments,
+        restarts: before.restarts,
+        last_fault: before.last_fault,
+        events_lost: before.events_lost,
+        finals_lost: before.finals_lost,
+        due_since: None,
+        finished: false,
+        lost_secs: before.audio_lost_secs,
+        max_lag: before.max_lag,
+    })
+}
+
 fn decoder_thread(
     model: &Model,
     threads: usize,
     shared: &Shared,
-    mut sink: Sink,
+    sink: &mut Sink,
+    start: Instant,
 ) -> Result<(), EngineError> {
-    let start = Instant::now();
     let now = || start.elapsed().as_secs_f64();
     let mut live: Vec<Live<'_>> = Vec::new();
     loop {
@@ -410,34 +547,42 @@ fn decoder_thread(
             if st.shutdown {
                 return Ok(());
             }
-            let opening = std::mem::take(&mut st.opening);
+            let opening: Vec<Opening> = st
+                .channels
+                .iter()
+                .filter(|(id, _)| !live.iter().any(|c| c.id == *id))
+                .map(|(id, spec)| Opening {
+                    id: *id,
+                    spec: spec.clone(),
+                    before: st
+                        .stats
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_default(),
+                    time_offset: st
+                        .inboxes
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map_or(0.0, |(_, i)| i.taken as f64 / super::SAMPLE_RATE_F),
+                })
+                .collect();
             let audio: Vec<(ChannelId, Vec<f32>, usize, bool)> = st
                 .inboxes
                 .iter_mut()
                 .map(|(id, i)| {
                     let lost = std::mem::take(&mut i.lost);
+                    i.taken += lost + i.samples.len();
                     (*id, i.samples.drain(..).collect(), lost, i.finished)
                 })
                 .collect();
             (opening, audio)
         };
-        for (id, spec) in opening {
-            live.push(Live {
-                id,
-                floor: spec.floor,
-                policy: new_policy(&spec),
-                decoder: Decoder::new(model, spec.language.clone(), threads)?
-                    .translating(spec.translate),
-                spec,
-                time_offset: 0.0,
-                segment_offset: 0,
-                restarts: 0,
-                last_fault: None,
-                due_since: None,
-                finished: false,
-                lost_secs: 0.0,
-                max_lag: 0.0,
-            });
+        for o in opening {
+            live.push(open_live(model, threads, o)?);
+        }
+        if !live.is_empty() || lock(shared).channels.is_empty() {
+            lock(shared).down = None;
         }
         for (id, samples, lost, finished) in audio {
             if let Some(ch) = live.iter_mut().find(|c| c.id == id) {
@@ -482,11 +627,23 @@ fn decoder_thread(
         if let Some(k) = pick(&ready) {
             let ch = &mut live[ready_ix[k]];
             ch.due_since = None;
+            if let Some(Fault::Thread(n)) = ch.spec.fault {
+                if ch.policy.decodes + 1 >= n {
+                    // Once: the restarted thread opens the channel without it.
+                    let mut st = lock(shared);
+                    if let Some((_, spec)) = st.channels.iter_mut().find(|(id, _)| *id == ch.id) {
+                        spec.fault = None;
+                    }
+                    drop(st);
+                    panic!("fault injected in the decoder thread (TOLK_FAULT_PANIC)");
+                }
+            }
             let step = catch_unwind(AssertUnwindSafe(|| -> Result<bool, TranscribeError> {
                 let Some(job) = ch.policy.poll_job(t) else {
                     return Ok(false);
                 };
-                if ch.restarts == 0 && ch.spec.panic_at_decode == Some(ch.policy.decodes) {
+                if ch.restarts == 0 && ch.spec.fault == Some(Fault::Recognition(ch.policy.decodes))
+                {
                     panic!(
                         "fault injected at decode {} (TOLK_FAULT_PANIC)",
                         ch.policy.decodes
@@ -511,7 +668,21 @@ fn decoder_thread(
         for ch in live.iter_mut() {
             while let Some(event) = ch.policy.poll_event() {
                 let event = event.shifted(ch.time_offset, ch.segment_offset);
-                sink(ch.id, Emitted { event, at: t });
+                let is_final = matches!(event, super::policy::Event::Final { .. });
+                let delivered =
+                    catch_unwind(AssertUnwindSafe(|| sink(ch.id, Emitted { event, at: t })));
+                if let Err(panic) = delivered {
+                    // That event is lost, counted and named; the channel and sink go on.
+                    let why = format!(
+                        "a {} was lost in caption delivery ({})",
+                        if is_final { "final" } else { "partial" },
+                        panic_message(&*panic)
+                    );
+                    tracing::error!(channel = %ch.spec.name, "{why}");
+                    ch.events_lost += 1;
+                    ch.finals_lost += u64::from(is_final);
+                    ch.last_fault = Some((why, t));
+                }
             }
         }
         {
@@ -524,7 +695,10 @@ fn decoder_thread(
                     s.decodes = ch.policy.decodes;
                     s.decode_secs = ch.decoder.busy_secs;
                     s.audio_secs = ch.time_offset + ch.policy.media_now();
+                    s.segments = ch.segment_offset + ch.policy.segments();
                     s.restarts = ch.restarts;
+                    s.events_lost = ch.events_lost;
+                    s.finals_lost = ch.finals_lost;
                     s.last_fault.clone_from(&ch.last_fault);
                     s.audio_lost_secs = ch.lost_secs;
                     s.step = step;
@@ -540,10 +714,11 @@ fn decoder_thread(
                 .map(|c| c.id)
                 .collect();
             st.inboxes.retain(|(id, _)| !done.contains(id));
+            st.channels.retain(|(id, _)| !done.contains(id));
             live.retain(|c| !done.contains(&c.id));
             if !decoded {
                 // Nothing to decode: sleep until audio comes (or a step's worth of time).
-                let nothing_new = st.opening.is_empty()
+                let nothing_new = st.channels.len() == live.len()
                     && st.inboxes.iter().all(|(_, i)| i.samples.is_empty())
                     && !st.shutdown;
                 if nothing_new {
