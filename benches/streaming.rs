@@ -1,39 +1,65 @@
 //! Streaming benchmark: long-form real speech (recordings joined with 1 s of silence) through
-//! the live engine, against the offline transcription of the same audio with the same model.
+//! the live engine, against `tolk transcribe` (the same model, beam 5, the whole recording
+//! in one call) on the same audio.
 //!
 //! ```sh
 //! cargo bench --bench streaming -- [--model base] [--lang en|es] [--pacing virtual|realtime]
+//!     [--runs 3] [--explain]
 //! ```
 //!
-//! Reports per-word final latency (emission time − the word's end in the audio, word times
-//! from the streaming decode itself), partial latency, streaming and offline WER, the revision
-//! rate of partials, CPU seconds per audio second, peak RSS, and median latency in the first
-//! and the last minute. Prints one Markdown row for `benches/README.md`.
+//! Reports, median of `--runs`: streaming WER against the reference with its substitutions,
+//! deletions and insertions, the offline WER likewise, their ratios; per-word final latency
+//! (emission time − the word's end in the audio, word times from the streaming decode
+//! itself), partial latency, the revision rate of partials, CPU seconds per audio second,
+//! peak RSS, and median latency in the first and the last minute. `--explain` says, for
+//! every word the offline transcript has and the stream does not, why (`stream::explain`).
+//! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tolk::stream::engine::{self, Pacing};
+use tolk::stream::explain::{self, Trace};
 use tolk::stream::lang::LanguageMode;
-use tolk::stream::policy::{Event, PolicyConfig};
+use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::transcribe::{Language, Model, Options};
 
-/// The recordings joined for each language (in `testdata/`, references in `tests/data/`).
+/// The recordings joined for each language (in `testdata/`, references in `tests/data/`):
+/// read speech, conversational speech with fillers and a cold, whispered speech, falsetto,
+/// speech around laughter and breaths, and telephone prompts (8 kHz).
 fn clips(lang: &str) -> Vec<&'static str> {
     match lang {
         "es" => vec![
             "es-demo-instruct",
+            "mfa-13697_11991_000000",
             "es-priv-callee-options",
             "es-demo-congrats",
             "es-conf-adminmenu-18",
+            "es-vm-options",
+            "es-screen-callee-options",
+            "es-demo-echotest",
         ],
         _ => vec![
             "jfk",
             "sonnet",
+            "mfa-michaelandsickmichael",
             "en-demo-instruct",
+            "mfa-cold_corpus3",
+            "mfa-whisper",
+            "mfa-surround",
+            "mfa-falsetto",
+            "mfa-whisper2",
+            "mfa-laughter",
+            "mfa-61-70968-0000",
+            "mfa-words",
+            "mfa-falsetto2",
+            "mfa-thoughts",
+            "mfa-crossword",
             "en-priv-callee-options",
+            "mfa-breaths",
             "en-demo-congrats",
+            "mfa-youknow",
             "en-basic-pbx-ivr-main",
             "en-demo-echotest",
         ],
@@ -92,8 +118,12 @@ fn program(root: &std::path::Path, lang: &str) -> (Vec<f32>, String) {
     let mut audio = Vec::new();
     let mut reference = String::new();
     for clip in clips(lang) {
-        let wav = root.join("testdata").join(format!("{clip}.wav"));
-        let a = tolk::audio::decode_file(&wav).unwrap_or_else(|e| panic!("{e}: run make bench"));
+        let file = ["wav", "flac", "opus"]
+            .iter()
+            .map(|ext| root.join("testdata").join(format!("{clip}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("testdata/{clip}.*: run make bench"));
+        let a = tolk::audio::decode_file(&file).unwrap_or_else(|e| panic!("{e}: run make bench"));
         audio.extend(a.samples);
         audio.extend(vec![0.0f32; 16_000]);
         let text = std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
@@ -210,6 +240,7 @@ fn soak(
                         in_silences.push(format!("partial {start:.1}–{end:.1}: {t}"));
                     }
                 }
+                Event::Trace(_) => {}
             }
             rss[cycle_of(e.at.min(secs))] = rss_mb();
         },
@@ -251,6 +282,157 @@ fn soak(
     }
 }
 
+/// One streaming run's figures.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    wer: Option<tolk::eval::Wer>,
+    vs_offline: Option<tolk::eval::Wer>,
+    lat_p50: f64,
+    lat_p95: f64,
+    lat_max: f64,
+    partial_p50: f64,
+    revisions: f64,
+    cpu_per_sec: f64,
+    first_min: f64,
+    last_min: f64,
+    max_lag: f64,
+    wall: f64,
+    text: String,
+    explained: Option<explain::Report>,
+    dropped: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_once(
+    model: &Arc<Model>,
+    audio: &[f32],
+    reference: &str,
+    lang: &str,
+    pacing: Pacing,
+    threads: usize,
+    offline: &tolk::transcribe::Transcript,
+    explain_it: bool,
+) -> Run {
+    let secs = audio.len() as f64 / 16_000.0;
+    let cpu0 = cpu_secs();
+    let t = Instant::now();
+    let mut word_lat: Vec<(f64, f64)> = Vec::new(); // (word end, latency)
+    let mut partial_lat = Vec::new();
+    let mut finals = Vec::new();
+    let mut final_words: Vec<Word> = Vec::new();
+    let mut trace: Vec<Trace> = Vec::new();
+    let mut partials = 0usize;
+    let stats = engine::run(
+        model,
+        audio,
+        LanguageMode::Fixed(lang.to_string()),
+        false,
+        PolicyConfig {
+            trace: explain_it,
+            ..PolicyConfig::default()
+        },
+        threads,
+        pacing,
+        |e| match e.event {
+            Event::Final { text, words, .. } => {
+                for w in &words {
+                    word_lat.push((w.end, e.at - w.end));
+                }
+                finals.push(text);
+                final_words.extend(words);
+            }
+            Event::Partial { end, text, .. } => {
+                if !text.is_empty() {
+                    partials += 1;
+                    partial_lat.push(e.at - end);
+                }
+            }
+            Event::Trace(t) => trace.push(t),
+        },
+    )
+    .expect("stream");
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    let text = finals.join(" ");
+    let mut lat: Vec<f64> = word_lat.iter().map(|x| x.1).collect();
+    let mut first: Vec<f64> = word_lat
+        .iter()
+        .filter(|x| x.0 < 60.0)
+        .map(|x| x.1)
+        .collect();
+    let mut last: Vec<f64> = word_lat
+        .iter()
+        .filter(|x| x.0 >= secs - 60.0)
+        .map(|x| x.1)
+        .collect();
+    let explained = explain_it.then(|| {
+        let segments: Vec<(f64, f64, String)> = offline
+            .segments
+            .iter()
+            .map(|s| (s.start, s.end, s.text.clone()))
+            .collect();
+        let offline_words = explain::spread_words(&segments, lang);
+        explain::explain(&offline_words, &final_words, &trace, lang)
+    });
+    Run {
+        wer: Some(tolk::eval::wer(reference, &text, lang)),
+        vs_offline: Some(tolk::eval::wer(&offline.text(), &text, lang)),
+        lat_p50: percentile(&mut lat, 0.5),
+        lat_p95: percentile(&mut lat, 0.95),
+        lat_max: percentile(&mut lat, 1.0),
+        partial_p50: percentile(&mut partial_lat, 0.5),
+        revisions: partials as f64 / word_lat.len().max(1) as f64,
+        cpu_per_sec: cpu / secs,
+        first_min: percentile(&mut first, 0.5),
+        last_min: percentile(&mut last, 0.5),
+        max_lag: stats.max_lag,
+        wall,
+        text,
+        explained,
+        dropped: format!("{} decodes; dropped {:?}", stats.decodes, stats.dropped),
+    }
+}
+
+/// The median of `f` over the runs.
+fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    percentile(&mut v, 0.5)
+}
+
+/// What `--explain` found in one run: lost words by cause, and the longest lost phrases.
+fn print_explained(r: &explain::Report) {
+    println!(
+        "\nwords of the offline transcript missing from the stream: {} of {}",
+        r.lost.len(),
+        r.offline_words
+    );
+    println!("\n| cause | words |\n|---|---|");
+    for (cause, n) in r.counts() {
+        println!("| {cause:?} | {n} |");
+    }
+    // Runs of lost words that stand together (a lost phrase), longest first.
+    let mut phrases: Vec<(usize, String, f64, explain::Cause)> = Vec::new();
+    let mut cur: Vec<&(explain::TimedWord, explain::Cause)> = Vec::new();
+    let mut flush = |cur: &mut Vec<&(explain::TimedWord, explain::Cause)>| {
+        if cur.len() >= 3 {
+            let text: Vec<&str> = cur.iter().map(|(w, _)| w.text.as_str()).collect();
+            phrases.push((cur.len(), text.join(" "), cur[0].0.start, cur[0].1));
+        }
+        cur.clear();
+    };
+    for l in &r.lost {
+        if cur.last().is_some_and(|p| l.0.start - p.0.end > 1.0) {
+            flush(&mut cur);
+        }
+        cur.push(l);
+    }
+    flush(&mut cur);
+    phrases.sort_by(|a, b| b.0.cmp(&a.0));
+    for (n, text, at, cause) in phrases.iter().take(12) {
+        println!("  lost at {at:.1} s ({n} words, {cause:?}): \"{text}\"");
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) only builds it.
     if !std::env::args().any(|a| a == "--bench") {
@@ -265,6 +447,8 @@ fn main() {
     } else {
         Pacing::Virtual
     };
+    let runs: usize = arg("--runs", "1").parse().expect("--runs N");
+    let explain_it = std::env::args().any(|a| a == "--explain");
     let cache = std::env::var_os("TOLK_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join(".cache/tolk"));
@@ -284,14 +468,15 @@ fn main() {
     }
     let secs = audio.len() as f64 / 16_000.0;
 
-    // Offline: the same model over the whole audio in one call, greedy like the stream.
+    // Offline: `tolk transcribe` with the same model over the whole audio in one call (its
+    // default, beam 5).
     let t = Instant::now();
     let offline = model
         .transcribe(
             &audio,
             &Options {
                 language: Language::Code(lang.clone()),
-                beam_size: 1,
+                beam_size: 5,
                 threads,
                 translate: false,
                 prompt: None,
@@ -299,78 +484,59 @@ fn main() {
         )
         .expect("offline transcription");
     let offline_secs = t.elapsed().as_secs_f64();
-    let offline_wer = tolk::eval::wer(&reference, &offline.text(), &lang);
-
-    // Streaming.
-    let cpu0 = cpu_secs();
-    let t = Instant::now();
-    let mut word_lat: Vec<(f64, f64)> = Vec::new(); // (word end, latency)
-    let mut partial_lat = Vec::new();
-    let mut finals = Vec::new();
-    let mut partials = 0usize;
-    let stats = engine::run(
-        &model,
-        &audio,
-        LanguageMode::Fixed(lang.clone()),
-        false,
-        PolicyConfig::default(),
-        threads,
-        pacing,
-        |e| match e.event {
-            Event::Final { text, words, .. } => {
-                for w in &words {
-                    word_lat.push((w.end, e.at - w.end));
-                }
-                finals.push(text);
-            }
-            Event::Partial { end, text, .. } => {
-                if !text.is_empty() {
-                    partials += 1;
-                    partial_lat.push(e.at - end);
-                }
-            }
-        },
-    )
-    .expect("stream");
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_secs() - cpu0;
-    let stream_text = finals.join(" ");
-    let stream_wer = tolk::eval::wer(&reference, &stream_text, &lang);
-    let vs_offline = tolk::eval::wer(&offline.text(), &stream_text, &lang);
-    let mut lat: Vec<f64> = word_lat.iter().map(|x| x.1).collect();
-    let mut first: Vec<f64> = word_lat
-        .iter()
-        .filter(|x| x.0 < 60.0)
-        .map(|x| x.1)
-        .collect();
-    let mut last: Vec<f64> = word_lat
-        .iter()
-        .filter(|x| x.0 >= secs - 60.0)
-        .map(|x| x.1)
-        .collect();
-    let n_words = word_lat.len();
-
+    let off = tolk::eval::wer(&reference, &offline.text(), &lang);
     eprintln!("offline ({offline_secs:.1} s): {}", offline.text());
-    eprintln!("stream: {stream_text}");
+
+    let mut all = Vec::new();
+    for k in 0..runs.max(1) {
+        let r = stream_once(
+            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it,
+        );
+        eprintln!("stream run {} ({:.0} s): {}", k + 1, r.wall, r.text);
+        eprintln!("  {}", r.dropped);
+        if let Some(e) = &r.explained {
+            print_explained(e);
+        }
+        all.push(r);
+    }
+    let w = |r: &Run| r.wer.expect("measured");
+    let pct = |x: f64| 100.0 * x;
+    let stream_wer = median(&all, |r| w(r).rate());
+    let deletions = median(&all, |r| w(r).deletions as f64);
     println!(
-        "| {model_name} | {lang} | {:?} | {secs:.0} | {:.2} / {:.2} / {:.2} | {:.2} | {:.1}% | {:.1}% | {:.1}% | {:.2} | {:.2} | {:.0} | {:.2} → {:.2} | {:.1} |",
-        pacing,
-        percentile(&mut lat, 0.5),
-        percentile(&mut lat, 0.95),
-        percentile(&mut lat, 1.0),
-        percentile(&mut partial_lat, 0.5),
-        100.0 * stream_wer.rate(),
-        100.0 * offline_wer.rate(),
-        100.0 * vs_offline.rate(),
-        partials as f64 / n_words.max(1) as f64,
-        cpu / secs,
+        "\n| model | lang | pacing | audio s | runs | streaming WER (S / D / I) | offline WER, beam 5 (S / D / I) | WER ratio | deletions ratio | WER vs offline text | final latency p50 / p95 / max (s) | partial latency p50 (s) | revisions / word | CPU s/s | peak RSS MB | first → last min p50 (s) | max lag (s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {model_name} | {lang} | {pacing:?} | {secs:.0} | {} | {:.1}% ({:.0} / {:.0} / {:.0}) | {:.1}% ({} / {} / {}) | {:.2} | {:.2} | {:.1}% | {:.2} / {:.2} / {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} → {:.2} | {:.1} |",
+        all.len(),
+        pct(stream_wer),
+        median(&all, |r| w(r).substitutions as f64),
+        deletions,
+        median(&all, |r| w(r).insertions as f64),
+        pct(off.rate()),
+        off.substitutions,
+        off.deletions,
+        off.insertions,
+        stream_wer / off.rate().max(1e-9),
+        deletions / (off.deletions as f64).max(1.0),
+        pct(median(&all, |r| r.vs_offline.expect("measured").rate())),
+        median(&all, |r| r.lat_p50),
+        median(&all, |r| r.lat_p95),
+        median(&all, |r| r.lat_max),
+        median(&all, |r| r.partial_p50),
+        median(&all, |r| r.revisions),
+        median(&all, |r| r.cpu_per_sec),
         peak_rss_mb(),
-        percentile(&mut first, 0.5),
-        percentile(&mut last, 0.5),
-        stats.max_lag,
+        median(&all, |r| r.first_min),
+        median(&all, |r| r.last_min),
+        median(&all, |r| r.max_lag),
     );
-    eprintln!(
-        "wall {wall:.1} s for {secs:.1} s of audio; {} decodes; dropped {:?}",
-        stats.decodes, stats.dropped
-    );
+    if all.len() > 1 {
+        let each: Vec<String> = all
+            .iter()
+            .map(|r| format!("{:.1}%", pct(w(r).rate())))
+            .collect();
+        println!("\nstreaming WER of each run: {}", each.join(", "));
+    }
 }

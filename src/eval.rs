@@ -54,6 +54,11 @@ pub struct Wer {
     pub errors: usize,
     /// Words in the reference.
     pub reference_words: usize,
+    pub substitutions: usize,
+    /// Reference words the hypothesis does not have.
+    pub deletions: usize,
+    /// Hypothesis words the reference does not have.
+    pub insertions: usize,
 }
 
 impl Wer {
@@ -64,6 +69,65 @@ impl Wer {
         }
         self.errors as f64 / self.reference_words as f64
     }
+}
+
+/// One step of a minimum-edit alignment of reference words (`r`) to hypothesis words (`h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Match {
+        r: usize,
+        h: usize,
+    },
+    Substitute {
+        r: usize,
+        h: usize,
+    },
+    /// The reference word `r` is missing from the hypothesis.
+    Delete {
+        r: usize,
+    },
+    /// The hypothesis word `h` is not in the reference.
+    Insert {
+        h: usize,
+    },
+}
+
+/// A minimum-edit alignment of `reference` to `hypothesis`, in order. Among alignments of
+/// equal cost, matches are preferred to a substitution with a deletion and an insertion.
+pub fn align(reference: &[String], hypothesis: &[String]) -> Vec<Step> {
+    let (n, m) = (reference.len(), hypothesis.len());
+    // d[i][j]: the cost of aligning reference[i..] with hypothesis[j..].
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..=n).rev() {
+        for j in (0..=m).rev() {
+            d[i][j] = if i == n {
+                m - j
+            } else if j == m {
+                n - i
+            } else {
+                let sub = d[i + 1][j + 1] + usize::from(reference[i] != hypothesis[j]);
+                sub.min(d[i + 1][j] + 1).min(d[i][j + 1] + 1)
+            };
+        }
+    }
+    let mut steps = Vec::with_capacity(n.max(m));
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && reference[i] == hypothesis[j] && d[i][j] == d[i + 1][j + 1] {
+            steps.push(Step::Match { r: i, h: j });
+            (i, j) = (i + 1, j + 1);
+        } else if i < n && d[i][j] == d[i + 1][j] + 1 {
+            steps.push(Step::Delete { r: i });
+            i += 1;
+        } else if j < m && d[i][j] == d[i][j + 1] + 1 {
+            steps.push(Step::Insert { h: j });
+            j += 1;
+        } else {
+            steps.push(Step::Substitute { r: i, h: j });
+            (i, j) = (i + 1, j + 1);
+        }
+    }
+    steps
 }
 
 /// Word-level edit distance between normalised words.
@@ -81,14 +145,28 @@ pub fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
     prev[hypothesis.len()]
 }
 
-/// WER of `hypothesis` against `reference`, both normalised for `lang`.
+/// WER of `hypothesis` against `reference`, both normalised for `lang`, with its
+/// substitutions, deletions and insertions.
 pub fn wer(reference: &str, hypothesis: &str, lang: &str) -> Wer {
     let r = normalize(reference, lang);
     let h = normalize(hypothesis, lang);
-    Wer {
-        errors: edit_distance(&r, &h),
+    let mut w = Wer {
+        errors: 0,
         reference_words: r.len(),
+        substitutions: 0,
+        deletions: 0,
+        insertions: 0,
+    };
+    for step in align(&r, &h) {
+        match step {
+            Step::Match { .. } => {}
+            Step::Substitute { .. } => w.substitutions += 1,
+            Step::Delete { .. } => w.deletions += 1,
+            Step::Insert { .. } => w.insertions += 1,
+        }
     }
+    w.errors = w.substitutions + w.deletions + w.insertions;
+    w
 }
 
 #[cfg(test)]
@@ -127,5 +205,49 @@ mod tests {
         assert_eq!(wer("same words", "Same, words.", "en").rate(), 0.0);
         assert_eq!(wer("", "", "en").rate(), 0.0);
         assert_eq!(wer("", "noise", "en").rate(), 1.0);
+        let w = wer("a b c d e", "a x c e f g", "en");
+        assert_eq!(
+            (w.substitutions, w.deletions, w.insertions, w.errors),
+            (1, 1, 2, 4)
+        );
+    }
+
+    #[test]
+    fn the_alignment_has_the_edit_distance_and_covers_both_sides() {
+        let words = |s: &str| normalize(s, "en");
+        for (r, h) in [
+            ("the cat sat on the mat", "the cat sat on mat"),
+            ("ask not what your country", "ask what your country can do"),
+            ("", "noise words"),
+            ("one two three", ""),
+            ("a b a b a", "b a b a b"),
+        ] {
+            let (r, h) = (words(r), words(h));
+            let steps = align(&r, &h);
+            let cost = steps
+                .iter()
+                .filter(|s| !matches!(s, Step::Match { .. }))
+                .count();
+            assert_eq!(cost, edit_distance(&r, &h), "{r:?} {h:?}");
+            let rs: Vec<usize> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Match { r, .. } | Step::Substitute { r, .. } | Step::Delete { r } => {
+                        Some(*r)
+                    }
+                    Step::Insert { .. } => None,
+                })
+                .collect();
+            assert_eq!(rs, (0..r.len()).collect::<Vec<_>>());
+        }
+        let steps = align(&words("ask not what"), &words("ask what"));
+        assert_eq!(
+            steps,
+            [
+                Step::Match { r: 0, h: 0 },
+                Step::Delete { r: 1 },
+                Step::Match { r: 2, h: 1 }
+            ]
+        );
     }
 }

@@ -48,12 +48,14 @@ impl Run {
 /// An engine with two channels: the floor (jfk.wav, English) and `es` (as long, of
 /// es-demo-congrats.wav, Spanish), both fed in real time, 100 ms at a time, to the end.
 fn two_channels(model: &Arc<tolk::transcribe::Model>, es_spec: ChannelSpec) -> Run {
-    two_channels_with(model, es_spec, None)
+    two_channels_with(model, spec("floor", "en", true), es_spec, None)
 }
 
-/// [`two_channels`] with a sink that panics on the `es` channel's final number N.
+/// [`two_channels`] with the floor's spec too, and a sink that panics on the `es` channel's
+/// final number N.
 fn two_channels_with(
     model: &Arc<tolk::transcribe::Model>,
+    floor_spec: ChannelSpec,
     es_spec: ChannelSpec,
     sink_panics_at_final: Option<usize>,
 ) -> Run {
@@ -81,7 +83,7 @@ fn two_channels_with(
         }),
     )
     .unwrap();
-    let floor = engine.open(spec("floor", "en", true)).unwrap();
+    let floor = engine.open(floor_spec).unwrap();
     let es = engine.open(es_spec).unwrap();
 
     let start = Instant::now();
@@ -208,7 +210,12 @@ fn a_panic_in_one_channel_restarts_it_and_spares_the_others() {
 fn a_panic_in_the_sink_loses_one_event_not_the_engine() {
     let _guard = whisper_lock();
     let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
-    let run = two_channels_with(&model, spec("es", "es", false), Some(1));
+    let run = two_channels_with(
+        &model,
+        spec("floor", "en", true),
+        spec("es", "es", false),
+        Some(1),
+    );
     assert_floor_ok(&run);
     let es = &run.stats[1];
     assert_eq!((es.events_lost, es.finals_lost), (1, 1), "{es:?}");
@@ -234,12 +241,14 @@ fn a_panic_in_the_sink_loses_one_event_not_the_engine() {
 fn a_dead_decoder_thread_is_started_again() {
     let _guard = whisper_lock();
     let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
-    let run = two_channels(
+    let run = two_channels_with(
         &model,
         ChannelSpec {
             fault: Some(Fault::Thread(3)),
-            ..spec("es", "es", false)
+            ..spec("floor", "en", true)
         },
+        spec("es", "es", false),
+        None,
     );
     assert!(run.was_down, "the health never said recognition was down");
     assert_eq!(run.health.down, None, "it is up again");
@@ -249,9 +258,8 @@ fn a_dead_decoder_thread_is_started_again() {
         why.contains("fault injected in the decoder thread"),
         "{why}"
     );
-    // Both channels captioned after the restart (the fault came at es's third decode, a
-    // second or two in; the floor's speech goes on to 11 s), in order, all their audio
-    // accounted for.
+    // Both channels captioned after the restart (the fault came at the floor's third decode,
+    // a few seconds in; its speech goes on to 11 s), in order, all their audio accounted for.
     let floor = run.finals(run.ids.0);
     assert!(
         floor.iter().any(|f| f.1 > 5.0),

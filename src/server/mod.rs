@@ -400,11 +400,16 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         let Some(channel) = ids.get(ch).cloned() else {
             return;
         };
+        if matches!(e.event, Event::Trace(_)) {
+            // Not a caption (the server's channels do not trace their policies).
+            return;
+        }
         if let Some(t) = le.get(ch) {
             t.store(now_ms(), Relaxed);
         }
         let base = time_base.get(ch).copied().unwrap_or(0.0);
         match e.event {
+            Event::Trace(_) => {}
             Event::Partial {
                 segment,
                 revision,

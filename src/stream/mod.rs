@@ -7,6 +7,7 @@
 //! - [`scheduler`]: several channels on one model: one decoder thread, the floor first.
 
 pub mod engine;
+pub mod explain;
 pub mod lang;
 pub mod policy;
 pub mod scheduler;

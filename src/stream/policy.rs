@@ -26,6 +26,7 @@
 
 use std::collections::VecDeque;
 
+use super::explain::{Guard, Trace};
 use super::vad::{Vad, VadConfig, VadEvent, FRAME_SECS};
 use super::SAMPLE_RATE_F;
 
@@ -68,6 +69,9 @@ pub struct PolicyConfig {
     /// [`Policy::set_hints`].
     pub hints: Vec<String>,
     pub vad: VadConfig,
+    /// Record the policy's decisions as [`Event::Trace`] events (for the benchmark's
+    /// `--explain`; never in a meeting: the record holds the words heard).
+    pub trace: bool,
 }
 
 impl Default for PolicyConfig {
@@ -89,6 +93,7 @@ impl Default for PolicyConfig {
             prompt_chars: 400,
             hints: Vec::new(),
             vad: VadConfig::default(),
+            trace: false,
         }
     }
 }
@@ -175,6 +180,8 @@ pub enum Event {
         words: Vec<Word>,
         emitted: f64,
     },
+    /// A decision of the policy, when [`PolicyConfig::trace`] is on.
+    Trace(Trace),
 }
 
 impl Event {
@@ -207,6 +214,7 @@ impl Event {
                     w.end += secs;
                 }
             }
+            Event::Trace(_) => {}
         }
         self
     }
@@ -330,11 +338,14 @@ pub struct Policy {
     pub dropped: Dropped,
     /// Decodes issued (for CPU accounting in reports).
     pub decodes: u64,
+    /// Whether the decisions are recorded ([`Event::Trace`]).
+    tracing: bool,
 }
 
 impl Policy {
     pub fn new(cfg: PolicyConfig) -> Policy {
         let hints = cfg.hints.clone();
+        let cfg_trace = cfg.trace;
         Policy {
             vad: Vad::new(cfg.vad),
             step: cfg.step,
@@ -367,6 +378,13 @@ impl Policy {
             lag: 0.0,
             dropped: Dropped::default(),
             decodes: 0,
+            tracing: cfg_trace,
+        }
+    }
+
+    fn note(&mut self, t: impl FnOnce() -> Trace) {
+        if self.tracing {
+            self.events.push_back(Event::Trace(t()));
         }
     }
 
@@ -395,6 +413,9 @@ impl Policy {
         for event in self.vad.push(samples) {
             match event {
                 VadEvent::SpeechStart { frame } => {
+                    self.note(|| Trace::SpeechStart {
+                        at: frame as f64 * FRAME_SECS,
+                    });
                     let t = frame as f64 * FRAME_SECS - self.cfg.preroll;
                     if !self.in_utterance && !self.closing_owed {
                         // Nothing uncommitted is pending: the window starts at the speech,
@@ -420,6 +441,9 @@ impl Policy {
                     self.in_utterance = true;
                 }
                 VadEvent::SpeechEnd { frame } => {
+                    self.note(|| Trace::SpeechEnd {
+                        at: frame as f64 * FRAME_SECS,
+                    });
                     if self.in_utterance {
                         self.in_utterance = false;
                         self.closing_owed = true;
@@ -498,6 +522,14 @@ impl Policy {
         // was either committed already or is given up (the lag bound wins).
         let from = self.window_start.max(to - self.window).max(self.buf_start);
         let id = self.next_job;
+        let committed = self.committed_until;
+        self.note(|| Trace::Decode {
+            id,
+            from,
+            to,
+            closing,
+            skipped: (from > committed + 0.1).then_some((committed, from)),
+        });
         self.next_job += 1;
         self.in_flight = Some((id, closing, to - from));
         self.last_decode_at = media;
@@ -568,6 +600,12 @@ impl Policy {
         self.lag = now - self.last_decode_at;
         self.adapt();
         let mut hyp = hyp;
+        let heard = if self.tracing {
+            hyp.words.clone()
+        } else {
+            Vec::new()
+        };
+        let mut guard = None;
         // A failed decode that still says something: a word or two over seconds of speech
         // ("are" for 5 to 12 s of an IVR prompt, recorded; every decode of that window with
         // the same prompt failed the same way). It is dropped, and the next decode goes
@@ -578,18 +616,32 @@ impl Policy {
         {
             self.dropped.sparse += 1;
             hyp.words.clear();
+            guard = Some(Guard::Sparse);
             if !self.prompt_off {
                 self.prompt_off = true;
                 if closing {
                     // Still owed: the next poll runs it again.
+                    self.note(|| Trace::Result {
+                        id,
+                        words: heard,
+                        dropped: guard,
+                        new: Vec::new(),
+                    });
                     return;
                 }
             }
         } else if !hyp.words.is_empty() {
             self.prompt_off = false;
         }
-        let words = self.accept(hyp);
+        let (words, dropped) = self.accept(hyp);
         let words = self.new_words(words);
+        let guard = guard.or(dropped);
+        self.note(|| Trace::Result {
+            id,
+            words: heard,
+            dropped: guard,
+            new: words.clone(),
+        });
         if closing {
             self.commit(&words, now);
             // The closing decode's word times (beam search, audio cut at the pause) are often
@@ -708,6 +760,8 @@ impl Policy {
     fn close_utterance(&mut self, now: f64) {
         self.closing_owed = false;
         if !self.prev_words.is_empty() {
+            let words = self.prev_words.clone();
+            self.note(|| Trace::Withdrawn { words });
             // A tentative tail that the closing decode did not confirm: withdraw it.
             self.revision += 1;
             self.events.push_back(Event::Partial {
@@ -749,10 +803,11 @@ impl Policy {
         }
     }
 
-    /// Applies the quality guards; returns the words worth considering.
-    fn accept(&mut self, hyp: Hypothesis) -> Vec<Word> {
+    /// Applies the quality guards; returns the words worth considering, or the guard that
+    /// dropped them all.
+    fn accept(&mut self, hyp: Hypothesis) -> (Vec<Word>, Option<Guard>) {
         if hyp.words.is_empty() {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         // Whisper's own rule for silence, and then its rule for a failed decode (which it
         // would retry at a higher temperature; a stream drops it and decodes the next step).
@@ -760,11 +815,11 @@ impl Policy {
             && hyp.avg_logprob < self.cfg.logprob_threshold
         {
             self.dropped.no_speech += 1;
-            return Vec::new();
+            return (Vec::new(), Some(Guard::NoSpeech));
         }
         if hyp.avg_logprob < self.cfg.logprob_threshold {
             self.dropped.low_confidence += 1;
-            return Vec::new();
+            return (Vec::new(), Some(Guard::LowConfidence));
         }
         // A loop is cut where it starts. If the text compresses too well (Whisper's sign of
         // a failed decode) the whole decode is dropped, unless the loop is one Whisper fell
@@ -785,14 +840,14 @@ impl Policy {
         {
             self.dropped.compression += 1;
             self.recent.clear();
-            return Vec::new();
+            return (Vec::new(), Some(Guard::Compression));
         }
         if words.len() >= UNSURE_MIN_WORDS {
             let mut probs: Vec<f32> = words.iter().map(|w| w.prob).collect();
             probs.sort_by(f32::total_cmp);
             if probs[probs.len() / 2] < UNSURE_MEDIAN_PROB {
                 self.dropped.unsure += 1;
-                return Vec::new();
+                return (Vec::new(), Some(Guard::Unsure));
             }
         }
         let key = crate::eval::normalize(&join_words(&words), "").join(" ");
@@ -800,10 +855,10 @@ impl Policy {
             let (a, b) = (words[0].start, words[words.len() - 1].end);
             if level_db(&self.window_audio(a, b.max(a + 0.1))) < self.cfg.phantom_level_db {
                 self.dropped.phantom += 1;
-                return Vec::new();
+                return (Vec::new(), Some(Guard::Phantom));
             }
         }
-        words
+        (words, None)
     }
 
     fn commit(&mut self, words: &[Word], now: f64) {
@@ -1319,6 +1374,7 @@ mod tests {
                     }
                     last = None;
                 }
+                Event::Trace(_) => {}
             }
         }
         assert!(partials > 0, "tentative text is shown before it is final");
@@ -1639,7 +1695,7 @@ mod tests {
         let mut p = Policy::new(PolicyConfig::default());
         let mut words = vec![word(" ask", 3.29, 3.65), word(" not", 4.01, 4.28)];
         words.extend((0..20).map(|i| word([" ask", " not"][i % 2], 4.79, 4.79)));
-        assert_eq!(join_words(&p.accept(hyp(words))), "ask not");
+        assert_eq!(join_words(&p.accept(hyp(words)).0), "ask not");
         // The same loop heard over real audio throughout is a failed decode.
         let words = (0..22)
             .map(|i| {
@@ -1650,7 +1706,7 @@ mod tests {
                 )
             })
             .collect();
-        assert!(p.accept(hyp(words)).is_empty());
+        assert!(p.accept(hyp(words)).0.is_empty());
         assert_eq!(p.dropped.compression, 1);
     }
 
