@@ -427,7 +427,7 @@ fn print_explained(r: &explain::Report) {
         cur.push(l);
     }
     flush(&mut cur);
-    phrases.sort_by(|a, b| b.0.cmp(&a.0));
+    phrases.sort_by_key(|p| std::cmp::Reverse(p.0));
     for (n, text, at, cause) in phrases.iter().take(12) {
         println!("  lost at {at:.1} s ({n} words, {cause:?}): \"{text}\"");
     }
