@@ -12,7 +12,9 @@
 //! (emission time − the word's end in the audio, word times from the streaming decode
 //! itself), partial latency, the revision rate of partials, CPU seconds per audio second,
 //! peak RSS, and median latency in the first and the last minute. `--explain` says, for
-//! every word the offline transcript has and the stream does not, why (`stream::explain`).
+//! every word the offline transcript has and the stream does not, why (`stream::explain`);
+//! `--trace-out FILE` writes the offline segments, the stream's finals and the policy's
+//! decisions as JSON lines, to look at one lost phrase closely.
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
@@ -300,6 +302,8 @@ struct Run {
     text: String,
     explained: Option<explain::Report>,
     dropped: String,
+    trace: Vec<Trace>,
+    final_words: Vec<Word>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -390,6 +394,8 @@ fn stream_once(
         text,
         explained,
         dropped: format!("{} decodes; dropped {:?}", stats.decodes, stats.dropped),
+        trace,
+        final_words,
     }
 }
 
@@ -448,7 +454,10 @@ fn main() {
         Pacing::Virtual
     };
     let runs: usize = arg("--runs", "1").parse().expect("--runs N");
-    let explain_it = std::env::args().any(|a| a == "--explain");
+    let trace_out = std::env::args()
+        .any(|a| a == "--trace-out")
+        .then(|| arg("--trace-out", ""));
+    let explain_it = trace_out.is_some() || std::env::args().any(|a| a == "--explain");
     let cache = std::env::var_os("TOLK_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join(".cache/tolk"));
@@ -496,6 +505,19 @@ fn main() {
         eprintln!("  {}", r.dropped);
         if let Some(e) = &r.explained {
             print_explained(e);
+        }
+        if let Some(path) = &trace_out {
+            let mut lines = Vec::new();
+            for s in &offline.segments {
+                lines.push(serde_json::json!({"offline": [s.start, s.end, s.text]}).to_string());
+            }
+            for w in &r.final_words {
+                lines.push(serde_json::json!({"final": w}).to_string());
+            }
+            for t in &r.trace {
+                lines.push(serde_json::to_string(t).expect("json"));
+            }
+            std::fs::write(format!("{path}.{}", k + 1), lines.join("\n")).expect("--trace-out");
         }
         all.push(r);
     }
