@@ -58,8 +58,15 @@
       tr.append(cell);
       body.append(tr);
     }
-    const lost = s.channels.reduce((a, c) => a + c.audio_lost_secs, 0);
-    $('summary').textContent = lost > 0 ? lost.toFixed(1) + ' s of audio dropped (recognition too slow)' : '';
+    // Nothing lost silently: audio dropped and speech given up untranscribed, per channel.
+    const losses = [];
+    for (const c of s.channels) {
+      const parts = [];
+      if (c.audio_lost_secs > 0) parts.push(c.audio_lost_secs.toFixed(1) + ' s of audio dropped');
+      if (c.untranscribed_secs > 0) parts.push(c.untranscribed_secs.toFixed(1) + ' s of speech not transcribed');
+      if (parts.length) losses.push(c.label + ': ' + parts.join(', '));
+    }
+    $('summary').textContent = losses.length ? 'Captions incomplete — ' + losses.join('; ') : '';
   }
 
   async function first(s) {

@@ -59,6 +59,9 @@ pub const LAGGING_AFTER: f64 = 3.0;
 
 /// A channel with no caption event for this long (seconds) is `silent`.
 const SILENT_AFTER_MS: u64 = 5_000;
+/// A channel that gave up speech untranscribed (or dropped audio) says "captions incomplete"
+/// for this long afterwards.
+const INCOMPLETE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often statuses are sent (when they change) and heartbeats.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -647,10 +650,20 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                         s.finals_lost
                     ));
                 }
+                if s.untranscribed_secs >= 0.05 {
+                    described.push_str(&format!(
+                        "; {:.1} s of speech could not be transcribed",
+                        s.untranscribed_secs
+                    ));
+                }
                 if let Some((fault, _)) = &s.last_fault {
                     described.push_str(&format!(" (last fault: {fault})"));
                 }
             }
+            let gave_up_lately = stats
+                .get(i)
+                .and_then(|s| s.untranscribed_last)
+                .is_some_and(|t| t.elapsed() < INCOMPLETE_FOR);
             let state = if let Some(why) = app.engine.stopped() {
                 return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
             } else if let Some(why) = &health.down {
@@ -667,6 +680,8 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                 );
             } else if ended && done {
                 ChannelState::Ended
+            } else if gave_up_lately {
+                ChannelState::Incomplete
             } else if lag > LAGGING_AFTER {
                 ChannelState::Lagging
             } else if now.saturating_sub(app.last_event[i].load(Relaxed)) > SILENT_AFTER_MS {
@@ -1107,6 +1122,7 @@ async fn organizer_status(
                 "level_db": (s.level_db * 10.0).round() / 10.0,
                 "audio_secs": s.audio_secs.round(),
                 "audio_lost_secs": s.audio_lost_secs,
+                "untranscribed_secs": (s.untranscribed_secs * 10.0).round() / 10.0,
                 "restarts": s.restarts,
                 "finals_lost": s.finals_lost,
                 "last_fault": s.last_fault.as_ref().map(|f| f.0.clone()),
@@ -1325,6 +1341,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         "Seconds of audio dropped because the channel's inbox was full.",
         "counter",
         &|i| stats.get(i).map(|x| x.audio_lost_secs).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_speech_untranscribed_seconds_total",
+        "Seconds of speech given up untranscribed (every decode of it failed, or recognition fell too far behind or restarted).",
+        "counter",
+        &|i| stats.get(i).map(|x| x.untranscribed_secs).unwrap_or(0.0),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
 }

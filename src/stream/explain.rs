@@ -23,6 +23,19 @@ pub enum Guard {
     Phantom,
     /// A word or two over seconds of speech.
     Sparse,
+    /// The prompt said again, squeezed into no time.
+    Echo,
+}
+
+impl Guard {
+    /// Whether the guard drops a decode of speech that failed (as opposed to a decode of no
+    /// speech at all): Whisper looped, doubted itself or said nearly nothing.
+    pub fn failed_on_speech(self) -> bool {
+        matches!(
+            self,
+            Guard::LowConfidence | Guard::Compression | Guard::Unsure | Guard::Sparse | Guard::Echo
+        )
+    }
 }
 
 /// One decision of the policy, in media seconds.

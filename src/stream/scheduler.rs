@@ -128,6 +128,12 @@ pub struct ChannelStats {
     pub audio_secs: f64,
     /// Seconds of audio dropped because the inbox was full.
     pub audio_lost_secs: f64,
+    /// Seconds of speech given up untranscribed: decodes that all failed, audio left out
+    /// when recognition fell too far behind, the window lost to a restart.
+    pub untranscribed_secs: f64,
+    /// When speech was last given up (for "captions incomplete").
+    #[serde(skip)]
+    pub untranscribed_last: Option<Instant>,
     /// The policy's current step and window (wider / shorter when degraded).
     pub step: f64,
     pub window: f64,
@@ -444,6 +450,8 @@ struct Live<'m> {
     due_since: Option<f64>,
     finished: bool,
     lost_secs: f64,
+    /// Speech given up by the policies before this one.
+    untranscribed_before: f64,
     max_lag: f64,
 }
 
@@ -527,6 +535,7 @@ fn open_live(model: &Model, threads: usize, o: Opening) -> Result<Live<'_>, Engi
         due_since: None,
         finished: false,
         lost_secs: before.audio_lost_secs,
+        untranscribed_before: before.untranscribed_secs,
         max_lag: before.max_lag,
     })
 }
@@ -701,6 +710,11 @@ fn decoder_thread(
                     s.finals_lost = ch.finals_lost;
                     s.last_fault.clone_from(&ch.last_fault);
                     s.audio_lost_secs = ch.lost_secs;
+                    let untranscribed = ch.untranscribed_before + ch.policy.untranscribed;
+                    if untranscribed > s.untranscribed_secs {
+                        s.untranscribed_last = Some(Instant::now());
+                    }
+                    s.untranscribed_secs = untranscribed;
                     s.step = step;
                     s.window = window;
                     s.dropped = ch.policy.dropped;
@@ -752,6 +766,7 @@ fn restart<'m>(
     );
     ch.time_offset += ch.policy.media_now();
     ch.segment_offset += ch.policy.segments();
+    ch.untranscribed_before += ch.policy.untranscribed + ch.policy.uncommitted_speech();
     ch.policy = new_policy(&ch.spec);
     if ch.finished {
         ch.policy.finish();

@@ -14,8 +14,14 @@ pub const FRAME_SECS: f64 = FRAME as f64 / 16_000.0;
 /// Detector settings.
 #[derive(Debug, Clone, Copy)]
 pub struct VadConfig {
-    /// A frame is loud if its energy exceeds the noise floor by this many dB.
+    /// A frame is loud if its energy exceeds the noise floor by this many dB...
     pub margin_db: f32,
+    /// ...or, once speech has begun, by this many (hysteresis: quiet words inside speech,
+    /// a cold, a soft voice, do not end it). On the Montreal Forced Aligner's conversational
+    /// recording (52 s, about 42 s of speech over a -50 dBFS room) a single 10 dB margin
+    /// heard 24 s of speech in 20 pieces, and Whisper never got the rest; 10 dB to begin and
+    /// 5 dB to go on hears 40 s in 10 utterances, and steady pink noise still none.
+    pub hold_margin_db: f32,
     /// ...and the absolute level of -55 dBFS (digital silence and hiss stay silent).
     pub min_level_db: f32,
     /// Loud frames in a row that open speech.
@@ -33,6 +39,7 @@ impl Default for VadConfig {
     fn default() -> VadConfig {
         VadConfig {
             margin_db: 10.0,
+            hold_margin_db: 5.0,
             min_level_db: -55.0,
             onset_frames: 3,
             hangover_frames: 25,
@@ -122,7 +129,12 @@ impl Vad {
         self.sorted.sort_by(f32::total_cmp);
         let idx = ((self.sorted.len() - 1) as f32 * self.cfg.floor_percentile) as usize;
         let floor = self.sorted[idx];
-        let loud = db > self.cfg.min_level_db && db > floor + self.cfg.margin_db;
+        let margin = if self.speaking {
+            self.cfg.hold_margin_db
+        } else {
+            self.cfg.margin_db
+        };
+        let loud = db > self.cfg.min_level_db && db > floor + margin;
         self.frames += 1;
         if loud {
             self.loud_run += 1;

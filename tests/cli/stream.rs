@@ -97,6 +97,73 @@ fn check_jfk_events(events: &[serde_json::Value], what: &str) {
     );
 }
 
+/// Conversational speech with a cold, pauses, fillers and a cough (the Montreal Forced
+/// Aligner's test recording, 52 s): the stream loses no phrase that `tolk transcribe` (the
+/// same model, beam 5, the whole recording at once) has. Every run of 3 or more offline words
+/// missing from the stream is a phrase a reader never saw; the stream's deletions against
+/// the reference stay within 1.5 times the offline transcript's. Under the modelled clock
+/// at this machine's speed and at half of it.
+#[test]
+fn conversational_speech_loses_no_phrase_the_offline_transcript_has() {
+    use tolk::eval::{align, normalize, Step};
+    let file = testdata("mfa-michaelandsickmichael.wav");
+    let reference_text = reference("mfa-michaelandsickmichael.txt");
+    let offline = {
+        let dir = tempfile::tempdir().unwrap();
+        let _guard = whisper_lock();
+        let out = tolk(dir.path())
+            .args([
+                "transcribe",
+                file.to_str().unwrap(),
+                "--model",
+                "base",
+                "--language",
+                "en",
+            ])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&success(out)).expect("JSON");
+        json["text"].as_str().expect("text").to_string()
+    };
+    let offline_deleted = wer(&reference_text, &offline, "en").deletions;
+    for speed in [1.0, 0.5] {
+        let events = stream_at(&file, speed, &["--model", "base", "--language", "en"]);
+        let text: Vec<&str> = finals(&events)
+            .iter()
+            .map(|e| e["text"].as_str().unwrap())
+            .collect();
+        let text = text.join(" ");
+        let (o, h) = (normalize(&offline, "en"), normalize(&text, "en"));
+        let mut missing: Vec<Vec<&str>> = Vec::new();
+        let mut run: Vec<&str> = Vec::new();
+        for step in align(&o, &h) {
+            match step {
+                Step::Delete { r } => run.push(&o[r]),
+                _ => {
+                    if run.len() >= 3 {
+                        missing.push(std::mem::take(&mut run));
+                    }
+                    run.clear();
+                }
+            }
+        }
+        if run.len() >= 3 {
+            missing.push(run);
+        }
+        assert!(
+            missing.is_empty(),
+            "at {speed}x the stream lost {missing:?}\nstream: {text}\noffline: {offline}"
+        );
+        let w = wer(&reference_text, &text, "en");
+        assert!(
+            w.deletions as f64 <= 1.5 * offline_deleted as f64 + 2.0,
+            "at {speed}x: {} words deleted, offline {offline_deleted}\nstream: {text}",
+            w.deletions
+        );
+    }
+}
+
 #[test]
 fn silence_gives_no_event() {
     let dir = tempfile::tempdir().unwrap();
