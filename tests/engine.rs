@@ -191,6 +191,10 @@ fn a_panic_in_one_channel_restarts_it_and_spares_the_others() {
     assert_eq!(es.restarts, 1, "{es:?}");
     let (why, at) = es.last_fault.clone().unwrap();
     assert!(why.contains("fault injected at decode 3"), "{why}");
+    // The window being decoded when it failed (0.3 s and more of speech) is counted as
+    // untranscribed; the floor gave up nothing.
+    assert!(es.untranscribed_secs >= 0.3, "{es:?}");
+    assert_eq!(run.stats[0].untranscribed_secs, 0.0, "{:?}", run.stats[0]);
     let es_finals = run.finals(run.ids.1);
     assert!(
         es_finals.iter().any(|f| f.2 > at),

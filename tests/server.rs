@@ -1789,6 +1789,12 @@ source = {{ kind = "file", path = "{jfk}", loop = true }}
     );
     let floor = &s["channels"][0];
     assert_eq!(floor["finals_lost"], 1, "{floor}");
+    assert!(floor["untranscribed_secs"].is_number(), "{floor}");
+    let (_, metrics) = get(&addr, "/metrics", None);
+    assert!(
+        metrics.contains("tolk_speech_untranscribed_seconds_total{channel=\"floor\"}"),
+        "{metrics}"
+    );
     assert!(
         floor["last_fault"]
             .as_str()

@@ -691,16 +691,33 @@ impl Policy {
                     return;
                 }
             }
-        } else if !hyp.words.is_empty() {
-            self.prompt_off = false;
         }
+        let repeats = self.dropped.repetition;
+        let said = !hyp.words.is_empty();
         let (words, dropped) = self.accept(hyp);
+        let looped = self.dropped.repetition > repeats;
         let mut words = self.new_words(words);
         let mut guard = guard.or(dropped);
         if prompted && self.prompt_echo(&words) {
             self.dropped.repetition += 1;
             words.clear();
             guard = Some(Guard::Echo);
+        }
+        // A decode with the prompt that failed goes again without it (Whisper's reference
+        // decoder drops the prompt when it has to fall back, for the same reason). If it
+        // parroted the prompt (an echo, a loop, nothing new but repeats), the text before is
+        // taken out of the prompt for good: after a voice change (IVR prompts, then a quiet
+        // speaker with a cold) base said "You can press the pound key to disconnect from the
+        // PBX" over 25 s of other speech, decode after decode, while it was prompted.
+        let parroted = matches!(guard, Some(Guard::Echo | Guard::Compression))
+            || (said && looped && words.is_empty());
+        if prompted && (parroted || guard.is_some_and(Guard::failed_on_speech)) {
+            self.prompt_off = true;
+            if parroted {
+                self.recent.clear();
+            }
+        } else if !words.is_empty() {
+            self.prompt_off = false;
         }
         self.note(|| Trace::Result {
             id,
@@ -1099,19 +1116,27 @@ impl Policy {
 pub fn loop_start(words: &[Word]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
     let mut cut: Option<usize> = None;
-    // One word said three times in a row ("zero zero zero"), the repeats with no audio under
-    // them (squeezed into no time) or four times and more: Whisper looping over the silence.
+    // One word said three times in a row ("zero zero zero") with repeats that have no audio
+    // under them (squeezed into no time), four or five times with repeats shorter than a
+    // syllable, or six times and more: Whisper looping. A speaker's own "words, words,
+    // words, words" (MFA's conversational recording; 0.3-0.5 s each) is speech.
     for i in 0..w.len().saturating_sub(2) {
         let run = w[i..].iter().take_while(|x| **x == w[i]).count();
-        let none = words[i + 1..i + run].iter().any(squeezed);
-        if run >= 4 || (run >= 3 && none) {
+        let repeats = &words[i + 1..i + run];
+        let none = repeats.iter().any(squeezed);
+        let short = repeats.iter().any(|x| x.end - x.start < 0.15);
+        if run >= 6 || (run >= 4 && short) || (run >= 3 && none) {
             cut = Some(i + 1);
             break;
         }
     }
     for i in 0..w.len() {
         for n in 2..=8 {
-            if i + 2 * n <= w.len() && w[i..i + n] == w[i + n..i + 2 * n] {
+            // (A single word said again is judged above.)
+            if i + 2 * n <= w.len()
+                && w[i..i + n] == w[i + n..i + 2 * n]
+                && w[i..i + n].iter().any(|x| *x != w[i])
+            {
                 cut = Some(cut.map_or(i + n, |c| c.min(i + n)));
             }
         }
@@ -1950,6 +1975,16 @@ mod tests {
             word(" no.", 1.6, 1.8),
         ];
         assert_eq!(loop_start(&said), None);
+        // A speaker's "words, words, words, words" (MFA's conversational recording).
+        let said: Vec<Word> = (0..4)
+            .map(|i| word(" words,", 87.0 + i as f64 * 0.45, 87.4 + i as f64 * 0.45))
+            .collect();
+        assert_eq!(loop_start(&said), None);
+        // The same word over and over is a loop, whatever its times.
+        let looped: Vec<Word> = (0..12)
+            .map(|i| word(" Montreal,", 336.1 + i as f64 * 0.1, 336.2 + i as f64 * 0.1))
+            .collect();
+        assert_eq!(loop_start(&looped), Some(1));
     }
 
     /// Audio that is a tone of the given amplitude in each `(from, to, amplitude)` span and
@@ -2287,5 +2322,69 @@ mod tests {
             .map(|t| word(t, 330.95, 330.95))
             .collect();
         assert!(!p.prompt_echo(&other));
+    }
+
+    #[test]
+    fn a_decode_that_parrots_its_prompt_goes_again_without_it() {
+        // Cause: after IVR prompts, a new quiet speaker; base, prompted with the prompts, said
+        // them again decode after decode (looping, all taken for old text) over 25 s of other
+        // speech, and only an unprompted decode heard the speech.
+        let spans = [(0.5, 3.0, 0.3), (6.0, 9.0, 0.3)];
+        let ivr = [
+            (" You", 0.5, 0.7),
+            (" can", 0.7, 0.9),
+            (" press", 0.9, 1.3),
+            (" the", 1.3, 1.4),
+            (" pound", 1.4, 1.9),
+            (" key", 1.9, 2.2),
+            (" to", 2.2, 2.3),
+            (" disconnect.", 2.3, 2.9),
+        ];
+        let speech = [
+            (" I", 6.0, 6.2),
+            (" have", 6.2, 6.5),
+            (" a", 6.5, 6.6),
+            (" cold", 6.6, 7.2),
+            (" so", 7.3, 7.6),
+            (" this", 7.6, 8.0),
+            (" sounds", 8.0, 8.5),
+            (" different.", 8.5, 8.9),
+        ];
+        let audio = spans_audio(&spans, 11.0);
+        let mut prompts = Vec::new();
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                if end < 5.0 {
+                    return scripted(&ivr, job);
+                }
+                prompts.push(!job.prompt.is_empty());
+                if job.prompt.is_empty() {
+                    return scripted(&speech, job);
+                }
+                // The prompt said again, twice, over the new speech.
+                let mut h = scripted(&speech, job);
+                let n = ivr.len();
+                let step = (end - job.start) / (2 * n) as f64;
+                h.words = (0..2 * n)
+                    .map(|i| {
+                        let a = job.start + i as f64 * step;
+                        word(ivr[i % n].0, a, a + step)
+                    })
+                    .collect();
+                h
+            },
+            |_| 0.2,
+        );
+        assert_eq!(
+            final_text(&events),
+            "You can press the pound key to disconnect. I have a cold so this sounds different.",
+            "{events:?}"
+        );
+        // The first prompted decode failed; the next went without the prompt.
+        let first = prompts.iter().position(|p| *p).expect("a prompted decode");
+        assert_eq!(prompts.get(first + 1), Some(&false), "{prompts:?}");
     }
 }
