@@ -252,9 +252,9 @@ struct StreamArgs {
     /// Release the audio at real-time pace (as a live source would).
     #[arg(long, conflicts_with = "fast")]
     realtime: bool,
-    /// As fast as the CPU allows, with a virtual clock: the same decisions as real time
-    /// (the default).
-    #[arg(long)]
+    /// As fast as the CPU allows, with a virtual clock that measures each decode: the same
+    /// decisions as real time (the default; not with `--simulate-speed`, which models them).
+    #[arg(long, conflicts_with = "simulate_speed")]
     fast: bool,
     /// With the virtual clock, model each decode's duration (as on the 2-core reference
     /// machine, times this speed factor) instead of measuring it: reproducible captions.
@@ -282,7 +282,7 @@ struct StreamArgs {
     #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
     /// With --glossary: also start every Whisper prompt with the glossary's terms.
-    #[arg(long)]
+    #[arg(long, requires = "glossary")]
     bias: bool,
     /// Translate into English (Whisper's translate task) instead of transcribing.
     #[arg(long)]
@@ -548,10 +548,10 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
         targets: args.target.clone(),
         flags: true,
     };
-    let pacing = match (args.realtime, args.simulate_speed) {
-        (true, _) => engine::Pacing::RealTime,
-        (false, Some(speed)) => engine::Pacing::Modeled(engine::DecodeCost { speed }),
-        (false, None) => engine::Pacing::Virtual,
+    let pacing = match (args.realtime, args.fast, args.simulate_speed) {
+        (true, _, _) => engine::Pacing::RealTime,
+        (false, false, Some(speed)) => engine::Pacing::Modeled(engine::DecodeCost { speed }),
+        (false, _, _) => engine::Pacing::Virtual,
     };
     let threads = args.threads.unwrap_or_else(tr::default_threads).max(1);
     let mut out = std::io::stdout().lock();

@@ -284,6 +284,13 @@ fn listeners_get_every_final_in_order_and_resume_without_gap() {
         &mut b,
         json!({"type": "subscribe", "channels": ["klingon"]}),
     );
+    // A binary frame, and a message over the 64 KiB limit (docs/protocol.md): answered.
+    b.send(Message::binary(vec![0u8; 16])).unwrap();
+    let big = format!(
+        r#"{{"type":"ping","id":1,"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    b.send(Message::text(big)).unwrap();
     send_json(&mut b, json!({"type": "ping", "id": 7}));
 
     let (mut sa, mut sb) = (Seen::default(), Seen::default());
@@ -305,8 +312,18 @@ fn listeners_get_every_final_in_order_and_resume_without_gap() {
             "bad_message",
             "bad_message",
             "bad_message",
-            "unknown_channel"
+            "unknown_channel",
+            "unsupported",
+            "unsupported"
         ]
+    );
+    assert!(
+        sb.errors[5]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 65536 bytes"),
+        "{:?}",
+        sb.errors[5]
     );
     assert!(sb.other.iter().any(|m| m["type"] == "pong" && m["id"] == 7));
 

@@ -427,14 +427,33 @@ impl Archive {
     }
 
     /// Deletes every final emitted before `before_ms` (Unix ms); returns how many.
-    pub fn purge(&self, before_ms: u64) -> Result<usize, ArchiveError> {
-        let n = self
-            .conn
+    pub fn purge(&mut self, before_ms: u64) -> Result<usize, ArchiveError> {
+        // Numbers are the meeting's for its whole life: the highest seq purged stays noted
+        // (`seqs`), so a meeting started again on this archive never numbers a final twice.
+        let tx = self.conn.transaction().map_err(|e| ArchiveError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let n = tx
             .execute(
-                "DELETE FROM finals WHERE wall_ms < ?1",
+                "INSERT INTO seqs (meeting, channel, last_seq)
+                 SELECT meeting, channel, MAX(seq) FROM finals WHERE wall_ms < ?1
+                 GROUP BY meeting, channel
+                 ON CONFLICT (meeting, channel) DO UPDATE
+                 SET last_seq = MAX(last_seq, excluded.last_seq)",
                 params![before_ms as i64],
             )
-            .map_err(|e| self.err(e))?;
+            .and_then(|_| {
+                tx.execute(
+                    "DELETE FROM finals WHERE wall_ms < ?1",
+                    params![before_ms as i64],
+                )
+            })
+            .and_then(|n| tx.commit().map(|()| n))
+            .map_err(|e| ArchiveError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
         // Reclaim the space: purged text should not linger in free pages.
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
@@ -567,6 +586,20 @@ mod tests {
         let got = a.finals(None, "floor").unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].text, "new");
+    }
+
+    #[test]
+    fn purging_every_final_keeps_the_numbers_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Archive::open(&dir.path().join("a.sqlite")).unwrap();
+        a.append("m", &[f("floor", 1, 10, "one"), f("floor", 2, 20, "two")])
+            .unwrap();
+        a.append("m", &[f("es", 7, 30, "siete")]).unwrap();
+        assert_eq!(a.purge(u64::MAX / 2).unwrap(), 3);
+        assert!(a.finals(None, "floor").unwrap().is_empty());
+        // A meeting started again on this archive goes on from 3 and 8, not from 1.
+        assert_eq!(a.last_seq("m", "floor").unwrap(), 2);
+        assert_eq!(a.last_seq("m", "es").unwrap(), 7);
     }
 
     #[test]

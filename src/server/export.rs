@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::str::FromStr;
 
 use super::wire::Final;
-use crate::transcribe::format::clock as stamp;
+use crate::transcribe::format::{clock as stamp, vtt_escape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -76,7 +76,7 @@ pub fn render(finals: &[Final], format: Format) -> String {
                     f.seq,
                     stamp(f.start, '.'),
                     stamp(cue_end(f, finals.get(i + 1)), '.'),
-                    cue_text(&f.text).replace('<', "&lt;")
+                    vtt_escape(&cue_text(&f.text))
                 );
             }
         }
@@ -164,6 +164,7 @@ mod tests {
         let finals = [
             f(1, 0.5, 2.25, "ask not"),
             f(2, 3661.0, 3661.0, "a --> b\n\nc"),
+            f(3, 3700.0, 3701.0, "Q&A: <b> & more"),
         ];
         let vtt = render(&finals, Format::Vtt);
         assert!(vtt.starts_with("WEBVTT\n\n1\n00:00:00.500 --> 00:00:02.250\nask not\n"));
@@ -171,6 +172,8 @@ mod tests {
             vtt.contains("01:01:01.000 --> 01:01:01.200\na → b c\n"),
             "{vtt}"
         );
+        // WebVTT's reserved characters are escaped, `&` as well as `<`.
+        assert!(vtt.contains("\nQ&amp;A: &lt;b> &amp; more\n"), "{vtt}");
         let srt = render(&finals, Format::Srt);
         assert!(srt.starts_with("1\n00:00:00,500 --> 00:00:02,250\nask not\n\n2\n"));
     }

@@ -81,8 +81,12 @@ const JOINS_PER_MINUTE: u32 = 60;
 /// ends (a 4-digit PIN would take over 30 hours to guess from one address).
 const PIN_TRIES_PER_MINUTE: u32 = 5;
 
-/// The largest client message accepted (subscriptions are small).
+/// The largest client message accepted (subscriptions are small): a larger one is answered
+/// with an `unsupported` error and the connection stays.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// The largest frame read at all: beyond it the connection is closed (the WebSocket layer
+/// refuses to buffer it).
+const MAX_CLIENT_FRAME: usize = 1024 * 1024;
 
 /// Why the server could not start. Every variant says what and why.
 #[derive(Debug, thiserror::Error)]
@@ -325,7 +329,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     let archive = if m.off_record {
         None
     } else {
-        let a = archive::Archive::open(&m.archive)?;
+        let mut a = archive::Archive::open(&m.archive)?;
         if m.retention_days > 0 {
             let before = now_ms().saturating_sub(u64::from(m.retention_days) * 86_400_000);
             let n = a.purge(before)?;
@@ -849,7 +853,8 @@ async fn ws_upgrade(
     };
     // Small buffers: a listener receives a few kilobytes a second and sends less; the
     // defaults (128 KiB to read) would cost more than the rest of a listener together.
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
         .read_buffer_size(LISTENER_BUFFER)
         .write_buffer_size(LISTENER_BUFFER)
         .on_upgrade(move |socket| listener(socket, app, interpreter))
@@ -899,6 +904,13 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                     }
                     Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
                 };
+                if text.len() > MAX_CLIENT_MESSAGE {
+                    open = send_msg(&mut ws, &error(ErrorCode::Unsupported, format!(
+                        "a message of {} bytes is over the limit of {MAX_CLIENT_MESSAGE} bytes",
+                        text.len()
+                    ))).await;
+                    continue;
+                }
                 match wire::parse_client(text.as_str()) {
                     Err(why) => {
                         open = send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await;

@@ -81,11 +81,15 @@ pub fn render(t: &Transcript, format: Format, meta: &serde_json::Value) -> Strin
     out
 }
 
+/// WebVTT reserves `&` and `<` in cue text: escaped (`&` first). The one escaper for both
+/// WebVTT writers (this one and the server's export).
+pub fn vtt_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
+}
+
 /// Cue text may not contain a blank line or `-->`; WebVTT also reserves `<` and `&`.
 fn cue_text(text: &str) -> String {
-    text.replace("-->", "->")
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
+    vtt_escape(&text.replace("-->", "->"))
         .lines()
         .filter(|l| !l.trim().is_empty())
         .collect::<Vec<_>>()

@@ -231,6 +231,32 @@ fn a_speed_factor_that_is_not_positive_is_refused() {
     }
 }
 
+/// Flags that would do nothing are refused, naming them, before any audio is read: `--bias`
+/// with no glossary to bias towards, and `--fast` (measured decode times) with
+/// `--simulate-speed` (modelled ones).
+#[test]
+fn stream_flags_that_would_do_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needles) in [
+        (&["--bias"][..], &["--bias", "--glossary"][..]),
+        (
+            &["--fast", "--simulate-speed", "1"][..],
+            &["--fast", "--simulate-speed"][..],
+        ),
+    ] {
+        let out = tolk(dir.path())
+            .args(["stream", "missing.wav"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{args:?}: {stderr}");
+        }
+    }
+}
+
 /// An archive sealed with the organizer's key: `tolk export` without the key, or with
 /// another, fails naming the archive and `TOLK_ARCHIVE_KEY`; with it, the transcript comes
 /// out; the words are not in the file.
