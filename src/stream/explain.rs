@@ -1,7 +1,7 @@
 //! Where lost words go: the policy's decisions, recorded ([`Trace`]), and a report that says,
 //! for every word an offline transcript has and the stream does not, why ([`explain`]).
 //!
-//! Pure: the policy records its trace when asked ([`super::policy::Policy::set_tracing`]);
+//! Pure: the policy records its trace when asked ([`super::policy::PolicyConfig::trace`]);
 //! the streaming benchmark (`--explain`) hands the trace, the stream's finals and the offline
 //! transcript's words to [`explain`].
 

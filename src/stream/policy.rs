@@ -21,8 +21,11 @@
 //!   that compresses too well (a repetition loop: the context is reset), a decode that begins
 //!   by repeating the last committed words (an echo of the prompt), and known phantom phrases
 //!   ("Thanks for watching") over near-silence.
-//! - When decodes fall behind the audio, the step widens and the window shortens, so the lag
-//!   stays bounded instead of growing.
+//! - When decodes fall behind the audio, the step widens and the window cap shortens (words
+//!   are committed sooner), so the lag stays bounded instead of growing. No audio is skipped
+//!   for it: speech is given up only when more than `max_window` of it gave no word at all,
+//!   and then it is counted ([`Policy::untranscribed`]), as is an utterance whose every
+//!   decode failed.
 
 use std::collections::VecDeque;
 
