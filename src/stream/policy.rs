@@ -731,9 +731,9 @@ impl Policy {
         if closing {
             let failed = words.is_empty() && guard.is_some_and(Guard::failed_on_speech);
             if failed && prompted {
-                // The utterance's last chance: once more without the prompt (Whisper given
-                // a prompt sometimes loops on it or answers with nothing sure).
-                self.prompt_off = true;
+                // The utterance's last chance: once more without the prompt (`prompt_off`,
+                // set above: Whisper given a prompt sometimes loops on it or answers with
+                // nothing sure).
                 return;
             }
             let mut words = words;

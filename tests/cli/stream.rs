@@ -108,24 +108,13 @@ fn conversational_speech_loses_no_phrase_the_offline_transcript_has() {
     use tolk::eval::{align, normalize, Step};
     let file = testdata("mfa-michaelandsickmichael.wav");
     let reference_text = reference("mfa-michaelandsickmichael.txt");
-    let offline = {
-        let dir = tempfile::tempdir().unwrap();
-        let _guard = whisper_lock();
-        let out = tolk(dir.path())
-            .args([
-                "transcribe",
-                file.to_str().unwrap(),
-                "--model",
-                "base",
-                "--language",
-                "en",
-            ])
-            .args(["--format", "json"])
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_str(&success(out)).expect("JSON");
-        json["text"].as_str().expect("text").to_string()
-    };
+    let offline = super::transcribe::transcribe_text(&[
+        file.to_str().unwrap(),
+        "--model",
+        "base",
+        "--language",
+        "en",
+    ]);
     let offline_deleted = wer(&reference_text, &offline, "en").deletions;
     for speed in [1.0, 0.5] {
         let events = stream_at(&file, speed, &["--model", "base", "--language", "en"]);

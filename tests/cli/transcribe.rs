@@ -3,7 +3,7 @@
 use crate::util::*;
 use tolk::eval::wer;
 
-fn transcribe_text(args: &[&str]) -> String {
+pub(crate) fn transcribe_text(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let _guard = whisper_lock();
     let out = tolk(dir.path())
