@@ -794,9 +794,17 @@ impl Policy {
             .collect();
         let hyp: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
         // Whisper sometimes starts by repeating the end of its prompt (the committed text).
+        // Where the text could end at several places (a speaker or an IVR menu saying the
+        // same words again), time decides: the old words end where the last committed
+        // word ended, a repeat after it is new speech.
+        let ends: Vec<f64> = words.iter().map(|w| w.end).collect();
+        let at = self.last_word_end;
         let recent: Vec<String> = self.recent_words.iter().cloned().collect();
-        let echo = overlap(&recent, &hyp);
-        if echo >= 2 {
+        let echoes: Vec<usize> = overlaps(&recent, &hyp)
+            .into_iter()
+            .filter(|&k| k >= 2)
+            .collect();
+        if let Some(echo) = nearest_in_time(&echoes, &ends, at) {
             self.dropped.repetition += 1;
             return words.into_iter().skip(echo).collect();
         }
@@ -809,7 +817,8 @@ impl Policy {
         };
         // The committed text's last words said again near the start of the hypothesis: all
         // up to them is old, whatever the alignment found.
-        if let Some(end) = tail_anchor(&recent, &hyp, ctx.len() + 4) {
+        let anchors = tail_anchor(&recent, &hyp, ctx.len() + 4);
+        if let Some(end) = nearest_in_time(&anchors, &ends, at) {
             skip = skip.max(end);
         }
         // The last committed word once more, where it was already committed.
@@ -1171,31 +1180,52 @@ pub fn syllable_loop(word: &str) -> bool {
     run3 || distinct.len() * 2 <= parts.len()
 }
 
-/// The longest run of `recent`'s last words that `hyp` begins with.
-pub fn overlap(recent: &[String], hyp: &[String]) -> usize {
+/// Every `k` (longest first) for which the last `k` words of `recent` are the first `k` of
+/// `hyp`.
+pub fn overlaps(recent: &[String], hyp: &[String]) -> Vec<usize> {
     (1..=recent.len().min(hyp.len()))
         .rev()
-        .find(|&k| recent[recent.len() - k..] == hyp[..k])
-        .unwrap_or(0)
+        .filter(|&k| recent[recent.len() - k..] == hyp[..k])
+        .collect()
 }
 
 /// Where the last 2–6 committed words (`recent`) occur again within the first `within` words
-/// of `hyp`: the index just after the latest such occurrence (longest run first).
+/// of `hyp`: the index just after each occurrence of the longest such run, in order.
 ///
 /// The last committed word is the least sure (it may be one Whisper added at a window's
 /// edge): if the tail is not found whole, it is looked for without that word.
-pub fn tail_anchor(recent: &[String], hyp: &[String], within: usize) -> Option<usize> {
+pub fn tail_anchor(recent: &[String], hyp: &[String], within: usize) -> Vec<usize> {
     let limit = hyp.len().min(within);
     let find = |recent: &[String]| {
         for k in (2..=recent.len().min(6)).rev() {
             let tail = &recent[recent.len() - k..];
-            if let Some(j) = (k..=limit).rev().find(|&j| hyp[j - k..j] == *tail) {
-                return Some(j);
+            let at: Vec<usize> = (k..=limit).filter(|&j| hyp[j - k..j] == *tail).collect();
+            if !at.is_empty() {
+                return at;
             }
         }
-        None
+        Vec::new()
     };
-    find(recent).or_else(|| find(&recent[..recent.len().saturating_sub(1)]))
+    let whole = find(recent);
+    if whole.is_empty() {
+        find(&recent[..recent.len().saturating_sub(1)])
+    } else {
+        whole
+    }
+}
+
+/// Of the places `cuts` where the old words of a hypothesis could end (`k`: its first `k`
+/// words are old), the one whose last old word ends nearest to `at` (`ends`: each word's
+/// end); ties go to the later cut. A repeated phrase matches the committed text in more
+/// than one place, and only time tells the one Whisper heard again from the one said anew.
+pub fn nearest_in_time(cuts: &[usize], ends: &[f64], at: f64) -> Option<usize> {
+    cuts.iter()
+        .copied()
+        .filter(|&k| k >= 1 && k <= ends.len())
+        .min_by(|&a, &b| {
+            let (da, db) = ((ends[a - 1] - at).abs(), (ends[b - 1] - at).abs());
+            da.total_cmp(&db).then(b.cmp(&a))
+        })
 }
 
 /// How many leading words of `hyp` correspond to the words `ctx` (already committed), by
@@ -1910,26 +1940,64 @@ mod tests {
         text.split_whitespace().map(str::to_string).collect()
     }
 
+    /// The speaker of the conversational recording says "word, word, word, word, word,
+    /// word": four are committed (the last ending at 10.0 s) and the next window, with the
+    /// last two as context audio, hears six. Text alone matches the committed tail at the
+    /// fourth word (two new words lost, as measured); the words' times say the old ones end
+    /// at the second.
+    #[test]
+    fn a_word_the_speaker_repeats_is_not_taken_for_the_committed_ones() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let said = [
+            ("Here's", 7.0, 7.4),
+            (" some", 7.4, 7.7),
+            (" more", 7.7, 8.0),
+            (" word,", 8.1, 8.5),
+            (" word,", 8.6, 9.0),
+            (" word,", 9.2, 9.6),
+            (" word,", 9.6, 10.0),
+        ];
+        let committed: Vec<Word> = said.iter().map(|&(t, a, b)| word(t, a, b)).collect();
+        p.commit(&committed, 11.0);
+        p.window_words = committed[5..].to_vec();
+        let heard = [
+            (" word,", 9.2, 9.6),
+            (" word,", 9.6, 10.0),
+            (" word,", 10.3, 10.7),
+            (" word.", 10.8, 11.2),
+            (" I", 11.6, 11.7),
+            (" really", 11.7, 12.0),
+        ];
+        let new = p.new_words(heard.iter().map(|&(t, a, b)| word(t, a, b)).collect());
+        assert_eq!(join_words(&new), "word, word. I really");
+        // A tail said again further on: the occurrence nearest the committed end in time.
+        let recent = ws("some more word word");
+        let hyp = ws("word word word word i");
+        let anchors = tail_anchor(&recent, &hyp, 6);
+        assert_eq!(anchors, [2, 3, 4]);
+        let ends = [9.6, 10.0, 10.7, 11.2, 11.7];
+        assert_eq!(nearest_in_time(&anchors, &ends, 10.0), Some(2));
+        // Times that say nothing (all squeezed to one instant): the latest, as before.
+        assert_eq!(nearest_in_time(&anchors, &[5.0; 5], 10.0), Some(4));
+    }
+
     /// Recorded from the LibriVox sonnet: "thereby beauties" was committed, and the next
     /// window's hypothesis started again at "and crease".
     #[test]
     fn a_committed_tail_said_again_is_found() {
         let recent = ws("we desire and crease thereby beauties");
         let hyp = ws("and crease that thereby beauties rose might never die");
-        assert_eq!(tail_anchor(&recent, &hyp, 8), Some(5));
+        assert_eq!(tail_anchor(&recent, &hyp, 8), [5]);
         // Not past the search limit: further on, a repeat may be genuine speech.
-        assert_eq!(tail_anchor(&recent, &hyp, 4), None);
+        assert!(tail_anchor(&recent, &hyp, 4).is_empty());
         // A single shared word is not evidence.
-        assert_eq!(
-            tail_anchor(&ws("so my fellow americans"), &ws("americans ask not"), 8),
-            None
-        );
-        assert_eq!(tail_anchor(&ws("a b"), &ws(""), 8), None);
+        assert!(tail_anchor(&ws("so my fellow americans"), &ws("americans ask not"), 8).is_empty());
+        assert!(tail_anchor(&ws("a b"), &ws(""), 8).is_empty());
         // Recorded from the hour-long soak: "press zero for" was committed, the next window
         // began "press zero you are about to": the committed "for" was never said.
         let recent = ws("for an operator press zero for");
         let hyp = ws("press zero you are about to enter an echo test");
-        assert_eq!(tail_anchor(&recent, &hyp, 8), Some(2));
+        assert_eq!(tail_anchor(&recent, &hyp, 8), [2]);
     }
 
     /// Recorded on jfk.wav: the closing decode of "ask not" went on over the pause,
