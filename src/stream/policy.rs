@@ -314,6 +314,10 @@ pub struct Policy {
     /// not `committed_until`, which moves to the next utterance's start although the voice
     /// detector, late on a quiet first word, may open the utterance after the word began.
     last_word_end: f64,
+    /// The end of the last committed word whose time Whisper gave properly (not squeezed to
+    /// an instant at a window's end), and how many squeezed words were committed after it.
+    last_sure_end: f64,
+    squeezed_tail: usize,
     /// Where the decode window begins (media seconds): the utterance start, later a committed
     /// word kept as context.
     window_start: f64,
@@ -385,6 +389,8 @@ impl Policy {
             buf_start: 0.0,
             committed_until: 0.0,
             last_word_end: 0.0,
+            last_sure_end: 0.0,
+            squeezed_tail: 0,
             untranscribed: 0.0,
             window_start: 0.0,
             window_words: Vec::new(),
@@ -554,7 +560,12 @@ impl Policy {
         };
         if to - self.committed_until < 0.3 {
             if closing {
-                // Nothing left to decode: the utterance closes with what is committed.
+                // Nothing left to decode: the decodes before heard the audio to the end of
+                // the speech (committed words squeezed to a window's end can put the commit
+                // point past it). Their tentative tail is the best hypothesis there is, and
+                // no closing decode will confirm or deny it: it is committed, not withdrawn.
+                let tail = std::mem::take(&mut self.prev_words);
+                self.commit(&tail, now);
                 self.close_utterance(now);
             }
             return None;
@@ -810,10 +821,7 @@ impl Policy {
         }
         let mut skip = match align_prefix(&ctx, &hyp) {
             Some(k) => k,
-            None => words
-                .iter()
-                .take_while(|w| (w.start + w.end) / 2.0 < self.last_word_end)
-                .count(),
+            None => self.old_by_time(&words),
         };
         // The committed text's last words said again near the start of the hypothesis: all
         // up to them is old, whatever the alignment found.
@@ -828,6 +836,32 @@ impl Policy {
             }
         }
         words.into_iter().skip(skip).collect()
+    }
+
+    /// How many leading words of a hypothesis are old by their times: those before the end
+    /// of the last committed word. Committed words squeezed to an instant at a window's end
+    /// say only that they came before it: of the words between the last properly timed
+    /// committed word and that instant, as many as were squeezed are old, the rest new
+    /// (recorded: "Dial one" committed at 302.0 s, said at 300.3; the next decode, timed
+    /// properly, heard "Dial 1, if you wish this color" before 302.0, and all of it was
+    /// taken for old).
+    fn old_by_time(&self, words: &[Word]) -> usize {
+        let mid = |w: &Word| (w.start + w.end) / 2.0;
+        if self.squeezed_tail == 0 {
+            return words
+                .iter()
+                .take_while(|w| mid(w) < self.last_word_end)
+                .count();
+        }
+        let sure = words
+            .iter()
+            .take_while(|w| mid(w) < self.last_sure_end)
+            .count();
+        let unsure = words[sure..]
+            .iter()
+            .take_while(|w| mid(w) < self.last_word_end)
+            .count();
+        sure + unsure.min(self.squeezed_tail)
     }
 
     /// Whether new words are the prompt said again over audio that has none of it: most
@@ -1109,6 +1143,12 @@ impl Policy {
         for w in words {
             self.recent.push_back((w.text.clone(), w.end));
             self.recent_words.push_back(normalise(&w.text));
+            if squeezed(w) {
+                self.squeezed_tail += 1;
+            } else {
+                self.last_sure_end = self.last_sure_end.max(w.end);
+                self.squeezed_tail = 0;
+            }
         }
         while self.recent_words.len() > 16 {
             self.recent_words.pop_front();
@@ -1979,6 +2019,78 @@ mod tests {
         assert_eq!(nearest_in_time(&anchors, &ends, 10.0), Some(2));
         // Times that say nothing (all squeezed to one instant): the latest, as before.
         assert_eq!(nearest_in_time(&anchors, &[5.0; 5], 10.0), Some(4));
+    }
+
+    /// Recorded on the conversational recording (times less 100 s): the last tentative
+    /// decode put "words that I did not say in the original one" all at its window's end,
+    /// 0.3 s after the speech ended; two decodes agreed up to "not", which moved the commit
+    /// point past the speech's end, so no closing decode was run — and the tentative "say in
+    /// the original one", heard by the decode that covered the whole utterance, was
+    /// withdrawn. It is kept.
+    #[test]
+    fn a_tail_no_closing_decode_can_confirm_is_kept() {
+        let mut p = Policy::new(PolicyConfig::default());
+        p.push_audio(&spans_audio(&[(0.5, 9.74, 0.3)], 10.6));
+        let at = |t: &str| word(t, 10.03, 10.03);
+        p.commit(
+            &[at(" words"), at(" that"), at(" I"), at(" did"), at(" not")],
+            10.1,
+        );
+        p.prev_words = [" say", " in", " the", " original", " one."]
+            .into_iter()
+            .map(at)
+            .collect();
+        p.in_flight = None;
+        p.speech_end = Some(9.74);
+        p.closing_owed = true;
+        assert!(p.poll_job(10.6).is_none(), "nothing left to decode");
+        let events: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
+        assert_eq!(
+            final_text(&events),
+            "words that I did not say in the original one."
+        );
+        assert!(p.prev_words.is_empty() && !p.closing_owed);
+    }
+
+    /// Recorded on the IVR menu after a mumbled "Montreal forced aligner": "Dial one" was
+    /// committed squeezed to 302.03 s (said at 300.3); the next decode heard the window
+    /// differently from the committed text ("Forestliner" for "Liner"), so word times
+    /// decided, and every word before 302.03 — "if you wish this color", never committed —
+    /// was taken for old.
+    #[test]
+    fn words_before_a_squeezed_commit_are_not_all_old() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let committed = [
+            word(" but", 292.64, 293.18),
+            word(" um", 293.4, 294.47),
+            word(" but", 294.61, 294.84),
+            word(" Liner.", 297.55, 297.7),
+            word(" Dial", 302.03, 302.03),
+            word(" one", 302.03, 302.03),
+        ];
+        p.commit(&committed, 303.0);
+        p.window_words = committed.to_vec();
+        let heard = [
+            (" but", 292.64, 293.61),
+            (" Montreal", 293.75, 296.38),
+            (" Forestliner.", 296.38, 300.32),
+            (" Dial", 300.32, 300.56),
+            (" 1,", 300.56, 300.86),
+            (" if", 300.93, 300.98),
+            (" you", 300.98, 301.16),
+            (" wish", 301.16, 301.4),
+            (" this", 301.4, 301.66),
+            (" color", 301.77, 302.02),
+            (" to", 302.02, 302.16),
+            (" reach", 302.16, 302.39),
+        ];
+        let new = p.new_words(heard.iter().map(|&(t, a, b)| word(t, a, b)).collect());
+        let new = join_words(&new);
+        assert!(new.ends_with("if you wish this color to reach"), "{new}");
+        assert!(
+            new.split_whitespace().count() <= 7 + 1,
+            "at most one old word again: {new}"
+        );
     }
 
     /// Recorded from the LibriVox sonnet: "thereby beauties" was committed, and the next
