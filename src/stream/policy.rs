@@ -943,7 +943,17 @@ impl Policy {
             }
             return;
         }
-        let first = self.window_words.len() - keep;
+        let mut first = self.window_words.len() - keep;
+        // Words squeezed to an instant at a window's end say only that they came before it:
+        // the window keeps the audio from the last properly timed word before them (recorded:
+        // "press the pound key" committed at 190.9 s, said at 189.0; the window cut there
+        // lost "to disconnect", heard but not yet committed).
+        if let Some(q) = self.window_words[first..].iter().position(squeezed) {
+            first = self.window_words[..first + q]
+                .iter()
+                .rposition(|w| !squeezed(w))
+                .unwrap_or(0);
+        }
         self.window_start = self.window_words[first].start;
         self.window_words.drain(..first);
     }
@@ -2090,6 +2100,37 @@ mod tests {
         assert!(
             new.split_whitespace().count() <= 7 + 1,
             "at most one old word again: {new}"
+        );
+    }
+
+    /// Recorded on the IVR voicemail prompt: "press the pound key" committed squeezed to
+    /// 190.9 s, said from 189.0; the window was cut at 190.85, and "to disconnect" (heard,
+    /// tentative) fell out of every later window. The cut keeps the audio from the last
+    /// properly timed word on.
+    #[test]
+    fn the_window_is_not_cut_at_squeezed_word_times() {
+        let mut p = Policy::new(PolicyConfig::default());
+        p.push_audio(&spans_audio(&[(180.0, 191.9, 0.3)], 192.0));
+        p.window_start = 180.48;
+        let committed = [
+            word(" voicemail", 187.0, 187.5),
+            word(" system.", 187.5, 188.2),
+            word(" You", 190.6, 190.6),
+            word(" can", 190.6, 190.6),
+            word(" press", 190.9, 190.9),
+            word(" the", 190.9, 190.9),
+            word(" pound", 190.9, 190.9),
+            word(" key", 190.9, 190.9),
+        ];
+        p.commit(&committed, 191.0);
+        assert!(
+            p.window_start <= 187.5,
+            "the window starts at {} s",
+            p.window_start
+        );
+        assert_eq!(
+            join_words(&p.window_words),
+            "system. You can press the pound key"
         );
     }
 
