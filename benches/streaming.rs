@@ -304,6 +304,8 @@ struct Run {
     dropped: String,
     trace: Vec<Trace>,
     final_words: Vec<Word>,
+    /// When each of `final_words` was emitted (engine seconds).
+    final_at: Vec<f64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -324,6 +326,7 @@ fn stream_once(
     let mut partial_lat = Vec::new();
     let mut finals = Vec::new();
     let mut final_words: Vec<Word> = Vec::new();
+    let mut final_at: Vec<f64> = Vec::new();
     let mut trace: Vec<Trace> = Vec::new();
     let mut partials = 0usize;
     let stats = engine::run(
@@ -343,6 +346,7 @@ fn stream_once(
                     word_lat.push((w.end, e.at - w.end));
                 }
                 finals.push(text);
+                final_at.extend(words.iter().map(|_| e.at));
                 final_words.extend(words);
             }
             Event::Partial { end, text, .. } => {
@@ -396,6 +400,7 @@ fn stream_once(
         dropped: format!("{} decodes; dropped {:?}", stats.decodes, stats.dropped),
         trace,
         final_words,
+        final_at,
     }
 }
 
@@ -511,8 +516,8 @@ fn main() {
             for s in &offline.segments {
                 lines.push(serde_json::json!({"offline": [s.start, s.end, s.text]}).to_string());
             }
-            for w in &r.final_words {
-                lines.push(serde_json::json!({"final": w}).to_string());
+            for (w, at) in r.final_words.iter().zip(&r.final_at) {
+                lines.push(serde_json::json!({"final": w, "at": at}).to_string());
             }
             for t in &r.trace {
                 lines.push(serde_json::to_string(t).expect("json"));

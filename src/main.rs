@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use tolk::model::{self, Cache, Catalog, Fetched};
+use tolk::server::config::MIN_TOKEN_CHARS;
 use tolk::transcribe::format::{self, Format};
 use tolk::transcribe::{self as tr, Language, Model};
 
@@ -760,6 +761,16 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
     use tolk::server::{self, config::MeetingConfig};
+    let token = match args.organizer_token {
+        None => random_token()?,
+        Some(t) if t.is_empty() => random_token()?,
+        Some(t) if t.chars().count() < MIN_TOKEN_CHARS => anyhow::bail!(
+            "the organizer token must be at least {MIN_TOKEN_CHARS} characters (it was {}): \
+             whoever has it runs the meeting; leave --organizer-token out for a random one",
+            t.chars().count()
+        ),
+        Some(t) => t,
+    };
     let mut config = match &args.config {
         Some(p) => MeetingConfig::load(p)?,
         None if tolk::audio::capture::has_default_input() => MeetingConfig::sound_card(
@@ -772,10 +783,6 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
         config.meeting.model = m;
     }
     let model = cache.resolve(&config.meeting.model)?;
-    let token = match args.organizer_token {
-        Some(t) if !t.is_empty() => t,
-        _ => random_token()?,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

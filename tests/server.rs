@@ -407,6 +407,33 @@ fn listeners_get_every_final_in_order_and_resume_without_gap() {
     );
     let (code, health) = get(&addr, "/healthz", None);
     assert_eq!(code, 200, "{health}");
+
+    // Everything the server answers is in docs/protocol.md: every metric, every field of
+    // the organizer's status and of the health answer.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md")).unwrap();
+    let names: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() >= 15, "{metrics}");
+    let (_, organizer) = get(&addr, "/api/organizer", Some(TOKEN));
+    let mut fields = std::collections::BTreeSet::new();
+    for body in [&organizer, &health] {
+        let v: Value = serde_json::from_str(body).unwrap();
+        let channel = &v["channels"][0];
+        for obj in [&v, channel] {
+            fields.extend(obj.as_object().unwrap().keys().cloned());
+        }
+    }
+    let missing: Vec<String> = names
+        .iter()
+        .map(|n| n.to_string())
+        .chain(fields)
+        .filter(|n| !doc.contains(&format!("`{n}`")) && !doc.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/protocol.md: {missing:?}");
 }
 
 /// A final a listener has seen is on disk: the server killed with SIGKILL mid-meeting, the
@@ -1331,6 +1358,18 @@ source = {{ kind = "network", token = "{token}" }}
         w.rate(),
         seen.text("floor")
     );
+
+    // Wrong keys are limited per address, loopback included (a local user is not the
+    // organizer): ten wrong organizer or ingest tokens in a minute (one ingest above), then
+    // even the right ones wait, and the page says why.
+    for _ in 0..8 {
+        assert_eq!(get(&server.addr, "/api/organizer", Some("guess")).0, 401);
+    }
+    assert_eq!(get(&server.addr, "/api/organizer", None).0, 401);
+    let (code, body) = get(&server.addr, "/api/organizer", Some(TOKEN));
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("too many wrong tokens"), "{body}");
+    clean_failure(send(token), &["floor", "too many wrong tokens"]);
 }
 
 /// A booth's sender dies mid-sentence (SIGKILL) and comes back: listeners are told the booth

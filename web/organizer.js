@@ -14,6 +14,7 @@
     let r;
     try { r = await fetch('/api/organizer', auth()); } catch { $('health').textContent = 'server unreachable'; $('health').className = 'down'; return; }
     if (r.status === 401) { stop('wrong token'); return; }
+    if (r.status === 429) { stop('too many wrong tokens from this address: wait a minute'); return; }
     const s = await r.json();
     if (!meeting) first(s);
     meeting = s.meeting;

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The shortest secret tolk accepts (organizer, interpreter and ingest tokens): wrong tries
+/// are limited per address, and 16 characters outlast any guessing at that rate.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// The meeting, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,9 +200,11 @@ impl MeetingConfig {
             .meeting
             .interpreter_token
             .as_ref()
-            .is_some_and(|t| t.len() < 16)
+            .is_some_and(|t| t.chars().count() < MIN_TOKEN_CHARS)
         {
-            return Err("the interpreter_token must be at least 16 characters".into());
+            return Err(format!(
+                "the interpreter_token must be at least {MIN_TOKEN_CHARS} characters"
+            ));
         }
         super::redact::Redactor::new(&self.meeting.protected_names)?;
         let mut seen = std::collections::BTreeSet::new();
@@ -224,9 +230,9 @@ impl MeetingConfig {
                         c.id
                     ));
                 }
-                SourceConfig::Network { token } if token.len() < 16 => {
+                SourceConfig::Network { token } if token.chars().count() < MIN_TOKEN_CHARS => {
                     return Err(format!(
-                        "channel `{}`: the ingest token must be at least 16 characters",
+                        "channel `{}`: the ingest token must be at least {MIN_TOKEN_CHARS} characters",
                         c.id
                     ));
                 }

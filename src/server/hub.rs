@@ -36,6 +36,8 @@ pub const EVERY_CHANNEL: usize = usize::MAX;
 #[derive(Debug)]
 pub struct Published {
     pub channel: usize,
+    /// The channel's event number (1, 2, …, in publishing order; 0 for [`EVERY_CHANNEL`]).
+    pub event: u64,
     pub seq: Option<u64>,
     /// Shared by every listener's send (a reference count, not a copy per listener).
     pub json: Utf8Bytes,
@@ -59,6 +61,17 @@ struct Slot {
     partial: Option<Partial>,
     next_seq: u64,
     state: Option<(ChannelState, f64, String)>,
+    /// Events published for this channel so far (the last one's number).
+    events: u64,
+}
+
+impl Slot {
+    /// Numbers the next event of this channel (called under the channel's lock, which is
+    /// held until the event is in the queue).
+    fn next_event(&mut self) -> u64 {
+        self.events += 1;
+        self.events
+    }
 }
 
 /// The meeting's channels and their live state.
@@ -137,8 +150,10 @@ impl Hub {
         // The partial it replaces is gone with it.
         st.partial = None;
         // No listener is not an error: the event is kept in the ring.
+        let event = st.next_event();
         let _ = self.tx.send(Arc::new(Published {
             channel,
+            event,
             seq: Some(seq),
             json: json.into(),
             said,
@@ -150,6 +165,7 @@ impl Hub {
     pub fn publish_meeting(&self, json: String) {
         let _ = self.tx.send(Arc::new(Published {
             channel: EVERY_CHANNEL,
+            event: 0,
             seq: None,
             json: json.into(),
             said: None,
@@ -167,8 +183,10 @@ impl Hub {
         let json = ServerMessage::Partial(p.clone()).to_json();
         let mut st = lock(&self.state[channel]);
         st.partial = (!p.text.is_empty()).then_some(p);
+        let event = st.next_event();
         let _ = self.tx.send(Arc::new(Published {
             channel,
+            event,
             seq: None,
             json: json.into(),
             said,
@@ -193,8 +211,10 @@ impl Hub {
             source: source.to_string(),
         }
         .to_json();
+        let event = st.next_event();
         let _ = self.tx.send(Arc::new(Published {
             channel,
+            event,
             seq: None,
             json: json.into(),
             said: None,
@@ -216,16 +236,17 @@ impl Hub {
         self.tx.receiver_count()
     }
 
-    /// What a client subscribing to `channel` gets first, and the receiver to follow it
-    /// with. With `since`: the finals after it if the ring still has them all; otherwise
-    /// (or without `since`) a snapshot. Returned under the channel's lock, so the receiver
-    /// starts exactly after them.
+    /// What a client subscribing to `channel` gets first, a receiver to follow it with, and
+    /// the channel's last event those first messages reflect (its fence: see [`Follow`]).
+    /// With `since`: the finals after it if the ring still has them all; otherwise (or
+    /// without `since`) a snapshot. Taken under the channel's lock, so the receiver starts
+    /// exactly after them.
     pub fn join(
         &self,
         channel: usize,
         since: Option<u64>,
         resync: bool,
-    ) -> (Vec<ServerMessage>, broadcast::Receiver<Arc<Published>>) {
+    ) -> (Vec<ServerMessage>, broadcast::Receiver<Arc<Published>>, u64) {
         let st = lock(&self.state[channel]);
         let rx = self.tx.subscribe();
         let id = self.channels[channel].id.clone();
@@ -263,12 +284,60 @@ impl Hub {
                 source: source.clone(),
             });
         }
-        (out, rx)
+        (out, rx, st.events)
     }
 
     /// The last seq given in a channel (0: none yet).
     pub fn last_seq(&self, channel: usize) -> u64 {
         lock(&self.state[channel]).next_seq - 1
+    }
+}
+
+/// What one listener follows, and where: a listener reads one receiver for all its channels
+/// (the one from its first join), but each channel's first messages (snapshot or resume)
+/// were taken at a different moment. An event of a channel is sent only if it came after
+/// the fence of that channel's last join: what came before is in the first messages already
+/// (a partial or status sent after its snapshot would be stale; a final, a duplicate).
+#[derive(Debug, Clone)]
+pub struct Follow {
+    fence: Vec<Option<u64>>,
+}
+
+impl Follow {
+    /// Following none of `channels` channels.
+    pub fn new(channels: usize) -> Follow {
+        Follow {
+            fence: vec![None; channels],
+        }
+    }
+
+    /// Follows `channel` from its event `fence` on (the third value of [`Hub::join`]).
+    pub fn start(&mut self, channel: usize, fence: u64) {
+        self.fence[channel] = Some(fence);
+    }
+
+    /// Stops following `channel`; whether it was followed.
+    pub fn stop(&mut self, channel: usize) -> bool {
+        self.fence[channel].take().is_some()
+    }
+
+    /// Whether `channel` is followed.
+    pub fn follows(&self, channel: usize) -> bool {
+        self.fence[channel].is_some()
+    }
+
+    /// The channels followed.
+    pub fn channels(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.fence.len()).filter(|&i| self.follows(i))
+    }
+
+    /// Whether the listener is to be sent `p`: a meeting event always; a channel's event if
+    /// the channel is followed and the event came after its fence.
+    pub fn wants(&self, p: &Published) -> bool {
+        if p.channel == EVERY_CHANNEL {
+            return true;
+        }
+        matches!(self.fence.get(p.channel), Some(Some(fence)) if p.event > *fence)
     }
 }
 
@@ -300,7 +369,7 @@ mod tests {
             let f = final_(&h, 0, t);
             h.publish_final(0, f);
         }
-        let (first, mut rx) = h.join(0, Some(2), false);
+        let (first, mut rx, _) = h.join(0, Some(2), false);
         let seqs: Vec<u64> = first
             .iter()
             .filter_map(|m| match m {
@@ -313,7 +382,7 @@ mod tests {
         h.publish_final(0, f);
         assert_eq!(rx.try_recv().unwrap().seq, Some(5));
         // Up to date: nothing missed, nothing repeated.
-        let (first, _) = h.join(0, Some(5), false);
+        let (first, _, _) = h.join(0, Some(5), false);
         assert!(first.is_empty(), "{first:?}");
     }
 
@@ -328,7 +397,7 @@ mod tests {
             .collect();
         let h = Hub::new(before.channels.clone(), &[4, 1]);
         h.preload(0, finals);
-        let (first, _) = h.join(0, Some(1), false);
+        let (first, _, _) = h.join(0, Some(1), false);
         let texts: Vec<String> = first
             .iter()
             .filter_map(|m| match m {
@@ -359,7 +428,7 @@ mod tests {
             },
         );
         for since in [None, Some(1)] {
-            let (first, _) = h.join(1, since, since.is_some());
+            let (first, _, _) = h.join(1, since, since.is_some());
             match &first[0] {
                 ServerMessage::Snapshot {
                     finals,
@@ -375,6 +444,58 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    fn partial(channel: &str, text: &str) -> Partial {
+        Partial {
+            channel: channel.into(),
+            segment: 1,
+            revision: 1,
+            text: text.into(),
+            start: 0.0,
+            end: 1.0,
+        }
+    }
+
+    /// A listener of two channels reads one receiver (its first join's): what the second
+    /// channel published between the two joins is in the second snapshot and must not
+    /// follow it (a stale partial or status; a final twice).
+    #[test]
+    fn a_listener_of_two_channels_gets_nothing_from_before_a_channels_snapshot() {
+        let h = hub();
+        let mut follow = Follow::new(2);
+        let (_, mut rx, fence) = h.join(0, None, false);
+        follow.start(0, fence);
+        h.publish_partial(1, partial("es", "old partial"));
+        h.publish_status(1, ChannelState::Live, 0.5, "file");
+        let f = final_(&h, 1, "old final");
+        h.publish_final(1, f);
+        h.publish_partial(1, partial("es", "newer partial"));
+        let (first, _, fence) = h.join(1, Some(0), false);
+        follow.start(1, fence);
+        let firsts: Vec<String> = first.iter().map(|m| m.to_json()).collect();
+        assert!(firsts.iter().any(|j| j.contains("old final")), "{firsts:?}");
+        assert!(
+            firsts.iter().any(|j| j.contains("newer partial")),
+            "{firsts:?}"
+        );
+        h.publish_partial(1, partial("es", "live partial"));
+        h.publish_partial(0, partial("floor", "floor partial"));
+        let mut sent = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            if follow.wants(&p) {
+                sent.push(p.json.to_string());
+            }
+        }
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent[0].contains("live partial"), "{sent:?}");
+        assert!(sent[1].contains("floor partial"), "{sent:?}");
+        // Unsubscribed: nothing more of it.
+        assert!(follow.stop(1));
+        h.publish_partial(1, partial("es", "after"));
+        let p = rx.try_recv().unwrap();
+        assert!(!follow.wants(&p));
+        assert_eq!(follow.channels().collect::<Vec<_>>(), [0]);
     }
 
     #[test]

@@ -80,6 +80,9 @@ const JOINS_PER_MINUTE: u32 = 60;
 /// Wrong meeting PINs a minute from one address; then every try is `429` until the minute
 /// ends (a 4-digit PIN would take over 30 hours to guess from one address).
 const PIN_TRIES_PER_MINUTE: u32 = 5;
+/// Wrong organizer or ingest tokens an address may give in a minute (a token is 16
+/// characters or more: at this rate, guessing one takes longer than any meeting).
+const KEY_TRIES_PER_MINUTE: u32 = 10;
 
 /// The largest client message accepted (subscriptions are small): a larger one is answered
 /// with an `unsupported` error and the connection stays.
@@ -156,6 +159,8 @@ struct App {
     interpreter_token: Option<String>,
     joins: limits::RateLimit,
     pin_failures: limits::RateLimit,
+    /// Wrong organizer and ingest tokens, per address.
+    key_failures: limits::RateLimit,
 }
 
 impl App {
@@ -610,6 +615,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         interpreter_token: m.interpreter_token.clone(),
         joins: limits::RateLimit::new(JOINS_PER_MINUTE, 60_000),
         pin_failures: limits::RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
+        key_failures: limits::RateLimit::new(KEY_TRIES_PER_MINUTE, 60_000),
         glossary_info: glossary.as_ref().map(|g| {
             format!(
                 "{} ({} concepts, {})",
@@ -884,9 +890,9 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
 async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
     app.connections.fetch_add(1, Relaxed);
     let n = app.hub.channels.len();
-    let mut subscribed: Vec<bool> = vec![false; n];
-    // The last final's seq sent per channel: nothing is sent twice.
-    let mut last_sent: Vec<u64> = vec![0; n];
+    // The channels followed, each from its last join's fence: nothing is sent twice or
+    // stale (see [`hub::Follow`]).
+    let mut follow = hub::Follow::new(n);
     let mut rx: Option<tokio::sync::broadcast::Receiver<Arc<hub::Published>>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.tick().await;
@@ -921,11 +927,11 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                     Ok(ClientMessage::Unsubscribe { channels }) => {
                         for id in channels {
                             match app.hub.index(&id) {
-                                Some(i) if subscribed[i] => {
-                                    subscribed[i] = false;
-                                    app.listening[i].fetch_sub(1, Relaxed);
+                                Some(i) => {
+                                    if follow.stop(i) {
+                                        app.listening[i].fetch_sub(1, Relaxed);
+                                    }
                                 }
-                                Some(_) => {}
                                 None => {
                                     open = send_msg(&mut ws, &error(ErrorCode::UnknownChannel,
                                         format!("no channel `{id}` in this meeting"))).await;
@@ -940,17 +946,15 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                                     format!("no channel `{id}` in this meeting"))).await;
                                 continue;
                             };
-                            let (first, r) = app.hub.join(i, since.get(&id).copied(), false);
+                            let (first, r, fence) = app.hub.join(i, since.get(&id).copied(), false);
                             if rx.is_none() {
                                 rx = Some(r);
                             }
-                            if !subscribed[i] {
-                                subscribed[i] = true;
+                            if !follow.follows(i) {
                                 app.listening[i].fetch_add(1, Relaxed);
                             }
-                            last_sent[i] = since.get(&id).copied().unwrap_or(0);
+                            follow.start(i, fence);
                             for m in first {
-                                note_sent(&m, i, &mut last_sent);
                                 open = open && send_msg(&mut ws, &m).await;
                             }
                         }
@@ -960,14 +964,8 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
             event = async { rx.as_mut().expect("guarded").recv().await }, if rx.is_some() => {
                 match event {
                     Ok(p) => {
-                        if p.channel != hub::EVERY_CHANNEL && !subscribed[p.channel] {
+                        if !follow.wants(&p) {
                             continue;
-                        }
-                        if let Some(seq) = p.seq {
-                            if seq <= last_sent[p.channel] {
-                                continue;
-                            }
-                            last_sent[p.channel] = seq;
                         }
                         open = send(&mut ws, p.for_listener(interpreter)).await;
                     }
@@ -976,13 +974,14 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                         tracing::debug!(missed, "listener lagged; resync");
                         // The first channel's receiver is the oldest: it has every event
                         // after that snapshot; what the later snapshots already hold is
-                        // skipped by seq.
+                        // before their fences.
                         let mut fresh = None;
-                        for i in (0..n).filter(|&i| subscribed[i]) {
-                            let (first, r) = app.hub.join(i, None, true);
+                        let followed: Vec<usize> = follow.channels().collect();
+                        for i in followed {
+                            let (first, r, fence) = app.hub.join(i, None, true);
                             fresh.get_or_insert(r);
+                            follow.start(i, fence);
                             for m in first {
-                                note_sent(&m, i, &mut last_sent);
                                 open = open && send_msg(&mut ws, &m).await;
                             }
                         }
@@ -998,24 +997,10 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
             }
         }
     }
-    for (i, s) in subscribed.iter().enumerate() {
-        if *s {
-            app.listening[i].fetch_sub(1, Relaxed);
-        }
+    for i in follow.channels() {
+        app.listening[i].fetch_sub(1, Relaxed);
     }
     app.connections.fetch_sub(1, Relaxed);
-}
-
-/// Records the last final seq a first message carries.
-fn note_sent(m: &ServerMessage, channel: usize, last_sent: &mut [u64]) {
-    let seq = match m {
-        ServerMessage::Final(f) => Some(f.seq),
-        ServerMessage::Snapshot { finals, .. } => finals.last().map(|f| f.seq),
-        _ => None,
-    };
-    if let Some(s) = seq {
-        last_sent[channel] = last_sent[channel].max(s);
-    }
 }
 
 /// The recognition engine in a few words: "running", "running (restarted 1× after …)",
@@ -1099,6 +1084,23 @@ fn unauthorized(what: &str) -> Response {
         .into_response()
 }
 
+/// `Err` with the answer unless the request carries the organizer's token (see
+/// [`check_key`]).
+#[allow(clippy::result_large_err)]
+fn check_organizer(
+    app: &App,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    what: &str,
+) -> Result<(), Response> {
+    match check_key(app, ip, headers, query, &app.organizer_token) {
+        Key::Right => Ok(()),
+        Key::Wrong => Err(unauthorized(what)),
+        Key::TooMany => Err(too_many_wrong("tokens")),
+    }
+}
+
 /// `GET /api/organizer` (organizer): everything the organizer's page shows — the meeting,
 /// each channel's state, lag, source, listeners and audio level, the engine, the archive,
 /// the glossary.
@@ -1106,9 +1108,16 @@ async fn organizer_status(
     State(app): State<Arc<App>>,
     Query(q): Query<TokenOnly>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return unauthorized("the organizer's status");
+    if let Err(refused) = check_organizer(
+        &app,
+        peer.ip(),
+        &headers,
+        q.token.as_deref(),
+        "the organizer's status",
+    ) {
+        return refused;
     }
     let stats = app.engine.stats();
     let archive = app
@@ -1170,6 +1179,12 @@ async fn organizer_status(
                 a.push_str(&format!(" {lost} final(s) were given up (the memory held {})." , pipeline::ARCHIVE_BACKLOG));
             }
             a
+        }).or_else(|| {
+            let lost = app.pipeline.finals_lost.load(Relaxed);
+            (lost > 0).then(|| format!(
+                "{lost} final(s) were lost: the archive's disk stalled so long that {} finals waited for it. Check the disk.",
+                pipeline::OVERFLOW_FINALS
+            ))
         }),
         "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
         "archive_lost": app.pipeline.archive_lost.load(Relaxed),
@@ -1195,9 +1210,12 @@ async fn qr_svg(
     State(app): State<Arc<App>>,
     Query(q): Query<QrQuery>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return unauthorized("a QR code");
+    if let Err(refused) =
+        check_organizer(&app, peer.ip(), &headers, q.token.as_deref(), "a QR code")
+    {
+        return refused;
     }
     match qrcode::QrCode::new(q.text.as_bytes()) {
         Ok(code) => {
@@ -1230,9 +1248,16 @@ async fn switch_record(
     State(app): State<Arc<App>>,
     Query(q): Query<RecordQuery>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return unauthorized("going off the record");
+    if let Err(refused) = check_organizer(
+        &app,
+        peer.ip(),
+        &headers,
+        q.token.as_deref(),
+        "going off the record",
+    ) {
+        return refused;
     }
     if app.archive_path.is_none() {
         return (
@@ -1270,9 +1295,16 @@ async fn switch_channel(
     Path(channel): Path<String>,
     Query(q): Query<ChannelSwitchQuery>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return unauthorized("stopping or starting a channel");
+    if let Err(refused) = check_organizer(
+        &app,
+        peer.ip(),
+        &headers,
+        q.token.as_deref(),
+        "stopping or starting a channel",
+    ) {
+        return refused;
     }
     let Some(i) = app.hub.index(&channel) else {
         return (StatusCode::NOT_FOUND, "no such channel in this meeting\n").into_response();
@@ -1317,6 +1349,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let _ = writeln!(s, "# HELP tolk_finals_total Finals published.\n# TYPE tolk_finals_total counter\ntolk_finals_total {}", p.finals.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_partials_total Partials published.\n# TYPE tolk_partials_total counter\ntolk_partials_total {}", p.partials.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_partials_dropped_total Partials dropped because the writer queue was full.\n# TYPE tolk_partials_dropped_total counter\ntolk_partials_dropped_total {}", p.partials_dropped.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_finals_held_total Finals that found the writer queue full and waited behind it (the decoder did not).\n# TYPE tolk_finals_held_total counter\ntolk_finals_held_total {}", p.finals_held.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_finals_lost_total Finals given up because the writer stalled and its overflow was full.\n# TYPE tolk_finals_lost_total counter\ntolk_finals_lost_total {}", p.finals_lost.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_archive_failures_total Archive writes that failed.\n# TYPE tolk_archive_failures_total counter\ntolk_archive_failures_total {}", p.archive_failures.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_archive_waiting Finals waiting in memory for a failing archive.\n# TYPE tolk_archive_waiting gauge\ntolk_archive_waiting {}", p.archive_backlog.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_archive_lost_total Finals given up because the archive failed too long.\n# TYPE tolk_archive_lost_total counter\ntolk_archive_lost_total {}", p.archive_lost.load(Relaxed));
@@ -1378,14 +1412,34 @@ struct ExportQuery {
     pin: Option<String>,
 }
 
-/// Whether the request carries `token`, in `Authorization: Bearer` or `?token=`.
-fn has_token(headers: &HeaderMap, query: Option<&str>, token: &str) -> bool {
+/// What a request's key (the organizer's or a channel's ingest token) turned out to be.
+#[derive(Debug, PartialEq)]
+enum Key {
+    Right,
+    Wrong,
+    /// The address gave [`KEY_TRIES_PER_MINUTE`] wrong keys this minute: even the right one
+    /// waits.
+    TooMany,
+}
+
+/// Whether the request carries `token`, in `Authorization: Bearer` or `?token=`. A wrong or
+/// missing key counts against the address — every address, loopback included: a local user
+/// is not the organizer. Addresses are not logged.
+fn check_key(app: &App, ip: IpAddr, headers: &HeaderMap, query: Option<&str>, token: &str) -> Key {
+    let now = now_ms();
+    if !app.key_failures.allows(ip, now) {
+        return Key::TooMany;
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let given = bearer.or(query).unwrap_or("");
-    constant_time_eq(given.as_bytes(), token.as_bytes())
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return Key::Right;
+    }
+    app.key_failures.hit(ip, now);
+    Key::Wrong
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -1397,9 +1451,12 @@ async fn export_channel(
     Path(channel): Path<String>,
     Query(q): Query<ExportQuery>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if !has_token(&headers, q.token.as_deref(), &app.organizer_token) {
-        return unauthorized("an export");
+    if let Err(refused) =
+        check_organizer(&app, peer.ip(), &headers, q.token.as_deref(), "an export")
+    {
+        return refused;
     }
     export(&app, channel, q.format.as_deref().unwrap_or("vtt"), q.with).await
 }
@@ -1500,6 +1557,7 @@ async fn ingest_upgrade(
     Path(channel): Path<String>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
     if let Err(refused) = same_origin(&headers) {
         return refused;
@@ -1530,13 +1588,17 @@ async fn ingest_upgrade(
         )
             .into_response();
     };
-    if !has_token(&headers, q.token.as_deref(), &token) {
-        tracing::warn!(channel, "ingest refused: wrong token");
-        return (
-            StatusCode::UNAUTHORIZED,
-            format!("wrong ingest token for channel `{channel}`\n"),
-        )
-            .into_response();
+    match check_key(&app, peer.ip(), &headers, q.token.as_deref(), &token) {
+        Key::Right => {}
+        Key::Wrong => {
+            tracing::warn!(channel, "ingest refused: wrong token");
+            return (
+                StatusCode::UNAUTHORIZED,
+                format!("wrong ingest token for channel `{channel}`\n"),
+            )
+                .into_response();
+        }
+        Key::TooMany => return too_many_wrong("tokens"),
     }
     if busy.swap(true, Relaxed) {
         tracing::info!(channel, "ingest refused: a sender is already connected");

@@ -10,8 +10,11 @@
 //! stored (only its number is, see [`Archive::note_seqs`]).
 //!
 //! When the queue is full (the disk stalls): a partial is dropped (counted; the next one
-//! replaces it anyway), a final waits for room, which holds the decoder thread: captions are
-//! late rather than lost.
+//! replaces it anyway); a final, and everything after it, waits in a second queue, the
+//! overflow, of up to [`OVERFLOW_FINALS`] (counted as held): the decoder thread never waits
+//! for the disk, and the writer takes the overflow, in order, after the queue. Beyond the
+//! overflow a final is given up, counted as lost, and shown to the organizer like finals
+//! the archive lost.
 //!
 //! When a write fails (disk full, a read-only file system, the file removed), captions keep
 //! flowing live: the meeting goes on. The finals not written wait in memory, in order, up to
@@ -34,6 +37,10 @@ use super::wire::{Final, Partial};
 
 /// Events waiting for the writer thread.
 pub const PIPELINE_QUEUE: usize = 1024;
+
+/// Finals (and switches) that wait behind a full queue: two hours of seven channels at a
+/// final every three seconds. Partials are not kept here.
+pub const OVERFLOW_FINALS: usize = 20_000;
 
 /// Most events published per archive transaction.
 const BATCH: usize = 256;
@@ -60,6 +67,10 @@ pub struct PipelineStats {
     pub finals: AtomicU64,
     pub partials: AtomicU64,
     pub partials_dropped: AtomicU64,
+    /// Finals that found the queue full and waited in the overflow.
+    pub finals_held: AtomicU64,
+    /// Finals given up because the overflow was full too (the writer stalled for hours).
+    pub finals_lost: AtomicU64,
     pub archive_failures: AtomicU64,
     /// The last archive error, if the last write failed.
     pub archive_error: Mutex<Option<String>>,
@@ -71,37 +82,63 @@ pub struct PipelineStats {
     pub off_record: AtomicBool,
 }
 
-/// The sending side (cloned into the decoder thread's sink).
+/// The sending side (cloned into the decoder thread's sink). Never blocks.
 #[derive(Clone)]
 pub struct PipelineTx {
     tx: SyncSender<Job>,
+    /// Jobs behind a full queue, in order (see the module doc). Its lock is held while a
+    /// sender decides between the queue and the overflow, and while the writer takes from
+    /// the overflow: a job goes to the queue only when the overflow is empty, so everything
+    /// in the queue is older than everything in the overflow.
+    overflow: Arc<Mutex<VecDeque<Job>>>,
     stats: Arc<PipelineStats>,
 }
 
 impl PipelineTx {
     /// Queues a final (protected names withheld) and, if they differ, the words as said
-    /// for interpreters (never archived); waits for room if the queue is full (see the
-    /// module doc).
+    /// for interpreters (never archived); never waits (see the module doc).
     pub fn final_(&self, channel: usize, f: Final, said: Option<Box<Final>>) {
-        // The writer only goes away at shutdown, when nothing is left to deliver to.
-        let _ = self.tx.send(Job::Final(channel, f, said));
+        self.send(Job::Final(channel, f, said));
     }
 
-    /// Queues the switch off the record (or back on) and the event that announces it; waits
-    /// for room like a final.
+    /// Queues the switch off the record (or back on) and the event that announces it, in
+    /// order with the finals.
     pub fn off_record(&self, off: bool, meeting_json: String) {
-        let _ = self.tx.send(Job::OffRecord(off, meeting_json));
+        self.send(Job::OffRecord(off, meeting_json));
     }
 
-    /// Queues a partial, or drops it if the queue is full.
+    /// Queues a partial, or drops it if the queue is full (or finals wait behind it).
     pub fn partial(&self, channel: usize, p: Partial, said: Option<Partial>) {
-        match self.tx.try_send(Job::Partial(channel, p, said)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.stats.partials_dropped.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {}
+        let overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = overflow.is_empty()
+            && match self.tx.try_send(Job::Partial(channel, p, said)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => false,
+                // The writer only goes away at shutdown, when nothing is left to deliver to.
+                Err(TrySendError::Disconnected(_)) => true,
+            };
+        if !sent {
+            self.stats.partials_dropped.fetch_add(1, Relaxed);
         }
+    }
+
+    fn send(&self, job: Job) {
+        let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        let job = if overflow.is_empty() {
+            match self.tx.try_send(job) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(job)) => job,
+            }
+        } else {
+            job
+        };
+        if overflow.len() >= OVERFLOW_FINALS {
+            self.stats.finals_lost.fetch_add(1, Relaxed);
+            tracing::error!("the writer is stalled and its overflow is full: a final is lost");
+            return;
+        }
+        self.stats.finals_held.fetch_add(1, Relaxed);
+        overflow.push_back(job);
     }
 }
 
@@ -113,13 +150,19 @@ pub fn start(
 ) -> std::io::Result<(PipelineTx, Arc<PipelineStats>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel(PIPELINE_QUEUE);
     let stats = Arc::new(PipelineStats::default());
+    let overflow = Arc::new(Mutex::new(VecDeque::new()));
     let st = stats.clone();
+    let queue = Incoming {
+        rx,
+        overflow: overflow.clone(),
+    };
     let handle = std::thread::Builder::new()
         .name("tolk-writer".into())
-        .spawn(move || writer(rx, hub, archive, st))?;
+        .spawn(move || writer(queue, hub, archive, st))?;
     Ok((
         PipelineTx {
             tx,
+            overflow,
             stats: stats.clone(),
         },
         stats,
@@ -127,8 +170,43 @@ pub fn start(
     ))
 }
 
-fn writer(
+/// The writer's side: the queue, then the overflow.
+struct Incoming {
     rx: Receiver<Job>,
+    overflow: Arc<Mutex<VecDeque<Job>>>,
+}
+
+impl Incoming {
+    /// The next job if one waits: the queue's first (older than any in the overflow), else
+    /// the overflow's.
+    fn try_next(&self) -> Option<Job> {
+        if let Ok(j) = self.rx.try_recv() {
+            return Some(j);
+        }
+        let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        // A sender may have queued between the two looks, but only with the overflow empty.
+        overflow.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+
+    /// The next job, waiting up to `wait` (forever: `None`); `Err(true)` when every sender
+    /// is gone and nothing is left.
+    fn next(&self, wait: Option<Duration>) -> Result<Job, bool> {
+        if let Some(j) = self.try_next() {
+            return Ok(j);
+        }
+        // Both were empty: the next job comes through the queue.
+        match wait {
+            None => self.rx.recv().map_err(|_| true),
+            Some(d) => self.rx.recv_timeout(d).map_err(|e| match e {
+                RecvTimeoutError::Timeout => false,
+                RecvTimeoutError::Disconnected => true,
+            }),
+        }
+    }
+}
+
+fn writer(
+    rx: Incoming,
     hub: Arc<Hub>,
     mut archive: Option<(Archive, String)>,
     stats: Arc<PipelineStats>,
@@ -138,17 +216,17 @@ fn writer(
     loop {
         let first = match pending.pop() {
             Some(j) => j,
-            None if store.is_empty() => match rx.recv() {
+            None if store.is_empty() => match rx.next(None) {
                 Ok(j) => j,
                 Err(_) => break,
             },
-            None => match rx.recv_timeout(RETRY) {
+            None => match rx.next(Some(RETRY)) {
                 Ok(j) => j,
-                Err(RecvTimeoutError::Timeout) => {
+                Err(false) => {
                     store.write(&mut archive, &stats);
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(true) => {
                     store.write(&mut archive, &stats);
                     break;
                 }
@@ -157,13 +235,13 @@ fn writer(
         // A batch ends before a switch off or on the record, which starts the next one.
         let mut batch = vec![first];
         while batch.len() < BATCH && !matches!(batch.last(), Some(Job::OffRecord(..))) {
-            match rx.try_recv() {
-                Ok(j @ Job::OffRecord(..)) => {
+            match rx.try_next() {
+                Some(j @ Job::OffRecord(..)) => {
                     pending.push(j);
                     break;
                 }
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+                Some(j) => batch.push(j),
+                None => break,
             }
         }
         let off = stats.off_record.load(Relaxed);
@@ -320,5 +398,84 @@ mod tests {
         let (a, _) = archive.as_ref().unwrap();
         assert_eq!(a.finals(Some("m"), "floor").unwrap().len(), 3);
         assert_eq!(a.last_seq("m", "es").unwrap(), 7);
+    }
+    /// The disk stalls (another process holds the archive locked; the writer waits up to its
+    /// busy timeout on every try): the decoder thread hands over three times the queue's
+    /// worth of finals without waiting, and once the disk is free every one of them is
+    /// published and archived, in order.
+    #[test]
+    fn a_stalled_disk_never_holds_the_decoder_and_loses_no_final() {
+        use super::super::wire::ChannelInfo;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let archive = Archive::open(&path).unwrap();
+        let hub = Arc::new(Hub::new(
+            vec![ChannelInfo {
+                id: "floor".into(),
+                language: "en".into(),
+                label: "floor".into(),
+                floor: true,
+                translates: None,
+            }],
+            &[1],
+        ));
+        let mut rx = hub.receiver();
+        let (tx, stats, writer) = start(hub.clone(), Some((archive, "m".into()))).unwrap();
+        let lock = rusqlite::Connection::open(&path).unwrap();
+        lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let n = 3 * PIPELINE_QUEUE;
+        let (done, handed) = mpsc::channel();
+        let decoder = {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    tx.final_(0, Final::test("floor", 0, &format!("final {i}")), None);
+                    if i % 100 == 0 {
+                        let p = Partial {
+                            channel: "floor".into(),
+                            segment: 1,
+                            revision: 1,
+                            text: "tentative".into(),
+                            start: 0.0,
+                            end: 1.0,
+                        };
+                        tx.partial(0, p, None);
+                    }
+                }
+                done.send(()).unwrap();
+            })
+        };
+        // The writer is held by the lock for 5 s per try: the decoder must be done first.
+        assert!(
+            handed.recv_timeout(Duration::from_secs(3)).is_ok(),
+            "the decoder thread waited for the disk"
+        );
+        assert!(stats.finals_held.load(Relaxed) > 0, "the overflow was used");
+        decoder.join().unwrap();
+        lock.execute_batch("COMMIT").unwrap();
+        drop(lock);
+        let mut texts = Vec::new();
+        while texts.len() < n {
+            match rx.blocking_recv() {
+                Ok(p) if p.seq.is_some() => texts.push(p.json.to_string()),
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for (i, t) in texts.iter().enumerate() {
+            assert!(t.contains(&format!("\"final {i}\"")), "{i}: {t}");
+        }
+        drop(tx);
+        writer.join().unwrap();
+        assert_eq!(stats.finals_lost.load(Relaxed), 0);
+        let archived = Archive::open(&path)
+            .unwrap()
+            .finals(Some("m"), "floor")
+            .unwrap();
+        assert_eq!(
+            archived.len(),
+            n,
+            "every final archived once the disk is free"
+        );
     }
 }

@@ -20,6 +20,12 @@ use tokio_rustls::TlsAcceptor;
 /// A client has this long to finish its handshake (a stalled one holds no other up).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes in flight at once. When all are taken, the accept loop waits (new connections
+/// wait in the kernel's backlog) until one ends: at most [`HANDSHAKE_TIMEOUT`] for a client
+/// that never finishes. A flood of connections that never speak costs this many tasks and
+/// sockets, no more.
+const MAX_HANDSHAKES: usize = 128;
+
 /// Handshaken connections waiting for axum to take them. When full, handshakes wait (the
 /// accept loop goes on accepting; each handshake is its own task).
 const READY_CONNECTIONS: usize = 64;
@@ -155,7 +161,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// Accepts TCP connections and hands axum those whose TLS handshake succeeded. Each
 /// handshake runs in its own task with a timeout, so one slow client holds up no other; a
 /// failed handshake (a browser refusing the self-signed certificate, a scanner, plain HTTP)
-/// is logged at debug level and forgotten.
+/// is logged at debug level and forgotten. At most [`MAX_HANDSHAKES`] are in flight.
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     addr: SocketAddr,
@@ -163,19 +169,33 @@ pub struct TlsListener {
 
 impl TlsListener {
     pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        Self::with_limits(tcp, config, MAX_HANDSHAKES, HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`TlsListener::new`] with at most `handshakes` in flight, each given `timeout`.
+    pub fn with_limits(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        handshakes: usize,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let addr = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(READY_CONNECTIONS);
         let acceptor = TlsAcceptor::from(config);
+        let slots = Arc::new(tokio::sync::Semaphore::new(handshakes));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
-                    a = tcp.accept() => a,
+                    a = async {
+                        let slot = slots.clone().acquire_owned().await.expect("never closed");
+                        (tcp.accept().await, slot)
+                    } => a,
                     // The server stopped: stop accepting.
                     _ = tx.closed() => return,
                 };
-                let (socket, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
+                let ((socket, peer), slot) = match accepted {
+                    (Ok(a), slot) => (a, slot),
+                    (Err(e), _) => {
                         // Out of file descriptors, usually: wait for some to be freed.
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -184,7 +204,9 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    let shaken = tokio::time::timeout(timeout, acceptor.accept(socket)).await;
+                    drop(slot);
+                    match shaken {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;
                         }
@@ -259,5 +281,41 @@ mod tests {
             missing.contains("none.pem") && missing.contains("cannot read"),
             "{missing}"
         );
+    }
+    /// Connections that never say a word hold a handshake slot until their timeout, and no
+    /// more are taken meanwhile: with two slots and two silent sockets, a third connection
+    /// is only handshaken (and, sending no TLS, refused) once a silent one has timed out.
+    #[tokio::test]
+    async fn handshakes_in_flight_are_bounded() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let tls = self_signed(&["127.0.0.1".to_string()], dir.path()).unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let timeout = Duration::from_millis(1500);
+        let listener = TlsListener::with_limits(tcp, tls.config, 2, timeout).unwrap();
+        let addr = listener.addr;
+        let _silent: Vec<TcpStream> = vec![
+            TcpStream::connect(addr).await.unwrap(),
+            TcpStream::connect(addr).await.unwrap(),
+        ];
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let began = std::time::Instant::now();
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf)).await;
+        let waited = began.elapsed();
+        assert!(
+            matches!(read, Ok(Ok(_) | Err(_))),
+            "the third connection is answered (closed) once a slot is free"
+        );
+        assert!(
+            waited >= Duration::from_millis(1000),
+            "the third handshake began only after a silent one timed out: {waited:?}"
+        );
+        drop(listener);
     }
 }

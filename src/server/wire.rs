@@ -277,4 +277,161 @@ mod tests {
         let back: ServerMessage = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(back, m);
     }
+    /// Every message type, field and enumerated value that crosses the WebSocket (each
+    /// variant with every optional part filled in) is named in `docs/protocol.md`, as
+    /// `"name"` in an example or `` `name` `` in the text: the doc cannot fall behind the code.
+    #[test]
+    fn the_protocol_doc_names_every_message_field_and_value() {
+        use crate::glossary::{Category, Equivalent, Verification};
+        let doc = include_str!("../../docs/protocol.md");
+        let final_ = Final {
+            glossary: Annotations {
+                corrections: vec![Correction {
+                    start: 0,
+                    end: 1,
+                    raw_start: 0,
+                    raw_end: 1,
+                    from: "a".into(),
+                    to: "b".into(),
+                    concept: "c".into(),
+                }],
+                hits: vec![Hit {
+                    start: 0,
+                    end: 1,
+                    text: "b".into(),
+                    concept: "c".into(),
+                    category: Category::Law,
+                    equivalents: vec![
+                        Equivalent {
+                            lang: "es".into(),
+                            text: "b".into(),
+                            verification: Verification::Sourced("s".into()),
+                        },
+                        Equivalent {
+                            lang: "fr".into(),
+                            text: "b".into(),
+                            verification: Verification::Proposal,
+                        },
+                    ],
+                }],
+                flags: vec![Flag {
+                    start: 0,
+                    end: 1,
+                    text: "b".into(),
+                    concept: "c".into(),
+                    prefer: "d".into(),
+                    reason: "e".into(),
+                }],
+            },
+            ..Final::test("floor", 1, "b")
+        };
+        let partial = Partial {
+            channel: "floor".into(),
+            segment: 1,
+            revision: 1,
+            text: "a".into(),
+            start: 0.0,
+            end: 1.0,
+        };
+        let mut messages = vec![
+            ServerMessage::Meeting {
+                protocol: PROTOCOL_VERSION,
+                title: "t".into(),
+                off_record: false,
+                demo: false,
+                downloads: false,
+                channels: vec![ChannelInfo {
+                    id: "mt".into(),
+                    language: "en".into(),
+                    label: "l".into(),
+                    floor: false,
+                    translates: Some("floor".into()),
+                }],
+            },
+            ServerMessage::Snapshot {
+                channel: "floor".into(),
+                finals: vec![final_.clone()],
+                partial: Some(partial.clone()),
+                resync: true,
+            },
+            ServerMessage::Partial(partial),
+            ServerMessage::Final(final_),
+            ServerMessage::Heartbeat { wall_ms: 1 },
+            ServerMessage::Pong { id: 1 },
+            ServerMessage::Ready {
+                channel: "floor".into(),
+            },
+        ];
+        for state in [
+            ChannelState::Live,
+            ChannelState::Silent,
+            ChannelState::Lagging,
+            ChannelState::Ended,
+            ChannelState::Stopped,
+            ChannelState::Incomplete,
+        ] {
+            messages.push(ServerMessage::Status {
+                channel: "floor".into(),
+                state,
+                lag: 0.0,
+                source: "s".into(),
+            });
+        }
+        for code in [
+            ErrorCode::BadMessage,
+            ErrorCode::UnknownChannel,
+            ErrorCode::Unsupported,
+            ErrorCode::BadAudio,
+        ] {
+            messages.push(ServerMessage::Error {
+                code,
+                message: "m".into(),
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        fn collect(v: &serde_json::Value, names: &mut std::collections::BTreeSet<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        names.insert(k.clone());
+                        // Tags and enumerated values (not free text).
+                        if matches!(
+                            k.as_str(),
+                            "type" | "state" | "code" | "category" | "status"
+                        ) {
+                            if let Some(s) = v.as_str() {
+                                names.insert(s.to_string());
+                            }
+                        }
+                        collect(v, names);
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, names)),
+                _ => {}
+            }
+        }
+        for m in &messages {
+            collect(&serde_json::from_str(&m.to_json()).unwrap(), &mut names);
+        }
+        // What clients send.
+        for json in [
+            r#"{"type":"subscribe","channels":["floor"],"since":{"floor":1}}"#,
+            r#"{"type":"unsubscribe","channels":["floor"]}"#,
+            r#"{"type":"ping","id":1}"#,
+        ] {
+            assert!(parse_client(json).is_ok(), "{json}");
+            collect(&serde_json::from_str(json).unwrap(), &mut names);
+        }
+        let hello = IngestMessage::Hello {
+            format: AudioFormat::Pcm16,
+            rate: 16_000,
+        };
+        collect(&serde_json::to_value(&hello).unwrap(), &mut names);
+        names.insert("opus".into());
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !doc.contains(&format!("\"{n}\"")) && !doc.contains(&format!("`{n}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/protocol.md: {missing:?}");
+    }
 }

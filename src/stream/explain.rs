@@ -58,12 +58,14 @@ pub enum Trace {
         closing: bool,
         skipped: Option<(f64, f64)>,
     },
-    /// Its result: Whisper's words, the guard that dropped them all (if one did), and the
-    /// words the policy took as new (after the loop cut and the context already committed).
+    /// Its result: Whisper's words, the guard that dropped them all (if one did), the words
+    /// left after the loop cut, and those the policy took as new (not the context already
+    /// committed).
     Result {
         id: u64,
         words: Vec<Word>,
         dropped: Option<Guard>,
+        kept: Vec<Word>,
         new: Vec<Word>,
     },
     /// Tentative words withdrawn when an utterance closed (its closing decode did not have
@@ -91,6 +93,8 @@ pub enum Cause {
     Skipped,
     /// Decoded, and Whisper wrote it, but a guard dropped that decode.
     DroppedBy(Guard),
+    /// Whisper wrote it, but in what the loop cut took for Whisper repeating itself.
+    CutAsLoop,
     /// Whisper wrote it in a tentative decode, but it was taken for already committed text
     /// (context, echo) and never committed.
     TakenForContext,
@@ -235,18 +239,24 @@ fn cause(w: &TimedWord, trace: &[Trace], lang: &str) -> Cause {
     let mut dropped_by = None;
     let mut accepted = false;
     let mut taken_for_context = false;
+    let mut cut_as_loop = false;
+    let mut kept_once = false;
     for t in trace {
         match t {
             Trace::Result {
                 words,
                 dropped,
+                kept,
                 new,
                 ..
             } if has(words, w, lang) => match dropped {
                 Some(g) => dropped_by = dropped_by.or(Some(*g)),
                 None => {
                     accepted = true;
-                    taken_for_context |= !has(new, w, lang);
+                    let kept = has(kept, w, lang);
+                    kept_once |= kept;
+                    cut_as_loop |= !kept;
+                    taken_for_context |= kept && !has(new, w, lang);
                 }
             },
             Trace::Withdrawn { words } if has(words, w, lang) => return Cause::Withdrawn,
@@ -254,6 +264,10 @@ fn cause(w: &TimedWord, trace: &[Trace], lang: &str) -> Cause {
         }
     }
     if accepted {
+        // Cut as a loop by every decode that wrote it.
+        if cut_as_loop && !kept_once {
+            return Cause::CutAsLoop;
+        }
         if taken_for_context {
             return Cause::TakenForContext;
         }
@@ -305,6 +319,7 @@ mod tests {
             timed("noisy", 6.0, 6.5),    // decoded, dropped for low confidence
             timed("echo", 8.0, 8.5),     // decoded, taken for context
             timed("tail", 10.0, 10.5),   // shown, withdrawn
+            timed("again", 11.0, 11.5),  // decoded, cut as a loop
             timed("missed", 12.0, 12.5), // decoded, never written
             timed("kept", 13.0, 13.5),
         ];
@@ -322,12 +337,18 @@ mod tests {
                 id: 0,
                 words: vec![word("noisy", 6.0, 6.5)],
                 dropped: Some(Guard::LowConfidence),
+                kept: vec![],
                 new: vec![],
             },
             Trace::Result {
                 id: 1,
-                words: vec![word("echo", 8.0, 8.5), word("tail", 10.0, 10.5)],
+                words: vec![
+                    word("echo", 8.0, 8.5),
+                    word("tail", 10.0, 10.5),
+                    word("again", 11.0, 11.5),
+                ],
                 dropped: None,
+                kept: vec![word("echo", 8.0, 8.5), word("tail", 10.0, 10.5)],
                 new: vec![word("tail", 10.0, 10.5)],
             },
             Trace::Withdrawn {
@@ -345,10 +366,11 @@ mod tests {
                 ("noisy", Cause::DroppedBy(Guard::LowConfidence)),
                 ("echo", Cause::TakenForContext),
                 ("tail", Cause::Withdrawn),
+                ("again", Cause::CutAsLoop),
                 ("missed", Cause::NeverHeard),
             ]
         );
-        assert_eq!(r.offline_words, 7);
+        assert_eq!(r.offline_words, 8);
         assert_eq!(r.counts()[0].1, 1);
     }
 }

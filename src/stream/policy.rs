@@ -592,17 +592,19 @@ impl Policy {
             skipped: (from > committed + 0.1).then_some((committed, from)),
         });
         self.next_job += 1;
-        let prompt = if to - from >= self.cfg.min_prompt_window && !self.prompt_off {
-            self.prompt()
+        // The glossary's hints are prompt text too: off with the rest of the prompt (a
+        // decode that parroted or failed with them goes again without).
+        let (prompt, hints) = if to - from >= self.cfg.min_prompt_window && !self.prompt_off {
+            (self.prompt(), self.hints.clone())
         } else {
-            String::new()
+            (String::new(), Vec::new())
         };
         self.in_flight = Some(Flight {
             id,
             closing,
             from,
             to,
-            prompted: !prompt.is_empty(),
+            prompted: !prompt.is_empty() || !hints.is_empty(),
         });
         self.last_decode_at = media;
         self.decodes += 1;
@@ -611,7 +613,7 @@ impl Policy {
             start: from,
             audio: self.window_audio(from, to),
             prompt,
-            hints: self.hints.clone(),
+            hints,
             closing,
         })
     }
@@ -700,6 +702,7 @@ impl Policy {
                         id,
                         words: heard,
                         dropped: guard,
+                        kept: Vec::new(),
                         new: Vec::new(),
                     });
                     return;
@@ -710,6 +713,11 @@ impl Policy {
         let said = !hyp.words.is_empty();
         let (words, dropped) = self.accept(hyp);
         let looped = self.dropped.repetition > repeats;
+        let kept = if self.tracing {
+            words.clone()
+        } else {
+            Vec::new()
+        };
         let mut words = self.new_words(words);
         let mut guard = guard.or(dropped);
         if prompted && self.prompt_echo(&words) {
@@ -737,6 +745,7 @@ impl Policy {
             id,
             words: heard,
             dropped: guard,
+            kept,
             new: words.clone(),
         });
         if closing {
@@ -1178,39 +1187,62 @@ impl Policy {
 pub fn loop_start(words: &[Word]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
     let mut cut: Option<usize> = None;
-    // One word said three times in a row ("zero zero zero") with repeats that have no audio
-    // under them (squeezed into no time), four or five times with repeats shorter than a
-    // syllable, or six times and more: Whisper looping. A speaker's own "words, words,
-    // words, words" (MFA's conversational recording; 0.3-0.5 s each) is speech.
+    // One word said three times or more in a row with most repeats shorter than a syllable
+    // ("zero zero zero", the repeats squeezed into no time), or eight times and more:
+    // Whisper looping. A speaker's own "words, words, words, words" or "word, word, word,
+    // word, word, word" (MFA's conversational recording; 0.3-0.5 s each) is speech.
     for i in 0..w.len().saturating_sub(2) {
+        if i > 0 && w[i - 1] == w[i] {
+            continue; // judged from where the run begins
+        }
         let run = w[i..].iter().take_while(|x| **x == w[i]).count();
         let repeats = &words[i + 1..i + run];
-        let none = repeats.iter().any(squeezed);
-        let short = repeats.iter().any(|x| x.end - x.start < 0.15);
-        if run >= 6 || (run >= 4 && short) || (run >= 3 && none) {
+        if run >= 8 || (run >= 3 && unheard(repeats)) {
             cut = Some(i + 1);
             break;
         }
     }
     for i in 0..w.len() {
         for n in 2..=8 {
-            // (A single word said again is judged above.)
+            // A phrase said again back to back: a loop if it goes on (three times or more)
+            // or if the repeat has no audio under it. "4 2 4 2" (a password read out, each
+            // digit 0.3 s) is speech. (A single word said again is judged above.)
             if i + 2 * n <= w.len()
                 && w[i..i + n] == w[i + n..i + 2 * n]
                 && w[i..i + n].iter().any(|x| *x != w[i])
             {
-                cut = Some(cut.map_or(i + n, |c| c.min(i + n)));
+                let again = i + 3 * n <= w.len() && w[i..i + n] == w[i + 2 * n..i + 3 * n];
+                if again || unheard(&words[i + n..i + 2 * n]) {
+                    cut = Some(cut.map_or(i + n, |c| c.min(i + n)));
+                }
             }
         }
     }
+    // Four words said again further on, with no audio under the repeat. An IVR menu's "send
+    // this caller to" in every option, with audio, is speech.
     const RUN: usize = 4;
     for j in RUN..w.len().saturating_sub(RUN - 1) {
-        if (0..j.saturating_sub(RUN - 1)).any(|i| i + RUN <= j && w[i..i + RUN] == w[j..j + RUN]) {
+        if (0..j.saturating_sub(RUN - 1)).any(|i| i + RUN <= j && w[i..i + RUN] == w[j..j + RUN])
+            && unheard(&words[j..j + RUN])
+        {
             cut = Some(cut.map_or(j, |c| c.min(j)));
             break;
         }
     }
     cut
+}
+
+/// Words shorter than this have no syllable of audio under them.
+const SHORT_WORD_SECS: f64 = 0.15;
+
+/// Whether most of `words` had no audio under them: repeats Whisper loops into are squeezed
+/// into (almost) no time; a speaker's take the time of speech.
+fn unheard(words: &[Word]) -> bool {
+    let short = words
+        .iter()
+        .filter(|w| w.end - w.start < SHORT_WORD_SECS)
+        .count();
+    !words.is_empty() && short * 2 >= words.len()
 }
 
 /// Whether one written word is a syllable said again and again ("Bum-pum-pum-pum-pum",
@@ -2134,6 +2166,31 @@ mod tests {
         );
     }
 
+    /// The glossary's hints go with the prompt: a decode that failed or parroted with them
+    /// turns the prompt off, and the next one has neither.
+    #[test]
+    fn glossary_hints_are_off_when_the_prompt_is() {
+        let mut p = Policy::new(PolicyConfig::default());
+        p.set_hints(vec!["NSWP".into(), "Tais Plus".into()]);
+        p.push_audio(&spans_audio(&[(0.2, 9.0, 0.3)], 4.0));
+        let job = p.poll_job(4.0).expect("speech: a decode");
+        assert_eq!(job.hints, ["NSWP", "Tais Plus"]);
+        // Whisper answers with the hints and nothing else, unsure of them: a failed decode.
+        let echo = Hypothesis {
+            words: ["NSWP", "Tais", "Plus", "NSWP", "Tais", "Plus"]
+                .iter()
+                .map(|t| word(&format!(" {t}"), 4.0, 4.0))
+                .collect(),
+            no_speech_prob: 0.01,
+            avg_logprob: -2.0,
+            language: "en".into(),
+        };
+        p.on_result(job.id, echo, 4.5);
+        p.push_audio(&spans_audio(&[(0.0, 2.0, 0.3)], 2.0));
+        let job = p.poll_job(6.0).expect("still speech: a decode");
+        assert!(job.hints.is_empty() && job.prompt.is_empty(), "{job:?}");
+    }
+
     /// Recorded from the LibriVox sonnet: "thereby beauties" was committed, and the next
     /// window's hypothesis started again at "and crease".
     #[test]
@@ -2209,6 +2266,44 @@ mod tests {
             .map(|i| word(" Montreal,", 336.1 + i as f64 * 0.1, 336.2 + i as f64 * 0.1))
             .collect();
         assert_eq!(loop_start(&looped), Some(1));
+    }
+
+    /// Recorded at real time: repetitions that are speech, with audio under every word, were
+    /// cut as loops — "password 4 2 4 2" (and the 23 words after it, decode after decode),
+    /// "word, word, word, word, word" with the last squeezed at the window's end, and an
+    /// IVR menu saying "send this color to" in two options.
+    #[test]
+    fn repetitions_with_audio_under_them_are_speech() {
+        let timed = |text: &str, from: f64, each: f64| -> Vec<Word> {
+            text.split_whitespace()
+                .enumerate()
+                .map(|(i, t)| {
+                    let a = from + i as f64 * each;
+                    word(&format!(" {t}"), a, a + each * 0.9)
+                })
+                .collect()
+        };
+        let password = timed("and password 4 2 4 2 that user is configured", 164.2, 0.3);
+        assert_eq!(loop_start(&password), None);
+        let mut words = timed("Here's some more word, word, word, word,", 272.1, 0.5);
+        words.push(word(" word.", 275.7, 275.7));
+        assert_eq!(loop_start(&words), None);
+        let menu = timed(
+            "dial two to send this color to voicemail now dial three to send this color to the torture menus",
+            301.0,
+            0.35,
+        );
+        assert_eq!(loop_start(&menu), None);
+        // The same phrases looped with no audio under the repeats are cut where they repeat.
+        let mut looped = timed("and password 4 2", 164.2, 0.3);
+        looped.extend(["4", "2", "4", "2"].map(|t| word(&format!(" {t}"), 165.5, 165.5)));
+        assert_eq!(loop_start(&looped), Some(4));
+        let mut looped = timed("to send this color to voicemail", 301.0, 0.35);
+        looped.extend(timed("send this color to", 303.0, 0.01));
+        assert_eq!(loop_start(&looped), Some(6));
+        // A phrase said three times back to back, whatever its times: Whisper's loop.
+        let thrice = timed("thank you thank you thank you", 10.0, 0.3);
+        assert_eq!(loop_start(&thrice), Some(2));
     }
 
     /// Audio that is a tone of the given amplitude in each `(from, to, amplitude)` span and

@@ -257,6 +257,18 @@ fn stream_flags_that_would_do_nothing_are_refused() {
     }
 }
 
+/// An organizer token anyone could guess is refused before the server starts, saying how
+/// long one must be.
+#[test]
+fn a_short_organizer_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tolk(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--organizer-token", "x"])
+        .output()
+        .unwrap();
+    clean_failure(out, &["organizer token", "at least 16 characters"]);
+}
+
 /// An archive sealed with the organizer's key: `tolk export` without the key, or with
 /// another, fails naming the archive and `TOLK_ARCHIVE_KEY`; with it, the transcript comes
 /// out; the words are not in the file.
