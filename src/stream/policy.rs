@@ -711,6 +711,10 @@ impl Policy {
         }
         let repeats = self.dropped.repetition;
         let said = !hyp.words.is_empty();
+        let ends_squeezed = hyp
+            .words
+            .last()
+            .is_some_and(|w| squeezed(w) && w.end >= to - 0.1);
         let (words, dropped) = self.accept(hyp);
         let looped = self.dropped.repetition > repeats;
         let kept = if self.tracing {
@@ -733,7 +737,16 @@ impl Policy {
         // PBX" over 25 s of other speech, decode after decode, while it was prompted.
         let parroted = matches!(guard, Some(Guard::Echo | Guard::Compression))
             || (said && looped && words.is_empty());
-        if prompted && (parroted || guard.is_some_and(Guard::failed_on_speech)) {
+        // Nothing new over seconds of audio since the last committed word, the context said
+        // again and squeezed to the window's end: Whisper repeating its context, prompted
+        // (recorded: "disconnect from the PBX" five decodes in a row over "All right, so this
+        // is the sick corpus"). A failure like the others.
+        let stuck = said
+            && words.is_empty()
+            && guard.is_none()
+            && ends_squeezed
+            && to - self.last_word_end >= STUCK_SECS;
+        if prompted && (parroted || stuck || guard.is_some_and(Guard::failed_on_speech)) {
             self.prompt_off = true;
             if parroted {
                 self.recent.clear();
@@ -830,7 +843,17 @@ impl Policy {
         }
         let mut skip = match align_prefix(&ctx, &hyp) {
             Some(k) => k,
-            None => self.old_by_time(&words),
+            None => {
+                // By time; but the last committed word heard again among the words time
+                // calls old says where the old ones end (recorded: "dial" committed at
+                // 130.8-131.0 s, said at 130.0-130.4; the next decode's "dial 500", "500"
+                // at 130.4-131.3, lost "500" to time alone).
+                let by_time = self.old_by_time(&words);
+                recent
+                    .last()
+                    .and_then(|last| hyp[..by_time].iter().rposition(|x| x == last))
+                    .map_or(by_time, |k| k + 1)
+            }
         };
         // The committed text's last words said again near the start of the hypothesis: all
         // up to them is old, whatever the alignment found.
@@ -1231,6 +1254,10 @@ pub fn loop_start(words: &[Word]) -> Option<usize> {
     }
     cut
 }
+
+/// Seconds of audio after the last committed word over which a decode that says nothing new
+/// (its context again, squeezed to the window's end) has failed.
+const STUCK_SECS: f64 = 2.0;
 
 /// Words shorter than this have no syllable of audio under them.
 const SHORT_WORD_SECS: f64 = 0.15;
@@ -2189,6 +2216,79 @@ mod tests {
         p.push_audio(&spans_audio(&[(0.0, 2.0, 0.3)], 2.0));
         let job = p.poll_job(6.0).expect("still speech: a decode");
         assert!(job.hints.is_empty() && job.prompt.is_empty(), "{job:?}");
+    }
+
+    /// Recorded on the IVR prompt: "you can dial" committed ("dial" timed 130.76-131.0 s,
+    /// said at 130.0-130.4); the next decode heard "dial 500 to attempt", which matched the
+    /// context too poorly for the text to decide, and by time alone "500" (130.4-131.3)
+    /// was old. The last committed word heard again says where the old words end.
+    #[test]
+    fn the_last_committed_word_heard_again_ends_the_old_words() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let committed = [
+            word(" asterisk,", 129.49, 130.01),
+            word(" you", 130.01, 130.17),
+            word(" can", 130.17, 130.17),
+            word(" dial", 130.76, 131.0),
+        ];
+        p.commit(&committed, 131.7);
+        p.window_words = committed[1..].to_vec();
+        let heard = [
+            (" dial", 130.01, 130.4),
+            (" 500", 130.4, 131.28),
+            (" to", 131.28, 131.46),
+            (" attempt", 131.47, 132.16),
+        ];
+        let new = p.new_words(heard.iter().map(|&(t, a, b)| word(t, a, b)).collect());
+        assert_eq!(join_words(&new), "500 to attempt");
+    }
+
+    /// Recorded on the IVR prompts: after "…to disconnect from the PBX." a new speaker
+    /// said "All right, so this is the sick corpus"; prompted, base said "disconnect from the
+    /// PBX" again (squeezed to the window's end) five decodes in a row, with nothing new.
+    /// That is a failure: the prompt goes off and the next decode hears the speaker.
+    #[test]
+    fn a_decode_that_only_repeats_its_context_turns_the_prompt_off() {
+        let spans = [(0.5, 3.8, 0.3), (5.0, 8.0, 0.3)];
+        let script = [
+            (" to", 0.5, 1.0),
+            (" disconnect", 1.0, 1.9),
+            (" from", 2.0, 2.4),
+            (" the", 2.4, 2.7),
+            (" PBX.", 2.8, 3.8),
+            (" All", 5.0, 5.3),
+            (" right,", 5.3, 5.7),
+            (" so", 5.8, 6.1),
+            (" this", 6.2, 6.5),
+            (" is", 6.6, 6.9),
+            (" the", 7.0, 7.2),
+            (" sick", 7.3, 7.6),
+            (" corpus.", 7.6, 8.0),
+        ];
+        let audio = spans_audio(&spans, 11.0);
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let mut h = scripted(&script, job);
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                if !job.prompt.is_empty() && end > 5.5 {
+                    // The context again, squeezed to the window's end.
+                    h.words.retain(|w| w.start < 4.0);
+                    for w in h.words.iter_mut().skip(1) {
+                        w.start = end;
+                        w.end = end;
+                    }
+                }
+                h
+            },
+            |_| 0.2,
+        );
+        let text = final_text(&events);
+        assert!(
+            text.ends_with("All right, so this is the sick corpus."),
+            "{text}"
+        );
     }
 
     /// Recorded from the LibriVox sonnet: "thereby beauties" was committed, and the next
