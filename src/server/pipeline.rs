@@ -478,4 +478,46 @@ mod tests {
             "every final archived once the disk is free"
         );
     }
+    /// Publish after commit: while the archive's transaction cannot commit (another process
+    /// holds the file locked) no listener gets the final; once it commits, they do, and it
+    /// is on disk. A writer that published first would fail the first check.
+    #[test]
+    fn a_final_is_published_only_after_its_transaction_commits() {
+        use super::super::wire::ChannelInfo;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let archive = Archive::open(&path).unwrap();
+        let hub = Arc::new(Hub::new(
+            vec![ChannelInfo {
+                id: "floor".into(),
+                language: "en".into(),
+                label: "floor".into(),
+                floor: true,
+                translates: None,
+            }],
+            &[1],
+        ));
+        let mut rx = hub.receiver();
+        let (tx, stats, writer) = start(hub.clone(), Some((archive, "m".into()))).unwrap();
+        let lock = rusqlite::Connection::open(&path).unwrap();
+        lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        tx.final_(0, Final::test("floor", 0, "held until on disk"), None);
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            rx.try_recv().is_err(),
+            "a final was published before its transaction committed"
+        );
+        lock.execute_batch("COMMIT").unwrap();
+        drop(lock);
+        let p = rx.blocking_recv().unwrap();
+        assert!(p.json.contains("held until on disk"));
+        let archived = Archive::open(&path)
+            .unwrap()
+            .finals(Some("m"), "floor")
+            .unwrap();
+        assert_eq!(archived.len(), 1, "on disk when published");
+        assert!(stats.archive_error.lock().unwrap().is_none());
+        drop(tx);
+        writer.join().unwrap();
+    }
 }
