@@ -1221,7 +1221,14 @@ pub fn loop_start(words: &[Word]) -> Option<usize> {
         let run = w[i..].iter().take_while(|x| **x == w[i]).count();
         let repeats = &words[i + 1..i + run];
         if run >= 8 || (run >= 3 && unheard(repeats)) {
-            cut = Some(i + 1);
+            // The repeats with audio under them before the first without are the speaker's
+            // (at most six words in all: "word, word, word, word" then Whisper looping).
+            let audible = repeats
+                .iter()
+                .take_while(|w| w.end - w.start >= SHORT_WORD_SECS)
+                .count()
+                .min(5);
+            cut = Some(i + 1 + audible);
             break;
         }
     }
@@ -2361,6 +2368,15 @@ mod tests {
             .map(|i| word(" words,", 87.0 + i as f64 * 0.45, 87.4 + i as f64 * 0.45))
             .collect();
         assert_eq!(loop_start(&said), None);
+        // Said with audio under each, then looped: the said ones are kept (recorded at real
+        // time: "more word, word, word, word" then "word" ×5 squeezed).
+        let mut said: Vec<Word> = (0..4)
+            .map(|i| word(" word,", 273.6 + i as f64 * 0.4, 273.95 + i as f64 * 0.4))
+            .collect();
+        said.extend(
+            (0..5).map(|i| word(" word", 275.0 + i as f64 * 0.03, 275.02 + i as f64 * 0.03)),
+        );
+        assert_eq!(loop_start(&said), Some(4));
         // The same word over and over is a loop, whatever its times.
         let looped: Vec<Word> = (0..12)
             .map(|i| word(" Montreal,", 336.1 + i as f64 * 0.1, 336.2 + i as f64 * 0.1))
