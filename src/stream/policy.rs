@@ -789,7 +789,13 @@ impl Policy {
         // agree on it and both be wrong ("ask NOT" for "ask not what"). It waits for a
         // decode that hears past it.
         let agreed = agreement(&self.prev_words, &words).min(words.len().saturating_sub(1));
-        let cap_reached = self.media_now() - self.committed_until > self.window;
+        // The window is full when the next step would take it past its cap: what has not
+        // been agreed on is committed as it stands (all but the last two words), before the
+        // oldest audio would have to be given up. (Measured as "is past the cap now", it
+        // never fired at real time: the give-up left the window exactly at the cap, since
+        // the audio that arrives during a decode is fed after its result; 110 words of a
+        // Spanish IVR passage whose decodes never agreed were given up, step by step.)
+        let cap_reached = self.media_now() + self.step - self.committed_until > self.window;
         let n_commit = if cap_reached {
             agreed.max(words.len().saturating_sub(2))
         } else {
@@ -2295,6 +2301,74 @@ mod tests {
             text.ends_with("All right, so this is the sick corpus."),
             "{text}"
         );
+    }
+
+    /// A long utterance whose decodes never agree (each hears its first word differently,
+    /// as the window slides: recorded on a Spanish IVR passage) is committed as the window
+    /// fills, not given up — also when the audio that arrives during a decode is fed only
+    /// after its result, as the live engine does.
+    #[test]
+    fn a_full_window_is_committed_even_when_decodes_never_agree() {
+        let script: Vec<(String, f64, f64)> = (0..56)
+            .map(|i| (format!(" w{i}"), 1.0 + i as f64 * 0.5, 1.4 + i as f64 * 0.5))
+            .collect();
+        // Speech-like: a tone whose level moves as syllables do.
+        let audio: Vec<f32> = (0..31 * 16_000)
+            .map(|i| {
+                let t = i as f32 / 16_000.0;
+                if (1.0..29.0).contains(&t) {
+                    0.3 * (0.6 + 0.4 * (i as f32 / 640.0).cos()) * (i as f32 * 0.2).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut p = Policy::new(PolicyConfig::default());
+        let mut events = Vec::new();
+        let mut fed = 0usize;
+        while fed < audio.len() || !p.idle() {
+            if let Some(job) = p.poll_job(fed as f64 / 16_000.0) {
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                let words: Vec<Word> = script
+                    .iter()
+                    .filter(|(_, _, b)| *b > job.start + 0.05 && *b <= end)
+                    .enumerate()
+                    .map(|(k, (t, a, b))| {
+                        // Every decode hears its first word its own way.
+                        let text = if k == 0 {
+                            format!(" v{}", job.id)
+                        } else {
+                            t.clone()
+                        };
+                        word(&text, *a, *b)
+                    })
+                    .collect();
+                let hyp = Hypothesis {
+                    words,
+                    no_speech_prob: 0.01,
+                    avg_logprob: -0.2,
+                    language: "en".into(),
+                };
+                // Fed after the result, as the live engine does.
+                p.on_result(job.id, hyp, fed as f64 / 16_000.0 + 0.3);
+            } else if fed < audio.len() {
+                let upto = (fed + 16_000).min(audio.len());
+                p.push_audio(&audio[fed..upto]);
+                fed = upto;
+            } else {
+                p.finish();
+            }
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        assert_eq!(p.untranscribed, 0.0, "speech given up");
+        let text = final_text(&events);
+        let kept = script
+            .iter()
+            .filter(|(t, _, _)| text.split_whitespace().any(|w| w == t.trim()))
+            .count();
+        assert!(kept >= 45, "{kept} of 56 words: {text}");
     }
 
     /// Recorded from the LibriVox sonnet: "thereby beauties" was committed, and the next
