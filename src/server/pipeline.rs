@@ -399,16 +399,17 @@ mod tests {
         assert_eq!(a.finals(Some("m"), "floor").unwrap().len(), 3);
         assert_eq!(a.last_seq("m", "es").unwrap(), 7);
     }
-    /// The disk stalls (another process holds the archive locked; the writer waits up to its
-    /// busy timeout on every try): the decoder thread hands over three times the queue's
-    /// worth of finals without waiting, and once the disk is free every one of them is
-    /// published and archived, in order.
-    #[test]
-    fn a_stalled_disk_never_holds_the_decoder_and_loses_no_final() {
+    /// A one-channel ("floor") meeting's writer on the archive at `path` (meeting "m"), and a
+    /// listener's receiver.
+    fn floor_pipeline(
+        path: &std::path::Path,
+    ) -> (
+        tokio::sync::broadcast::Receiver<Arc<super::super::hub::Published>>,
+        PipelineTx,
+        Arc<PipelineStats>,
+        JoinHandle<()>,
+    ) {
         use super::super::wire::ChannelInfo;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.sqlite");
-        let archive = Archive::open(&path).unwrap();
         let hub = Arc::new(Hub::new(
             vec![ChannelInfo {
                 id: "floor".into(),
@@ -419,8 +420,22 @@ mod tests {
             }],
             &[1],
         ));
-        let mut rx = hub.receiver();
-        let (tx, stats, writer) = start(hub.clone(), Some((archive, "m".into()))).unwrap();
+        let rx = hub.receiver();
+        let archive = Archive::open(path).unwrap();
+        let (tx, stats, writer) = start(hub, Some((archive, "m".into()))).unwrap();
+        (rx, tx, stats, writer)
+    }
+
+    /// The disk stalls (another process holds the archive locked; the writer waits up to its
+    /// busy timeout on every try): the decoder thread hands over three times the queue's
+    /// worth of finals without waiting, and once the disk is free every one of them is
+    /// published and archived, in order.
+    #[test]
+    fn a_stalled_disk_never_holds_the_decoder_and_loses_no_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let (mut rx, tx, stats, writer) = floor_pipeline(&path);
+        // Another process holds the archive locked: the writer's transaction waits.
         let lock = rusqlite::Connection::open(&path).unwrap();
         lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let n = 3 * PIPELINE_QUEUE;
@@ -483,22 +498,10 @@ mod tests {
     /// is on disk. A writer that published first would fail the first check.
     #[test]
     fn a_final_is_published_only_after_its_transaction_commits() {
-        use super::super::wire::ChannelInfo;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.sqlite");
-        let archive = Archive::open(&path).unwrap();
-        let hub = Arc::new(Hub::new(
-            vec![ChannelInfo {
-                id: "floor".into(),
-                language: "en".into(),
-                label: "floor".into(),
-                floor: true,
-                translates: None,
-            }],
-            &[1],
-        ));
-        let mut rx = hub.receiver();
-        let (tx, stats, writer) = start(hub.clone(), Some((archive, "m".into()))).unwrap();
+        let (mut rx, tx, stats, writer) = floor_pipeline(&path);
+        // Another process holds the archive locked: the writer's transaction waits.
         let lock = rusqlite::Connection::open(&path).unwrap();
         lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
         tx.final_(0, Final::test("floor", 0, "held until on disk"), None);
