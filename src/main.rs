@@ -129,6 +129,9 @@ struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Events the listeners' broadcast queue holds; for tests of slow listeners.
+    #[arg(long, hide = true, default_value_t = tolk::server::hub::BROADCAST_CAPACITY)]
+    broadcast_capacity: usize,
 }
 
 /// The glossary tolk uses unless told otherwise.
@@ -818,6 +821,7 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
             organizer_token: token.clone(),
             glossary_cache: Some(cache.glossaries()),
             tls: tls.map(|t| t.config),
+            broadcast_capacity: args.broadcast_capacity,
         };
         let serving = tokio::spawn(server::run(config, opts, listener, shutdown));
         print_urls(&title, demo, addr, &token, fingerprint.as_deref());

@@ -1880,3 +1880,171 @@ source = {{ kind = "file", path = "{jfk}", loop = true }}
     );
     drop(server);
 }
+
+/// A listener whose receive buffer is as small as the kernel allows: when it stops reading,
+/// the server's socket to it is full after a few kilobytes instead of megabytes.
+fn connect_small(addr: &str) -> Ws {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let tcp = rt
+        .block_on(async {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            s.set_recv_buffer_size(2048)?;
+            s.connect(addr.parse().unwrap()).await
+        })
+        .unwrap()
+        .into_std()
+        .unwrap();
+    tcp.set_nonblocking(false).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (ws, _) =
+        tungstenite::client(format!("ws://{addr}/ws"), MaybeTlsStream::Plain(tcp)).unwrap();
+    ws
+}
+
+/// One number from `/metrics`.
+fn metric(addr: &str, name: &str) -> f64 {
+    let (_, metrics) = get(addr, "/metrics", None);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// Finals by seq, each once, in order; asserts that the seqs run without a gap.
+fn gapless(seen: &Seen, ch: &str) -> Vec<(u64, String)> {
+    let mut all: Vec<(u64, String)> = seen
+        .finals
+        .get(ch)
+        .map(|l| {
+            l.iter()
+                .map(|f| (f["seq"].as_u64().unwrap(), f["text"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort();
+    all.dedup();
+    for w in all.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + 1, "a gap or a repeat: {all:?}");
+    }
+    all
+}
+
+/// A listener that stops reading while the meeting goes on (a phone in a pocket) neither
+/// slows anyone nor gets stale captions: once it is a whole broadcast queue behind it is
+/// sent fresh snapshots (`resync`) and its finals still run without a gap; one that never
+/// reads again is disconnected after 10 s. Both are counted in `/metrics`.
+///
+/// The broadcast queue is made small (`--broadcast-capacity 8`, 4,096 in a meeting) and the
+/// listener fills its socket by asking for snapshots again and again without reading them:
+/// what a phone does over half an hour happens here in seconds.
+#[test]
+fn a_listener_that_stops_reading_is_resynced_then_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[meeting]
+id = "slow"
+title = "Slow listeners"
+off_record = true
+model = "tiny.en"
+
+[[channel]]
+id = "floor"
+language = "en"
+label = "Floor"
+floor = true
+source = {{ kind = "file", path = "{jfk}", loop = true, speed = 2.0 }}
+"#,
+        jfk = testdata("jfk.wav").display(),
+    );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve_with(dir.path(), &["--broadcast-capacity", "8"]);
+    let addr = server.addr.clone();
+    let floor = json!({"type": "subscribe", "channels": ["floor"]});
+
+    let mut reader = connect(&addr);
+    next(&mut reader);
+    send_json(&mut reader, floor.clone());
+    let mut seen = Seen::default();
+    follow(&mut reader, &mut seen, 90, |s| s.seqs("floor").len() >= 3);
+    assert!(
+        seen.seqs("floor").len() >= 3,
+        "finals: {:?}",
+        seen.seqs("floor")
+    );
+
+    // Stops reading, with its socket full of snapshots.
+    let stall = |ws: &mut Ws| {
+        next(ws);
+        for _ in 0..300 {
+            send_json(ws, floor.clone());
+        }
+    };
+    let mut slow = connect_small(&addr);
+    stall(&mut slow);
+    // The meeting goes on for 7 s (under the 10-s send timeout): more than 8 events.
+    let before = seen.other.len() + seen.seqs("floor").len();
+    follow(&mut reader, &mut seen, 7, |_| false);
+    let events = seen.other.len() + seen.seqs("floor").len() - before;
+    assert!(events > 8, "only {events} events in 7 s");
+
+    // It reads again: fresh snapshots marked `resync`, finals without a gap, up to date.
+    let live = *seen.seqs("floor").iter().max().unwrap();
+    let mut slow_seen = Seen::default();
+    let mut resyncs = 0;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(8) {
+        if let Some(m) = next(&mut slow) {
+            resyncs += (m["type"] == "snapshot" && m["resync"] == true) as usize;
+            slow_seen.take(m);
+        }
+    }
+    assert!(resyncs >= 1, "no resync snapshot");
+    assert_eq!(metric(&addr, "tolk_listener_resyncs_total"), 1.0);
+
+    // Another stops for good: disconnected after 10 s, counted; nobody else notices.
+    let mut gone = connect_small(&addr);
+    stall(&mut gone);
+    follow(&mut reader, &mut seen, 14, |_| false);
+    follow(&mut slow, &mut slow_seen, 1, |_| false);
+    assert_eq!(metric(&addr, "tolk_listeners_too_slow_total"), 1.0);
+    assert_eq!(metric(&addr, "tolk_connections"), 2.0, "reader and slow");
+    let t = Instant::now();
+    let closed = loop {
+        match gone.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if t.elapsed() > Duration::from_secs(10) {
+                    break false;
+                }
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(closed, "the stalled listener's connection is closed");
+
+    // The reader's and the resynced listener's finals: no gap, the same words.
+    let all = gapless(&seen, "floor");
+    assert_eq!(all[0].0, 1);
+    let resumed = gapless(&slow_seen, "floor");
+    assert!(resumed.len() >= 3, "{resumed:?}");
+    let last = all.last().unwrap().0;
+    for f in resumed.iter().filter(|f| f.0 <= last) {
+        assert!(all.contains(f), "{f:?} is not what the reader got: {all:?}");
+    }
+    assert!(
+        resumed.last().unwrap().0 >= live,
+        "the resynced listener got the finals of the moment it read again ({live}): {resumed:?}"
+    );
+}

@@ -88,9 +88,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// A hub for `channels`; `next_seq[i]` is the first seq channel `i` will give (1 for a
-    /// new meeting, after the archive's last for a restarted one).
-    pub fn new(channels: Vec<ChannelInfo>, next_seq: &[u64]) -> Hub {
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+    /// new meeting, after the archive's last for a restarted one); `capacity`: events the
+    /// broadcast queue holds ([`BROADCAST_CAPACITY`] unless a test wants overflow sooner).
+    pub fn new(channels: Vec<ChannelInfo>, next_seq: &[u64], capacity: usize) -> Hub {
+        let (tx, _) = broadcast::channel(capacity.max(1));
         let state = (0..channels.len())
             .map(|i| {
                 Mutex::new(Slot {
@@ -353,7 +354,7 @@ mod tests {
             floor: id == "floor",
             translates: None,
         };
-        Hub::new(vec![ch("floor"), ch("es")], &[1, 1])
+        Hub::new(vec![ch("floor"), ch("es")], &[1, 1], BROADCAST_CAPACITY)
     }
 
     fn final_(hub: &Hub, channel: usize, text: &str) -> Final {
@@ -395,7 +396,7 @@ mod tests {
             .iter()
             .map(|t| final_(&before, 0, t))
             .collect();
-        let h = Hub::new(before.channels.clone(), &[4, 1]);
+        let h = Hub::new(before.channels.clone(), &[4, 1], BROADCAST_CAPACITY);
         h.preload(0, finals);
         let (first, _, _) = h.join(0, Some(1), false);
         let texts: Vec<String> = first

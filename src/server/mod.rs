@@ -73,6 +73,20 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A listener socket's read and write buffers, bytes.
 const LISTENER_BUFFER: usize = 4 * 1024;
 
+/// The kernel's send buffer of every accepted connection, bytes. Left alone, Linux grows it
+/// up to 4 MiB for a client that stops reading: a phone in a pocket would hold half an hour
+/// of stale captions in the kernel before [`SEND_TIMEOUT`] or a resync could notice, and a
+/// few hundred of them gigabytes. Captions are a few kilobytes a second and pages a few
+/// hundred kilobytes: 64 KiB sends both at full speed over a local network.
+pub const SOCKET_SEND_BUFFER: usize = 64 * 1024;
+
+/// Bounds an accepted connection's kernel send buffer ([`SOCKET_SEND_BUFFER`]).
+pub(crate) fn bound_send_buffer(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER) {
+        tracing::debug!("cannot bound a socket's send buffer: {e}");
+    }
+}
+
 /// New caption connections a minute from one address (not loopback: a local process
 /// already has the machine); over it, `429`. A phone reconnecting with backoff opens a few.
 const JOINS_PER_MINUTE: u32 = 60;
@@ -125,6 +139,9 @@ pub struct ServeOptions {
     pub glossary_cache: Option<PathBuf>,
     /// Serve HTTPS and WSS with this configuration (see [`tls`]); `None`: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Events the listeners' broadcast queue holds ([`hub::BROADCAST_CAPACITY`]; tests make it
+    /// small to reach a slow listener's resync within seconds).
+    pub broadcast_capacity: usize,
 }
 
 /// Shared by every connection.
@@ -147,6 +164,10 @@ struct App {
     meeting_id: String,
     organizer_token: String,
     connections: AtomicUsize,
+    /// Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.
+    resyncs: AtomicU64,
+    /// Listeners disconnected because one message took over [`SEND_TIMEOUT`] to send.
+    too_slow: AtomicU64,
     /// The glossary in use, in words ("title (N concepts)"), for the organizer.
     glossary_info: Option<String>,
     /// Attendees may download their channel's transcript (the meeting's `downloads`).
@@ -245,7 +266,7 @@ pub async fn run(
                 .await?
         }
         None => {
-            axum::serve(listener, router)
+            axum::serve(PlainListener(listener), router)
                 .with_graceful_shutdown(shutdown)
                 .await?
         }
@@ -379,7 +400,11 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         next_seq.push(seq + 1);
         time_base.push(end);
     }
-    let hub = Arc::new(Hub::new(channels.clone(), &next_seq));
+    let hub = Arc::new(Hub::new(
+        channels.clone(),
+        &next_seq,
+        options.broadcast_capacity,
+    ));
     if let Some(a) = &archive {
         for (i, c) in channels.iter().enumerate() {
             hub.preload(i, a.finals(Some(&m.id), &c.id)?);
@@ -609,6 +634,8 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         meeting_id: m.id.clone(),
         organizer_token: options.organizer_token,
         connections: AtomicUsize::new(0),
+        resyncs: AtomicU64::new(0),
+        too_slow: AtomicU64::new(0),
         downloads: m.downloads,
         stopped,
         pin: m.pin.clone().filter(|p| !p.is_empty()),
@@ -718,11 +745,29 @@ async fn status_loop(app: Arc<App>) {
 #[derive(Clone, Copy, Debug)]
 struct Peer(SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+/// Plain HTTP's listener: each connection's send buffer bounded ([`bound_send_buffer`]).
+struct PlainListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // axum's accept: it waits out errors such as running out of file descriptors.
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        bound_send_buffer(&tcp);
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
     for Peer
 {
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+    fn connect_info(s: axum::serve::IncomingStream<'_, PlainListener>) -> Peer {
         Peer(*s.remote_addr())
     }
 }
@@ -866,16 +911,46 @@ async fn ws_upgrade(
         .on_upgrade(move |socket| listener(socket, app, interpreter))
 }
 
-/// Sends one message; `false` if the client is gone or too slow to take it.
-async fn send(ws: &mut WebSocket, text: Utf8Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text))).await,
-        Ok(Ok(()))
-    )
+/// Why a message was not sent.
+#[derive(Debug, PartialEq)]
+enum Unsent {
+    /// The client is gone.
+    Gone,
+    /// The socket took none of it for [`SEND_TIMEOUT`]: the client stopped reading.
+    TooSlow,
 }
 
+/// Sends one message, waiting at most [`SEND_TIMEOUT`] for the socket to take it.
+async fn send(ws: &mut WebSocket, text: Utf8Bytes) -> Result<(), Unsent> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Unsent::Gone),
+        Err(_) => Err(Unsent::TooSlow),
+    }
+}
+
+/// Sends one message; `false` if the client is gone or too slow to take it.
 async fn send_msg(ws: &mut WebSocket, m: &ServerMessage) -> bool {
-    send(ws, m.to_json().into()).await
+    send(ws, m.to_json().into()).await.is_ok()
+}
+
+/// Sends one message to a listener; `false` if it is gone or too slow to take it, which is
+/// counted ([`App::too_slow`]).
+async fn to_listener_text(app: &App, ws: &mut WebSocket, text: Utf8Bytes) -> bool {
+    match send(ws, text).await {
+        Ok(()) => true,
+        Err(Unsent::Gone) => false,
+        Err(Unsent::TooSlow) => {
+            app.too_slow.fetch_add(1, Relaxed);
+            tracing::debug!("a listener took no message for {SEND_TIMEOUT:?}; disconnected");
+            false
+        }
+    }
+}
+
+/// [`to_listener_text`] of a message.
+async fn to_listener(app: &App, ws: &mut WebSocket, m: &ServerMessage) -> bool {
+    to_listener_text(app, ws, m.to_json().into()).await
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
@@ -896,7 +971,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
     let mut rx: Option<tokio::sync::broadcast::Receiver<Arc<hub::Published>>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.tick().await;
-    let mut open = send_msg(&mut ws, &app.meeting(None)).await;
+    let mut open = to_listener(&app, &mut ws, &app.meeting(None)).await;
     while open {
         tokio::select! {
             incoming = ws.recv() => {
@@ -904,14 +979,14 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
-                        open = send_msg(&mut ws, &error(ErrorCode::Unsupported,
+                        open = to_listener(&app, &mut ws, &error(ErrorCode::Unsupported,
                             "binary frames are not part of the caption protocol; send JSON text")).await;
                         continue;
                     }
                     Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
                 };
                 if text.len() > MAX_CLIENT_MESSAGE {
-                    open = send_msg(&mut ws, &error(ErrorCode::Unsupported, format!(
+                    open = to_listener(&app, &mut ws, &error(ErrorCode::Unsupported, format!(
                         "a message of {} bytes is over the limit of {MAX_CLIENT_MESSAGE} bytes",
                         text.len()
                     ))).await;
@@ -919,10 +994,10 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                 }
                 match wire::parse_client(text.as_str()) {
                     Err(why) => {
-                        open = send_msg(&mut ws, &error(ErrorCode::BadMessage, why)).await;
+                        open = to_listener(&app, &mut ws, &error(ErrorCode::BadMessage, why)).await;
                     }
                     Ok(ClientMessage::Ping { id }) => {
-                        open = send_msg(&mut ws, &ServerMessage::Pong { id }).await;
+                        open = to_listener(&app, &mut ws, &ServerMessage::Pong { id }).await;
                     }
                     Ok(ClientMessage::Unsubscribe { channels }) => {
                         for id in channels {
@@ -933,7 +1008,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                                     }
                                 }
                                 None => {
-                                    open = send_msg(&mut ws, &error(ErrorCode::UnknownChannel,
+                                    open = to_listener(&app, &mut ws, &error(ErrorCode::UnknownChannel,
                                         format!("no channel `{id}` in this meeting"))).await;
                                 }
                             }
@@ -942,7 +1017,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                     Ok(ClientMessage::Subscribe { channels, since }) => {
                         for id in channels {
                             let Some(i) = app.hub.index(&id) else {
-                                open = send_msg(&mut ws, &error(ErrorCode::UnknownChannel,
+                                open = to_listener(&app, &mut ws, &error(ErrorCode::UnknownChannel,
                                     format!("no channel `{id}` in this meeting"))).await;
                                 continue;
                             };
@@ -955,7 +1030,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                             }
                             follow.start(i, fence);
                             for m in first {
-                                open = open && send_msg(&mut ws, &m).await;
+                                open = open && to_listener(&app, &mut ws, &m).await;
                             }
                         }
                     }
@@ -967,11 +1042,12 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                         if !follow.wants(&p) {
                             continue;
                         }
-                        open = send(&mut ws, p.for_listener(interpreter)).await;
+                        open = to_listener_text(&app, &mut ws, p.for_listener(interpreter)).await;
                     }
                     Err(RecvError::Lagged(missed)) => {
                         // Too far behind: a fresh snapshot of each channel, then live again.
                         tracing::debug!(missed, "listener lagged; resync");
+                        app.resyncs.fetch_add(1, Relaxed);
                         // The first channel's receiver is the oldest: it has every event
                         // after that snapshot; what the later snapshots already hold is
                         // before their fences.
@@ -982,7 +1058,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                             fresh.get_or_insert(r);
                             follow.start(i, fence);
                             for m in first {
-                                open = open && send_msg(&mut ws, &m).await;
+                                open = open && to_listener(&app, &mut ws, &m).await;
                             }
                         }
                         if fresh.is_some() {
@@ -993,7 +1069,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
                 }
             }
             _ = heartbeat.tick() => {
-                open = send_msg(&mut ws, &ServerMessage::Heartbeat { wall_ms: now_ms() }).await;
+                open = to_listener(&app, &mut ws, &ServerMessage::Heartbeat { wall_ms: now_ms() }).await;
             }
         }
     }
@@ -1333,6 +1409,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let stats = app.engine.stats();
     let p = &app.pipeline;
     let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.connections.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_listener_resyncs_total Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.\n# TYPE tolk_listener_resyncs_total counter\ntolk_listener_resyncs_total {}", app.resyncs.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_listeners_too_slow_total Listeners disconnected because their socket took no message for 10 s.\n# TYPE tolk_listeners_too_slow_total counter\ntolk_listeners_too_slow_total {}", app.too_slow.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_tasks Tasks alive on the server's async runtime (one per connection and a few of its own).\n# TYPE tolk_tasks gauge\ntolk_tasks {}", tokio::runtime::Handle::current().metrics().num_alive_tasks());
     let _ = writeln!(
         s,

@@ -419,6 +419,7 @@ mod tests {
                 translates: None,
             }],
             &[1],
+            super::super::hub::BROADCAST_CAPACITY,
         ));
         let rx = hub.receiver();
         let archive = Archive::open(path).unwrap();

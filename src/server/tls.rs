@@ -202,6 +202,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                super::bound_send_buffer(&socket);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let shaken = tokio::time::timeout(timeout, acceptor.accept(socket)).await;
