@@ -2048,3 +2048,209 @@ source = {{ kind = "file", path = "{jfk}", loop = true, speed = 2.0 }}
         "the resynced listener got the finals of the moment it read again ({live}): {resumed:?}"
     );
 }
+
+/// A PulseAudio server of its own (Debian's `pulseaudio`): one null sink, `room`, whose
+/// monitor is the default source; ALSA's `pulse` plugin (`libasound2-plugins`) makes it
+/// ALSA's default device for the processes given [`SoundServer::env`]. Killed when dropped.
+struct SoundServer {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl SoundServer {
+    fn start(dir: &Path) -> SoundServer {
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            dir.join("default.pa"),
+            format!(
+                "load-module module-native-protocol-unix socket={} auth-anonymous=1\n\
+                 load-module module-null-sink sink_name=room rate=16000 channels=1\n\
+                 set-default-sink room\nset-default-source room.monitor\n",
+                dir.join("native").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(".asoundrc"),
+            "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(dir.join("native"));
+        let child = std::process::Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+            ])
+            .arg("-F")
+            .arg(dir.join("default.pa"))
+            .env("HOME", dir)
+            .env("XDG_RUNTIME_DIR", &run)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio (make test installs it)");
+        let server = SoundServer {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let t = Instant::now();
+        while !server
+            .command("pactl")
+            .arg("info")
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "pulseaudio did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Its clients' environment: ALSA's default device is the server's default source.
+    fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let mut server = std::ffi::OsString::from("unix:");
+        server.push(self.dir.join("native"));
+        vec![("HOME", self.dir.clone().into()), ("PULSE_SERVER", server)]
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        c.envs(self.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+
+    /// Plays a recording into the room, at real time, in the background.
+    fn play(&self, wav: &Path) -> Child {
+        self.command("paplay")
+            .arg("--device=room")
+            .arg(wav)
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for SoundServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to 15 s for `/healthz` to say the floor's source is in a state that starts
+/// with these words.
+fn wait_for_source(addr: &str, starts: &str) {
+    let t = Instant::now();
+    loop {
+        let (_, health) = get(addr, "/healthz", None);
+        let v: Value = serde_json::from_str(&health).unwrap();
+        let source = v["channels"][0]["source"].as_str().unwrap_or_default();
+        if source.starts_with(starts) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the source: {source}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The first step of the mission, against a sound device: a (virtual) sound card is listed by
+/// `tolk devices`, `tolk serve` with a device source captions a real recording played into
+/// it, and when the sound server goes away (a card unplugged) and comes back, the channel
+/// says so and captions resume.
+#[test]
+fn a_sound_card_is_captioned_and_survives_unplugging() {
+    let dir = tempfile::tempdir().unwrap();
+    let sound = dir.path().join("sound");
+    std::fs::create_dir_all(&sound).unwrap();
+    let mut card = SoundServer::start(&sound);
+
+    let out = tolk(dir.path())
+        .arg("devices")
+        .envs(card.env())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let out = success(out);
+    assert!(out.lines().any(|l| l.starts_with("* default")), "{out}");
+
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        r#"[meeting]
+id = "card"
+title = "A sound card"
+off_record = true
+model = "base"
+
+[[channel]]
+id = "floor"
+language = "en"
+label = "Floor"
+floor = true
+source = { kind = "device" }
+"#,
+    )
+    .unwrap();
+    let _guard = whisper_lock();
+    let mut cmd = tolk(dir.path());
+    cmd.envs(card.env()).stderr(Stdio::null());
+    let server = serve_command(cmd, &[]);
+    let addr = server.addr.clone();
+    wait_for_source(&addr, "recording from default");
+
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    let mut player = card.play(&testdata("jfk.wav"));
+    follow(&mut ws, &mut seen, 14, |_| false);
+    player.wait().unwrap();
+    follow(&mut ws, &mut seen, 20, |s| {
+        s.text("floor").contains("country")
+    });
+    let w = tolk::eval::wer(&reference("jfk.txt"), &seen.text("floor"), "en");
+    assert!(
+        w.rate() <= 0.3,
+        "WER {:.2}: {}",
+        w.rate(),
+        seen.text("floor")
+    );
+
+    // Unplugged: the channel says its device went away.
+    drop(card);
+    wait_for_source(&addr, "default went away");
+
+    // Plugged back: recording again, and captions resume.
+    card = SoundServer::start(&sound);
+    wait_for_source(&addr, "recording from default");
+    let had = seen.seqs("floor").len();
+    let mut player = card.play(&testdata("jfk.wav"));
+    follow(&mut ws, &mut seen, 14, |_| false);
+    player.wait().unwrap();
+    follow(&mut ws, &mut seen, 20, |s| {
+        s.finals["floor"][had..]
+            .iter()
+            .any(|f| f["text"].as_str().unwrap().contains("country"))
+    });
+    let again: Vec<&str> = seen.finals["floor"][had..]
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    let w = tolk::eval::wer(&reference("jfk.txt"), &again.join(" "), "en");
+    assert!(
+        w.rate() <= 0.3,
+        "after replugging, WER {:.2}: {again:?}",
+        w.rate()
+    );
+}

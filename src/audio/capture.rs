@@ -33,17 +33,48 @@ pub struct InputDevice {
     pub format: String,
 }
 
-/// Whether the kernel knows no sound card. ALSA's library, asked for devices on such a
-/// machine, prints a screenful of errors on stderr itself: it is not asked.
-fn no_sound_cards() -> bool {
-    std::fs::read_to_string("/proc/asound/cards")
+/// Whether there is nothing to capture from: the kernel knows no sound card and no sound
+/// server (PulseAudio, or PipeWire's PulseAudio service) is running for ALSA's `pulse`
+/// plugin to reach. ALSA's library, asked for devices on such a machine, prints a screenful
+/// of errors on stderr itself: it is not asked.
+fn nothing_to_capture_from() -> bool {
+    let no_cards = std::fs::read_to_string("/proc/asound/cards")
         .map(|s| s.trim().is_empty() || s.contains("no soundcards"))
-        .unwrap_or(true)
+        .unwrap_or(true);
+    no_cards && !sound_server()
+}
+
+/// Whether a PulseAudio-compatible sound server answers where ALSA's `pulse` plugin looks:
+/// `PULSE_SERVER`, else the user's runtime directory, else the system-wide socket.
+fn sound_server() -> bool {
+    use std::path::PathBuf;
+    let mut sockets: Vec<PathBuf> = Vec::new();
+    if let Ok(server) = std::env::var("PULSE_SERVER") {
+        // `unix:/path`, a bare path, or a network address (taken as reachable).
+        match server
+            .strip_prefix("unix:")
+            .or(server.starts_with('/').then_some(&server))
+        {
+            Some(path) => sockets.push(path.into()),
+            None => return !server.trim().is_empty(),
+        }
+    }
+    if let Ok(dir) = std::env::var("XDG_RUNTIME_DIR") {
+        sockets.push(PathBuf::from(dir).join("pulse/native"));
+    }
+    if let Ok(me) = std::fs::metadata("/proc/self") {
+        use std::os::unix::fs::MetadataExt;
+        sockets.push(format!("/run/user/{}/pulse/native", me.uid()).into());
+    }
+    sockets.push("/run/pulse/native".into());
+    sockets
+        .iter()
+        .any(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
 }
 
 /// The input devices of the default host.
 pub fn inputs() -> Vec<InputDevice> {
-    if no_sound_cards() {
+    if nothing_to_capture_from() {
         return Vec::new();
     }
     let host = cpal::default_host();
@@ -75,9 +106,9 @@ pub fn inputs() -> Vec<InputDevice> {
 }
 
 /// Whether the machine has a default input device that can say its format (ALSA names a
-/// `default` device even on a machine without a sound card; it cannot).
+/// `default` device even on a machine without a sound card or server; it cannot).
 pub fn has_default_input() -> bool {
-    !no_sound_cards()
+    !nothing_to_capture_from()
         && cpal::default_host()
             .default_input_device()
             .is_some_and(|d| d.default_input_config().is_ok())
@@ -178,7 +209,7 @@ fn start_stream(
     dropped: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
 ) -> Result<(cpal::Stream, String, u32), CaptureError> {
-    if no_sound_cards() {
+    if nothing_to_capture_from() {
         return Err(CaptureError::NoDevice(name));
     }
     let host = cpal::default_host();
