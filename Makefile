@@ -61,6 +61,7 @@ bench: setup
 	$(CARGO) bench --bench streaming -- --model tiny.en --lang en
 	$(CARGO) bench --bench streaming -- --model base --lang es
 	$(CARGO) bench --bench streaming -- --model base --lang en --pacing realtime
+	$(CARGO) bench --bench terms -- --model base
 	$(CARGO) bench --bench glossary
 	ulimit -n 20000 && $(CARGO) bench --bench fanout
 

@@ -43,8 +43,10 @@ pub struct MeetingSection {
     /// A glossary file (relative paths: from the meeting file's folder).
     #[serde(default)]
     pub glossary: Option<PathBuf>,
-    /// Put the glossary's terms in Whisper's prompt.
-    #[serde(default = "yes")]
+    /// Put the glossary's terms in Whisper's prompt. Off unless asked: measured on the term
+    /// benchmark (benches/README.md, "Terms") it found no more terms than the corrections
+    /// alone and rewrote sentences as lists of capitalised names.
+    #[serde(default)]
     pub bias: bool,
     /// Flag stigmatising terms in captions.
     #[serde(default = "yes")]
@@ -303,7 +305,7 @@ impl MeetingConfig {
                 model: model.into(),
                 threads: None,
                 glossary: Some(PathBuf::from("glossaries/sex-work-rights.toml")),
-                bias: true,
+                bias: false,
                 flags: true,
                 demo: true,
                 downloads: false,

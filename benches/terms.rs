@@ -1,0 +1,210 @@
+//! Term benchmark: the glossary's terms and names in domain sentences (`benches/terms.toml`),
+//! spoken by espeak-ng's voice for each language, streamed through the live engine (virtual
+//! clock, greedy decodes as live), and the share of the expected terms a reader finds in the
+//! captions: with no glossary, with the glossary's corrections, and with its terms also in
+//! Whisper's prompt (`--bias`).
+//!
+//! ```sh
+//! cargo bench --bench terms -- [--model base]
+//! ```
+//!
+//! Also counts what the bias must never do: a caption that is mostly prompt terms (an echo),
+//! a repetition loop, a U+FFFD. Prints Markdown rows for `benches/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tolk::glossary::{AnnotateOptions, Glossary};
+use tolk::stream::engine::{self, Pacing};
+use tolk::stream::lang::LanguageMode;
+use tolk::stream::policy::{Event, PolicyConfig};
+use tolk::transcribe::Model;
+
+#[derive(serde::Deserialize)]
+struct Sentences {
+    sentence: Vec<Sentence>,
+}
+
+#[derive(serde::Deserialize)]
+struct Sentence {
+    lang: String,
+    text: String,
+    /// Each: the forms a reader would accept, `|`-separated.
+    terms: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Setup {
+    NoGlossary,
+    Corrections,
+    Bias,
+}
+
+impl Setup {
+    fn label(self) -> &'static str {
+        match self {
+            Setup::NoGlossary => "no glossary",
+            Setup::Corrections => "corrections",
+            Setup::Bias => "corrections + bias",
+        }
+    }
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Speaks `text` in `lang` into a WAV file.
+fn say(path: &Path, text: &str, lang: &str) {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", lang, "-s", "150", "-w"])
+        .arg(path)
+        .arg(text)
+        .output()
+        .expect("espeak-ng (make bench installs it)");
+    assert!(
+        out.status.success(),
+        "espeak-ng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether one of the `|`-separated forms is in `text`, as whole words from its start
+/// (`задержани` finds `задержанием`), compared as the WER scorer compares words.
+fn found(text: &str, forms: &str, lang: &str) -> bool {
+    let hay = format!(" {} ", tolk::eval::normalize(text, lang).join(" "));
+    forms.split('|').any(|f| {
+        let needle = tolk::eval::normalize(f, lang).join(" ");
+        !needle.is_empty() && hay.contains(&format!(" {needle}"))
+    })
+}
+
+/// A phrase of 1–4 words said three times or more in a row, or a word of 3+ repeated
+/// syllables run together ("pampampampam").
+fn looped(text: &str) -> bool {
+    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    for n in 1..=4 {
+        for i in 0..words.len() {
+            if i + 3 * n <= words.len()
+                && words[i..i + n] == words[i + n..i + 2 * n]
+                && words[i..i + n] == words[i + 2 * n..i + 3 * n]
+            {
+                return true;
+            }
+        }
+    }
+    words.iter().any(|w| {
+        let c: Vec<char> = w.chars().collect();
+        (2..=4).any(|n| {
+            c.len() >= 4 * n
+                && c.windows(n)
+                    .enumerate()
+                    .any(|(i, s)| (1..4).all(|k| c.get(i + k * n..i + (k + 1) * n) == Some(s)))
+        })
+    })
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("term benchmark: run it with `cargo bench --bench terms`");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model_name = arg("--model", "base");
+    let cache = std::env::var_os("TOLK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join(".cache/tolk"));
+    let model = Arc::new(
+        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
+            .expect("model: run make bench"),
+    );
+    let glossary = Glossary::load(&root.join("glossaries/sex-work-rights.toml")).expect("glossary");
+    let sentences: Sentences =
+        toml::from_str(&std::fs::read_to_string(root.join("benches/terms.toml")).unwrap())
+            .expect("benches/terms.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let threads = tolk::transcribe::default_threads();
+    let opts = AnnotateOptions {
+        targets: Vec::new(),
+        flags: true,
+    };
+
+    // (setup, lang) → (terms found, terms expected, echoes, loops, broken characters)
+    let mut tally: BTreeMap<(Setup, String), [usize; 5]> = BTreeMap::new();
+    for (n, s) in sentences.sentence.iter().enumerate() {
+        let wav = dir.path().join(format!("{n}.wav"));
+        say(&wav, &s.text, &s.lang);
+        let audio = tolk::audio::decode_file(&wav)
+            .expect("espeak-ng wrote it")
+            .samples;
+        let hints = glossary.bias(&s.lang, engine::PROMPT_TOKENS / 2, |t| model.token_count(t));
+        for setup in [Setup::NoGlossary, Setup::Corrections, Setup::Bias] {
+            let cfg = PolicyConfig {
+                hints: if setup == Setup::Bias {
+                    hints.clone()
+                } else {
+                    Vec::new()
+                },
+                ..PolicyConfig::default()
+            };
+            let mut finals = Vec::new();
+            engine::run(
+                &model,
+                &audio,
+                LanguageMode::Fixed(s.lang.clone()),
+                false,
+                cfg,
+                threads,
+                Pacing::Virtual,
+                |e| {
+                    if let Event::Final { text, .. } = e.event {
+                        finals.push(text);
+                    }
+                },
+            )
+            .expect("stream");
+            let raw = finals.join(" ");
+            let text = match setup {
+                Setup::NoGlossary => raw.clone(),
+                _ => glossary.annotate(&raw, &s.lang, &opts).text,
+            };
+            let hit = s.terms.iter().filter(|t| found(&text, t, &s.lang)).count();
+            // An echo: most of the caption's words are prompt terms the speaker did not say.
+            let said = tolk::eval::normalize(&s.text, &s.lang).join(" ");
+            let echoed: usize = hints
+                .iter()
+                .filter(|h| found(&text, h, &s.lang) && !found(&said, h, &s.lang))
+                .map(|h| tolk::eval::normalize(h, &s.lang).len())
+                .sum();
+            let words = tolk::eval::normalize(&text, &s.lang).len();
+            let echo = setup == Setup::Bias && echoed * 2 > words.max(1);
+            let t = tally.entry((setup, s.lang.clone())).or_default();
+            t[0] += hit;
+            t[1] += s.terms.len();
+            t[2] += echo as usize;
+            t[3] += looped(&text) as usize;
+            t[4] += text.contains('\u{FFFD}') as usize;
+            println!("{:?} {} {}/{}: {text}", setup, s.lang, hit, s.terms.len());
+        }
+    }
+    println!(
+        "\n| setup | language | term recall | echoes | loops | U+FFFD |\n|---|---|---|---|---|---|"
+    );
+    for ((setup, lang), t) in &tally {
+        println!(
+            "| {} | {lang} | {:.2} ({}/{}) | {} | {} | {} |",
+            setup.label(),
+            t[0] as f64 / t[1].max(1) as f64,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4]
+        );
+    }
+}
