@@ -1,0 +1,291 @@
+//! Capacity benchmark: N channels of long-form real speech at real time through one engine
+//! (the decoder thread and its scheduler, as `tolk serve` runs them), on one model.
+//!
+//! ```sh
+//! cargo bench --bench channels -- [--model base] [--channels 1,3,5] [--secs 180]
+//! ```
+//!
+//! The floor speaks English, the booths Spanish, English, Spanish… (the streaming
+//! benchmark's programs, cut to the first `--secs` seconds of whole recordings). Per channel:
+//! WER against the reference and its ratio to `tolk transcribe`'s WER on the same audio
+//! (beam 5, computed once per language), deletions, per-word final latency p50/p95, seconds of
+//! speech reported untranscribed, audio dropped, the largest lag; for the run: process CPU
+//! per audio second of all channels. Prints Markdown rows for `benches/README.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tolk::stream::lang::LanguageMode;
+use tolk::stream::policy::{Event, PolicyConfig};
+use tolk::stream::scheduler::{ChannelSpec, Engine};
+use tolk::transcribe::{Language, Model, Options};
+
+/// The recordings of each language's program (`benches/streaming.rs` has the same lists).
+fn clips(lang: &str) -> &'static [&'static str] {
+    match lang {
+        "es" => &[
+            "es-demo-instruct",
+            "mfa-13697_11991_000000",
+            "es-priv-callee-options",
+            "es-demo-congrats",
+            "es-conf-adminmenu-18",
+            "es-vm-options",
+            "es-screen-callee-options",
+            "es-demo-echotest",
+        ],
+        _ => &[
+            "jfk",
+            "sonnet",
+            "mfa-michaelandsickmichael",
+            "en-demo-instruct",
+            "mfa-cold_corpus3",
+            "mfa-whisper",
+            "mfa-surround",
+            "mfa-falsetto",
+            "mfa-whisper2",
+            "mfa-laughter",
+            "mfa-61-70968-0000",
+            "mfa-words",
+            "mfa-falsetto2",
+            "mfa-thoughts",
+            "mfa-crossword",
+            "en-priv-callee-options",
+            "mfa-breaths",
+            "en-demo-congrats",
+            "mfa-youknow",
+            "en-basic-pbx-ivr-main",
+            "en-demo-echotest",
+        ],
+    }
+}
+
+/// Whole recordings of `lang` joined with 1 s of silence, up to about `secs` seconds, and
+/// their joined reference text.
+fn program(root: &Path, lang: &str, secs: f64) -> (Vec<f32>, String) {
+    let (mut audio, mut reference) = (Vec::new(), String::new());
+    for clip in clips(lang) {
+        if audio.len() as f64 / 16_000.0 >= secs {
+            break;
+        }
+        let file = ["wav", "flac", "opus"]
+            .iter()
+            .map(|ext| root.join("testdata").join(format!("{clip}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("testdata/{clip}.*: run make bench"));
+        let a = tolk::audio::decode_file(&file).unwrap_or_else(|e| panic!("{e}: run make bench"));
+        audio.extend(a.samples);
+        audio.extend(vec![0.0f32; 16_000]);
+        reference.push_str(
+            &std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
+                .expect("reference"),
+        );
+        reference.push(' ');
+    }
+    (audio, reference)
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// What one channel's listener got: final texts, and (word end, latency) per word.
+#[derive(Default)]
+struct Got {
+    finals: Vec<String>,
+    latency: Vec<f64>,
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("capacity benchmark: run it with `cargo bench --bench channels`");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model_name = arg("--model", "base");
+    let secs: f64 = arg("--secs", "180").parse().expect("--secs N");
+    let counts: Vec<usize> = arg("--channels", "1,3,5")
+        .split(',')
+        .map(|n| n.trim().parse().expect("--channels 1,3,5"))
+        .collect();
+    let cache = std::env::var_os("TOLK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join(".cache/tolk"));
+    let model = Arc::new(
+        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
+            .expect("model: run make bench"),
+    );
+    let threads = tolk::transcribe::default_threads();
+    let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time");
+
+    // Each language's program and its offline WER (the ratio's denominator).
+    let mut programs = BTreeMap::new();
+    for lang in ["en", "es"] {
+        let (audio, reference) = program(&root, lang, secs);
+        let offline = model
+            .transcribe(
+                &audio,
+                &Options {
+                    language: Language::Code(lang.into()),
+                    beam_size: 5,
+                    threads,
+                    translate: false,
+                    prompt: None,
+                },
+            )
+            .expect("offline transcription");
+        let w = tolk::eval::wer(&reference, &offline.text(), lang);
+        println!(
+            "offline {lang}: {:.0} s of audio, WER {:.1} % ({} deleted)",
+            audio.len() as f64 / 16_000.0,
+            100.0 * w.rate(),
+            w.deletions
+        );
+        programs.insert(lang, (audio, reference, w));
+    }
+
+    for &n in &counts {
+        let langs: Vec<&str> = (0..n)
+            .map(|i| if i % 2 == 0 { "en" } else { "es" })
+            .collect();
+        let got: Arc<Mutex<Vec<Got>>> =
+            Arc::new(Mutex::new((0..n).map(|_| Got::default()).collect()));
+        let g = got.clone();
+        let engine = Engine::start(
+            model.clone(),
+            threads,
+            Box::new(move |ch, e| {
+                if let Event::Final { text, words, .. } = e.event {
+                    let mut g = g.lock().unwrap();
+                    let got = &mut g[ch as usize];
+                    got.latency.extend(words.iter().map(|w| e.at - w.end));
+                    got.finals.push(text);
+                }
+            }),
+        )
+        .expect("engine");
+        let channels: Vec<_> = langs
+            .iter()
+            .enumerate()
+            .map(|(i, lang)| {
+                engine
+                    .open(ChannelSpec {
+                        name: if i == 0 {
+                            "floor".into()
+                        } else {
+                            format!("booth{i}")
+                        },
+                        language: LanguageMode::Fixed(lang.to_string()),
+                        floor: i == 0,
+                        policy: PolicyConfig::default(),
+                        hints: Vec::new(),
+                        translate: false,
+                        fault: None,
+                    })
+                    .expect("channel")
+            })
+            .collect();
+        // Real time: 50 ms of every channel's program every 50 ms.
+        let (cpu0, t0) = (cpu_secs(), Instant::now());
+        let chunk = 800;
+        let longest = langs.iter().map(|l| programs[l].0.len()).max().unwrap_or(0);
+        let mut at = 0;
+        while at < longest {
+            for (c, lang) in channels.iter().zip(&langs) {
+                let audio = &programs[lang].0;
+                if at < audio.len() {
+                    c.push_audio(&audio[at..(at + chunk).min(audio.len())])
+                        .expect("push");
+                }
+            }
+            at += chunk;
+            let due = Duration::from_secs_f64(at as f64 / 16_000.0);
+            if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        channels.iter().for_each(|c| c.finish());
+        let waited = Instant::now();
+        while !channels.iter().all(|c| c.stats().is_some_and(|s| s.done))
+            && waited.elapsed() < Duration::from_secs(300)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (cpu, wall) = (cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
+        let stats: Vec<_> = channels
+            .iter()
+            .map(|c| c.stats().unwrap_or_default())
+            .collect();
+        drop(channels);
+        engine.shutdown();
+        let got = got.lock().unwrap();
+        let audio_secs: f64 = langs
+            .iter()
+            .map(|l| programs[l].0.len() as f64 / 16_000.0)
+            .sum();
+        println!(
+            "\n{n} channel(s): CPU {:.2} s per audio second of all channels ({:.2} s/s of wall time)\n",
+            cpu / audio_secs,
+            cpu / wall
+        );
+        println!("| channels | channel | WER | × offline | deleted (offline) | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for (i, lang) in langs.iter().enumerate() {
+            let (_, reference, offline) = &programs[lang];
+            let text = got[i].finals.join(" ");
+            let w = tolk::eval::wer(reference, &text, lang);
+            let mut lat = got[i].latency.clone();
+            let s = &stats[i];
+            println!(
+                "| {n} | {} ({lang}) | {:.1} % | {:.2} | {} ({}) | {:.2} / {:.2} s | {:.1} s | {:.1} s | {:.1} s | {} ({:.0} %) |",
+                if i == 0 { "floor".to_string() } else { format!("booth {i}") },
+                100.0 * w.rate(),
+                w.rate() / offline.rate().max(1e-9),
+                w.deletions,
+                offline.deletions,
+                percentile(&mut lat, 0.5),
+                percentile(&mut lat, 0.95),
+                s.untranscribed_secs,
+                s.audio_lost_secs,
+                s.max_lag,
+                s.decodes,
+                100.0 * s.decode_secs / wall,
+            );
+        }
+    }
+}
