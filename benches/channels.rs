@@ -152,6 +152,11 @@ fn main() {
         })
         .unwrap_or_default();
     println!("{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time");
+    let capacity = tolk::stream::engine::calibrate(&model, threads).expect("calibration");
+    println!(
+        "calibration (as `tolk serve` says it): {}",
+        capacity.describe(0)
+    );
 
     // Each language's program and its offline WER (the ratio's denominator).
     let mut programs = BTreeMap::new();

@@ -29,6 +29,7 @@
     $('alarm').hidden = !alarm;
     $('alarm').textContent = alarm;
     $('glossary').textContent = s.glossary || 'none';
+    $('capacity').textContent = s.capacity || '';
     const body = $('channels').tBodies[0];
     body.textContent = '';
     for (const c of s.channels) {

@@ -170,6 +170,8 @@ struct App {
     too_slow: AtomicU64,
     /// The glossary in use, in words ("title (N concepts)"), for the organizer.
     glossary_info: Option<String>,
+    /// What this machine can caption, in words (`stream::engine::Capacity::describe`).
+    capacity: String,
     /// Attendees may download their channel's transcript (the meeting's `downloads`).
     downloads: bool,
     /// Per channel: the organizer stopped it (see [`source::Stopped`]).
@@ -528,6 +530,14 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         .threads
         .unwrap_or_else(crate::transcribe::default_threads)
         .max(1);
+    // What this machine can caption: said at start, and to the organizer.
+    let capacity =
+        crate::stream::engine::calibrate(&model, threads)?.describe(config.channels.len());
+    if capacity.contains("this meeting has") {
+        tracing::warn!("capacity: {capacity}");
+    } else {
+        tracing::info!("capacity: {capacity}");
+    }
     let engine = Engine::start(model.clone(), threads, sink)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     // Every channel's engine side first: a source feeds its own channel and those that
@@ -643,6 +653,7 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         joins: limits::RateLimit::new(JOINS_PER_MINUTE, 60_000),
         pin_failures: limits::RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
         key_failures: limits::RateLimit::new(KEY_TRIES_PER_MINUTE, 60_000),
+        capacity,
         glossary_info: glossary.as_ref().map(|g| {
             format!(
                 "{} ({} concepts, {})",
@@ -1265,6 +1276,8 @@ async fn organizer_status(
         "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
         "archive_lost": app.pipeline.archive_lost.load(Relaxed),
         "glossary": app.glossary_info,
+        // From a decode timed at start: how many channels this machine can caption.
+        "capacity": app.capacity,
         // The organizer hands it to the interpreters (their page's link).
         "interpreter_key": app.interpreter_token,
         "connections": app.connections.load(Relaxed),

@@ -311,6 +311,101 @@ impl DecodeCost {
     }
 }
 
+/// What this machine can caption with a model, from a decode timed at start
+/// ([`calibrate`]) and the cost model of [`DecodeCost`]: an estimate, said as one.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Capacity {
+    /// Wall seconds of one greedy decode of a 4-s window here.
+    pub decode_4s: f64,
+    /// Channels of continuous speech captioned as the floor is: a decode every second.
+    pub full: usize,
+    /// Channels of continuous speech captioned when every channel but the floor is decoded
+    /// every [`REDUCED_STEP`] seconds and at pauses (a channel waiting its turn widens its
+    /// step so, see `Policy::waited`), the floor every second.
+    pub reduced: usize,
+}
+
+/// The step (seconds) of a channel decoded less often because the machine is full (the
+/// policy's `max_step`).
+pub const REDUCED_STEP: f64 = 6.0;
+
+/// The share of the decoder's time that capacity is counted in: the rest absorbs closing
+/// decodes of several channels at once and decodes longer than the model says. Measured:
+/// with five channels of continuous speech the decoder was busy 98 % of the time and 12 s of
+/// speech in 3 minutes went untranscribed, where this budget says four fit
+/// (benches/README.md, "Channels").
+const CAPACITY_BUDGET: f64 = 0.8;
+
+impl Capacity {
+    /// Capacity from a measured 4-s decode: the cost model scaled to this machine.
+    pub fn from_decode(decode_4s: f64) -> Capacity {
+        let reference = DecodeCost { speed: 1.0 };
+        let cost = DecodeCost {
+            speed: reference.secs(4.0, false) / decode_4s.max(1e-3),
+        };
+        // Streaming: a greedy decode of the window (about 5 s: context and new speech) every
+        // second, and a closing beam decode per utterance (about 6 s long).
+        let full_each = cost.secs(5.0, false) + cost.secs(4.0, true) / 6.0;
+        // Reduced: a decode of about 8 s every REDUCED_STEP seconds, and the closing one.
+        let reduced_each =
+            cost.secs(REDUCED_STEP + 2.0, false) / REDUCED_STEP + cost.secs(4.0, true) / 6.0;
+        let full = (CAPACITY_BUDGET / full_each).floor() as usize;
+        let reduced = if full_each > CAPACITY_BUDGET {
+            0
+        } else {
+            1 + ((CAPACITY_BUDGET - full_each) / reduced_each).floor() as usize
+        };
+        Capacity {
+            decode_4s,
+            full,
+            reduced,
+        }
+    }
+
+    /// In words, for the log and the organizer.
+    pub fn describe(&self, channels: usize) -> String {
+        let mut s = format!(
+            "a 4-s decode takes {:.2} s here: about {} channel(s) of continuous speech can be \
+             captioned with updates every second, about {} with the booths decoded every {} s \
+             and at pauses",
+            self.decode_4s, self.full, self.reduced, REDUCED_STEP
+        );
+        if channels > self.reduced {
+            s.push_str(&format!(
+                "; this meeting has {channels}: when all speak at once some captions will come \
+                 late or be incomplete (counted per channel as untranscribed speech)"
+            ));
+        }
+        s
+    }
+}
+
+/// Times one greedy decode of 4 s of a synthetic voice (after one to warm up) with
+/// `threads` Whisper threads: what the encoder costs does not depend on what it hears.
+pub fn calibrate(model: &Model, threads: usize) -> Result<Capacity, TranscribeError> {
+    let mut decoder = Decoder::new(model, LanguageMode::Fixed("en".into()), threads)?;
+    let audio: Vec<f32> = (0..4 * 16_000)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            let pitch = (2.0 * std::f32::consts::PI * 140.0 * t).sin();
+            let syllables = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+            0.1 * pitch * syllables
+        })
+        .collect();
+    let job = DecodeJob {
+        id: 0,
+        start: 0.0,
+        audio,
+        prompt: String::new(),
+        hints: Vec::new(),
+        closing: false,
+    };
+    decoder.decode(&job)?;
+    let t = Instant::now();
+    decoder.decode(&job)?;
+    Ok(Capacity::from_decode(t.elapsed().as_secs_f64()))
+}
+
 /// An emitted event with the emission time (seconds since the stream started).
 #[derive(Debug, Clone)]
 pub struct Emitted {
@@ -512,5 +607,28 @@ fn run_realtime(
             return Ok(s.decode_secs);
         }
         std::thread::sleep(REALTIME_TICK);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_follows_the_measured_decode() {
+        // The reference machine of DecodeCost (a 4-s decode in 0.57 s): one channel.
+        let slow = Capacity::from_decode(0.57);
+        assert_eq!((slow.full, slow.reduced), (1, 1));
+        // Twice as fast: two channels streamed, more with the booths reduced.
+        let fast = Capacity::from_decode(0.285);
+        assert!(fast.full >= 2 && fast.reduced > fast.full, "{fast:?}");
+        // Too slow for even one channel: said, not hidden.
+        let too_slow = Capacity::from_decode(2.0);
+        assert_eq!((too_slow.full, too_slow.reduced), (0, 0));
+        assert!(too_slow.describe(1).contains("this meeting has 1"));
+        assert!(!fast.describe(fast.reduced).contains("this meeting has"));
+        assert!(fast
+            .describe(fast.reduced + 1)
+            .contains("some captions will come late or be incomplete"));
     }
 }

@@ -372,6 +372,9 @@ pub struct Policy {
     window: f64,
     /// Lag, seconds: how far the latest result is behind the audio.
     pub lag: f64,
+    /// Seconds the decode now out waited for the decoder after it was due (other channels
+    /// went first); see [`Policy::waited`].
+    wait: f64,
     pub dropped: Dropped,
     /// Decodes issued (for CPU accounting in reports).
     pub decodes: u64,
@@ -421,6 +424,7 @@ impl Policy {
             revision: 0,
             events: VecDeque::new(),
             lag: 0.0,
+            wait: 0.0,
             dropped: Dropped::default(),
             decodes: 0,
             tracing: cfg_trace,
@@ -1094,11 +1098,21 @@ impl Policy {
     /// benches/README.md "Channels".)
     fn adapt(&mut self) {
         let base = self.cfg.step;
-        if self.lag > self.cfg.degrade_lag {
+        // Behind: results late, or decodes waiting their turn behind other channels (their
+        // window then holds all that came meanwhile, so the result itself is not late).
+        let behind = self.lag.max(self.wait);
+        if behind > self.cfg.degrade_lag {
             self.step = (self.step * 1.5).min(self.cfg.max_step.max(base));
-        } else if self.lag < self.cfg.degrade_lag / 2.0 {
+        } else if behind < self.cfg.degrade_lag / 2.0 {
             self.step = (self.step / 1.25).max(base);
         }
+    }
+
+    /// The scheduler says how long the decode it is about to take waited after it was due
+    /// (seconds): a channel that keeps waiting widens its step like one whose results are
+    /// late, so it asks for fewer, longer decodes and the others get their turns.
+    pub fn waited(&mut self, secs: f64) {
+        self.wait = secs.max(0.0);
     }
 
     /// Applies the quality guards; returns the words worth considering, or the guard that
@@ -2098,6 +2112,58 @@ mod tests {
         let (events, p) = replay(&audio, PolicyConfig::default(), jfk_plays, |_| 5.0);
         assert_eq!(p.untranscribed, 0.0, "speech given up: {events:?}");
         let said: Vec<String> = (0..8)
+            .flat_map(|_| JFK.iter().map(|(w, _, _)| normalise(w)))
+            .collect();
+        let got: Vec<String> = finals(&events)
+            .iter()
+            .flat_map(|f| f.1.split_whitespace().map(normalise).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(got, said, "words lost, cut or repeated");
+    }
+
+    #[test]
+    fn a_channel_kept_waiting_asks_for_fewer_decodes_and_loses_nothing() {
+        // The scheduler says each decode waited 3 s behind other channels: the step widens
+        // (fewer, longer decodes), the window's cap commits, and every word arrives once.
+        let mut audio = Vec::new();
+        for _ in 0..6 {
+            audio.extend(jfk_like_audio());
+        }
+        let mut p = Policy::new(PolicyConfig::default());
+        let (mut events, mut fed, mut now) = (Vec::new(), 0usize, 0.0f64);
+        let mut steps = Vec::new();
+        loop {
+            if let Some(job) = p.poll_job(now) {
+                p.waited(3.0);
+                now += 0.5;
+                let upto = ((now * 16_000.0) as usize).min(audio.len());
+                if upto > fed {
+                    p.push_audio(&audio[fed..upto]);
+                    fed = upto;
+                }
+                p.on_result(job.id, jfk_plays(&job), now);
+                steps.push(p.step_and_window().0);
+            } else if fed < audio.len() {
+                let upto = (fed + 1600).min(audio.len());
+                p.push_audio(&audio[fed..upto]);
+                fed = upto;
+                now = now.max(fed as f64 / 16_000.0);
+            } else {
+                p.finish();
+                if p.idle() {
+                    break;
+                }
+            }
+            while let Some(e) = p.poll_event() {
+                events.push(e);
+            }
+        }
+        events.extend(std::iter::from_fn(|| p.poll_event()));
+        let widest = steps.iter().copied().fold(0.0, f64::max);
+        assert!(widest >= 4.0, "the step stayed at {widest} s");
+        assert!(p.decodes < 40, "{} decodes for 66 s", p.decodes);
+        assert_eq!(p.untranscribed, 0.0);
+        let said: Vec<String> = (0..6)
             .flat_map(|_| JFK.iter().map(|(w, _, _)| normalise(w)))
             .collect();
         let got: Vec<String> = finals(&events)

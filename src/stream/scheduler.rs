@@ -636,6 +636,7 @@ fn decoder_thread(
         if let Some(k) = pick(&ready) {
             let ch = &mut live[ready_ix[k]];
             ch.due_since = None;
+            ch.policy.waited(ready[k].waited);
             if let Some(Fault::Thread(n)) = ch.spec.fault {
                 if ch.policy.decodes + 1 >= n {
                     // Once: the restarted thread opens the channel without it.
