@@ -13,108 +13,17 @@
 //! per audio second of all channels. Prints Markdown rows for `benches/README.md`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
 use tolk::stream::scheduler::{ChannelSpec, Engine};
-use tolk::transcribe::{Language, Model, Options};
+use tolk::transcribe::{Language, Options};
 
-/// The recordings of each language's program (`benches/streaming.rs` has the same lists).
-fn clips(lang: &str) -> &'static [&'static str] {
-    match lang {
-        "es" => &[
-            "es-demo-instruct",
-            "mfa-13697_11991_000000",
-            "es-priv-callee-options",
-            "es-demo-congrats",
-            "es-conf-adminmenu-18",
-            "es-vm-options",
-            "es-screen-callee-options",
-            "es-demo-echotest",
-        ],
-        _ => &[
-            "jfk",
-            "sonnet",
-            "mfa-michaelandsickmichael",
-            "en-demo-instruct",
-            "mfa-cold_corpus3",
-            "mfa-whisper",
-            "mfa-surround",
-            "mfa-falsetto",
-            "mfa-whisper2",
-            "mfa-laughter",
-            "mfa-61-70968-0000",
-            "mfa-words",
-            "mfa-falsetto2",
-            "mfa-thoughts",
-            "mfa-crossword",
-            "en-priv-callee-options",
-            "mfa-breaths",
-            "en-demo-congrats",
-            "mfa-youknow",
-            "en-basic-pbx-ivr-main",
-            "en-demo-echotest",
-        ],
-    }
-}
-
-/// Whole recordings of `lang` joined with 1 s of silence, up to about `secs` seconds, and
-/// their joined reference text.
-fn program(root: &Path, lang: &str, secs: f64) -> (Vec<f32>, String) {
-    let (mut audio, mut reference) = (Vec::new(), String::new());
-    for clip in clips(lang) {
-        if audio.len() as f64 / 16_000.0 >= secs {
-            break;
-        }
-        let file = ["wav", "flac", "opus"]
-            .iter()
-            .map(|ext| root.join("testdata").join(format!("{clip}.{ext}")))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("testdata/{clip}.*: run make bench"));
-        let a = tolk::audio::decode_file(&file).unwrap_or_else(|e| panic!("{e}: run make bench"));
-        audio.extend(a.samples);
-        audio.extend(vec![0.0f32; 16_000]);
-        reference.push_str(
-            &std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
-                .expect("reference"),
-        );
-        reference.push(' ');
-    }
-    (audio, reference)
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-/// CPU seconds this process has used (user + system), from /proc.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
+mod common;
+use common::{arg, cpu_secs, percentile, program};
 
 /// What one channel's listener got: final texts, and (word end, latency) per word.
 #[derive(Default)]
@@ -135,13 +44,7 @@ fn main() {
         .split(',')
         .map(|n| n.trim().parse().expect("--channels 1,3,5"))
         .collect();
-    let cache = std::env::var_os("TOLK_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or(root.join(".cache/tolk"));
-    let model = Arc::new(
-        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
-            .expect("model: run make bench"),
-    );
+    let model = Arc::new(common::model(&model_name));
     let threads = tolk::transcribe::default_threads();
     let cpu_name = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

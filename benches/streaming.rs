@@ -27,76 +27,8 @@ use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::transcribe::{Language, Model, Options};
 
-/// The recordings joined for each language (in `testdata/`, references in `tests/data/`):
-/// read speech, conversational speech with fillers and a cold, whispered speech, falsetto,
-/// speech around laughter and breaths, and telephone prompts (8 kHz).
-fn clips(lang: &str) -> Vec<&'static str> {
-    match lang {
-        "es" => vec![
-            "es-demo-instruct",
-            "mfa-13697_11991_000000",
-            "es-priv-callee-options",
-            "es-demo-congrats",
-            "es-conf-adminmenu-18",
-            "es-vm-options",
-            "es-screen-callee-options",
-            "es-demo-echotest",
-        ],
-        _ => vec![
-            "jfk",
-            "sonnet",
-            "mfa-michaelandsickmichael",
-            "en-demo-instruct",
-            "mfa-cold_corpus3",
-            "mfa-whisper",
-            "mfa-surround",
-            "mfa-falsetto",
-            "mfa-whisper2",
-            "mfa-laughter",
-            "mfa-61-70968-0000",
-            "mfa-words",
-            "mfa-falsetto2",
-            "mfa-thoughts",
-            "mfa-crossword",
-            "en-priv-callee-options",
-            "mfa-breaths",
-            "en-demo-congrats",
-            "mfa-youknow",
-            "en-basic-pbx-ivr-main",
-            "en-demo-echotest",
-        ],
-    }
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-/// CPU seconds this process has used (user + system), from /proc.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
+mod common;
+use common::{arg, cpu_secs, percentile, program};
 
 /// A memory figure of this process in MB from /proc/self/status: `VmHWM` (peak resident)
 /// or `VmRSS` (resident now).
@@ -113,27 +45,6 @@ fn status_mb(key: &str) -> f64 {
 
 fn peak_rss_mb() -> f64 {
     status_mb("VmHWM:")
-}
-
-/// The recordings of `lang` joined with 1 s of silence, and their joined reference text.
-fn program(root: &std::path::Path, lang: &str) -> (Vec<f32>, String) {
-    let mut audio = Vec::new();
-    let mut reference = String::new();
-    for clip in clips(lang) {
-        let file = ["wav", "flac", "opus"]
-            .iter()
-            .map(|ext| root.join("testdata").join(format!("{clip}.{ext}")))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("testdata/{clip}.*: run make bench"));
-        let a = tolk::audio::decode_file(&file).unwrap_or_else(|e| panic!("{e}: run make bench"));
-        audio.extend(a.samples);
-        audio.extend(vec![0.0f32; 16_000]);
-        let text = std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
-            .expect("reference");
-        reference.push_str(&text);
-        reference.push(' ');
-    }
-    (audio, reference)
 }
 
 fn rss_mb() -> f64 {
@@ -463,15 +374,9 @@ fn main() {
         .any(|a| a == "--trace-out")
         .then(|| arg("--trace-out", ""));
     let explain_it = trace_out.is_some() || std::env::args().any(|a| a == "--explain");
-    let cache = std::env::var_os("TOLK_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or(root.join(".cache/tolk"));
-    let model = Arc::new(
-        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
-            .expect("model: run make bench"),
-    );
+    let model = Arc::new(common::model(&model_name));
 
-    let (audio, reference) = program(&root, &lang);
+    let (audio, reference) = program(&root, &lang, f64::INFINITY);
     let threads = tolk::transcribe::default_threads();
     if let Some(minutes) = std::env::args()
         .position(|a| a == "--soak")

@@ -19,7 +19,9 @@ use tolk::glossary::{AnnotateOptions, Glossary};
 use tolk::stream::engine::{self, Pacing};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::transcribe::Model;
+
+mod common;
+use common::arg;
 
 #[derive(serde::Deserialize)]
 struct Sentences {
@@ -49,14 +51,6 @@ impl Setup {
             Setup::Bias => "corrections + bias",
         }
     }
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
 }
 
 /// Speaks `text` in `lang` into a WAV file.
@@ -116,13 +110,7 @@ fn main() {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model_name = arg("--model", "base");
-    let cache = std::env::var_os("TOLK_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or(root.join(".cache/tolk"));
-    let model = Arc::new(
-        Model::load(&cache.join("models").join(format!("ggml-{model_name}.bin")))
-            .expect("model: run make bench"),
-    );
+    let model = Arc::new(common::model(&model_name));
     let glossary = Glossary::load(&root.join("glossaries/sex-work-rights.toml")).expect("glossary");
     let sentences: Sentences =
         toml::from_str(&std::fs::read_to_string(root.join("benches/terms.toml")).unwrap())

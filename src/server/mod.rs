@@ -530,14 +530,10 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         .threads
         .unwrap_or_else(crate::transcribe::default_threads)
         .max(1);
-    // What this machine can caption: said at start, and to the organizer.
+    // What this machine can caption, timed before recognition starts (nothing else decodes
+    // yet); said once the meeting has started, and to the organizer.
     let capacity =
         crate::stream::engine::calibrate(&model, threads)?.describe(config.channels.len());
-    if capacity.contains("this meeting has") {
-        tracing::warn!("capacity: {capacity}");
-    } else {
-        tracing::info!("capacity: {capacity}");
-    }
     let engine = Engine::start(model.clone(), threads, sink)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     // Every channel's engine side first: a source feeds its own channel and those that
@@ -621,6 +617,11 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                 sources[i].ended = sources[j].ended.clone();
             }
         }
+    }
+    if capacity.contains("this meeting has") {
+        tracing::warn!("capacity: {capacity}");
+    } else {
+        tracing::info!("capacity: {capacity}");
     }
     let meeting = ServerMessage::Meeting {
         protocol: wire::PROTOCOL_VERSION,

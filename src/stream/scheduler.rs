@@ -8,9 +8,9 @@
 //! When the decoder is free it asks [`pick`] which channel goes next: the floor first (the
 //! interpreters follow it), then the channel that has waited longest; a channel that has
 //! waited more than [`STARVE_AFTER`] seconds goes before the floor, so a second channel is
-//! slowed, never silenced. A channel that waits falls behind, and its policy degrades (wider
-//! step, shorter window): lag stays bounded and is reported per channel in seconds
-//! ([`ChannelStats::lag`]).
+//! slowed, never silenced. A channel that waits is told how long (`Policy::waited`) and its
+//! policy degrades (a wider step: fewer, longer decodes): lag stays bounded and is reported
+//! per channel in seconds ([`ChannelStats::lag`]).
 //!
 //! Audio comes in from any thread ([`Channel::push_audio`]) into the channel's inbox, a
 //! bounded buffer of [`INBOX_SECS`] seconds the decoder thread empties between decodes. If it
@@ -134,7 +134,7 @@ pub struct ChannelStats {
     /// When speech was last given up (for "captions incomplete").
     #[serde(skip)]
     pub untranscribed_last: Option<Instant>,
-    /// The policy's current step and window (wider / shorter when degraded).
+    /// The policy's current step (wider when degraded) and window cap.
     pub step: f64,
     pub window: f64,
     pub dropped: Dropped,

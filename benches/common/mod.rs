@@ -1,0 +1,119 @@
+//! What the benchmarks share: their arguments, the long-form programs of real speech, the
+//! model from the cache, percentiles and CPU time. Each benchmark uses some of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tolk::transcribe::Model;
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// The `p` quantile (0–1) of `v`, sorted in place; NaN when empty.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The package's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A model from tolk's cache (`TOLK_CACHE_DIR`, else `.cache/tolk`).
+pub fn model(name: &str) -> Model {
+    let cache = std::env::var_os("TOLK_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root().join(".cache/tolk"));
+    Model::load(&cache.join("models").join(format!("ggml-{name}.bin")))
+        .expect("model: run make bench")
+}
+
+/// The recordings joined for each language (in `testdata/`, references in `tests/data/`):
+/// read speech, conversational speech with fillers and a cold, whispered speech, falsetto,
+/// speech around laughter and breaths, and telephone prompts (8 kHz).
+pub fn clips(lang: &str) -> &'static [&'static str] {
+    match lang {
+        "es" => &[
+            "es-demo-instruct",
+            "mfa-13697_11991_000000",
+            "es-priv-callee-options",
+            "es-demo-congrats",
+            "es-conf-adminmenu-18",
+            "es-vm-options",
+            "es-screen-callee-options",
+            "es-demo-echotest",
+        ],
+        _ => &[
+            "jfk",
+            "sonnet",
+            "mfa-michaelandsickmichael",
+            "en-demo-instruct",
+            "mfa-cold_corpus3",
+            "mfa-whisper",
+            "mfa-surround",
+            "mfa-falsetto",
+            "mfa-whisper2",
+            "mfa-laughter",
+            "mfa-61-70968-0000",
+            "mfa-words",
+            "mfa-falsetto2",
+            "mfa-thoughts",
+            "mfa-crossword",
+            "en-priv-callee-options",
+            "mfa-breaths",
+            "en-demo-congrats",
+            "mfa-youknow",
+            "en-basic-pbx-ivr-main",
+            "en-demo-echotest",
+        ],
+    }
+}
+
+/// The recordings of `lang` joined with 1 s of silence, whole, up to about `secs` seconds
+/// (all of them with `f64::INFINITY`), and their joined reference text.
+pub fn program(root: &Path, lang: &str, secs: f64) -> (Vec<f32>, String) {
+    let (mut audio, mut reference) = (Vec::new(), String::new());
+    for clip in clips(lang) {
+        if audio.len() as f64 / 16_000.0 >= secs {
+            break;
+        }
+        let file = ["wav", "flac", "opus"]
+            .iter()
+            .map(|ext| root.join("testdata").join(format!("{clip}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("testdata/{clip}.*: run make bench"));
+        let a = tolk::audio::decode_file(&file).unwrap_or_else(|e| panic!("{e}: run make bench"));
+        audio.extend(a.samples);
+        audio.extend(vec![0.0f32; 16_000]);
+        reference.push_str(
+            &std::fs::read_to_string(root.join("tests/data").join(format!("{clip}.txt")))
+                .expect("reference"),
+        );
+        reference.push(' ');
+    }
+    (audio, reference)
+}
