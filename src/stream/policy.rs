@@ -24,7 +24,8 @@
 //! - When decodes fall behind the audio, or wait their turn behind other channels, the step
 //!   widens (fewer decodes, each committing nearly all it heard at the window's cap), so the
 //!   lag stays bounded instead of growing. No audio is skipped
-//!   for it: speech is given up only when more than `give_up_window` of it gave no word at all,
+//!   for it: speech is given up only when more than `max_window` of it gave no word at all
+//!   (`give_up_window` for a channel that waited its turn behind others),
 //!   and then it is counted ([`Policy::untranscribed`]), as is an utterance whose every
 //!   decode failed.
 
@@ -61,8 +62,8 @@ pub struct PolicyConfig {
     pub degrade_lag: f64,
     /// The widest step when degraded (seconds of new audio between decodes).
     pub max_step: f64,
-    /// Uncommitted speech longer than this (seconds) has its oldest part given up, counted;
-    /// at least `max_window`, at most Whisper's 30 s.
+    /// A channel that waited its turn has its oldest uncommitted speech given up, counted,
+    /// only past this (seconds; others past `max_window`); at most Whisper's 30 s.
     pub give_up_window: f64,
     /// Whisper's rule: no-speech probability above this...
     pub no_speech_threshold: f32,
@@ -582,14 +583,21 @@ impl Policy {
             }
             return None;
         }
-        // Uncommitted speech longer than `give_up_window`: every decode of it failed (when
-        // decodes give words, the window's oldest words are committed as they stand once it
-        // passes `max_window`). Its oldest part is given up, counted. The margin between the
-        // two is for a channel that waits its turn behind others: its next decode may come
-        // several seconds after its window reached the cap, and it then decodes the longer
-        // window whole rather than give up its oldest seconds (with five channels on this
-        // machine, booths gave up 15–19 s of speech each in 3 minutes that way).
-        let oldest = to - self.cfg.give_up_window.max(self.cfg.max_window);
+        // Uncommitted speech longer than the window: every decode of it failed (when decodes
+        // give words, the window's oldest words are committed as they stand once it passes
+        // `max_window`). Its oldest part is given up, counted. A channel that waited its turn
+        // behind others is allowed up to `give_up_window`: its next decode may come several
+        // seconds after its window reached the cap, and it then decodes the longer window
+        // whole rather than give up its oldest seconds (with five channels on this machine,
+        // booths gave up 15–19 s of speech each in 3 minutes that way). A channel that did
+        // not wait keeps `max_window`: for it a longer window only means longer failing
+        // decodes (one channel at real time lost twice the words with 24 s for everyone).
+        let limit = if self.wait > self.cfg.degrade_lag {
+            self.cfg.give_up_window.max(self.cfg.max_window)
+        } else {
+            self.cfg.max_window
+        };
+        let oldest = to - limit;
         if oldest > self.committed_until + 0.1 {
             let since = self.committed_until;
             self.give_up(since, oldest, "no decode of it gave words");
