@@ -2110,8 +2110,9 @@ mod tests {
         let (mut events, mut fed, mut now) = (Vec::new(), 0usize, 0.0f64);
         let mut steps = Vec::new();
         loop {
+            // As the scheduler does: told the wait before it takes the job.
+            p.waited(3.0);
             if let Some(job) = p.poll_job(now) {
-                p.waited(3.0);
                 now += 0.5;
                 let upto = ((now * 16_000.0) as usize).min(audio.len());
                 if upto > fed {
