@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{ChannelSpec, Engine};
+use tolk::stream::scheduler::{ChannelSpec, Decoding, Engine};
 use tolk::transcribe::{Language, Options};
 
 mod common;
@@ -55,7 +55,8 @@ fn main() {
         })
         .unwrap_or_default();
     println!("{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time");
-    let capacity = tolk::stream::engine::calibrate(&model, threads).expect("calibration");
+    let capacity =
+        tolk::stream::engine::calibrate(&model, Decoding::threads(threads)).expect("calibration");
     println!(
         "calibration (as `tolk serve` says it): {}",
         capacity.describe(0)
@@ -96,7 +97,7 @@ fn main() {
         let g = got.clone();
         let engine = Engine::start(
             model.clone(),
-            threads,
+            Decoding::threads(threads),
             Box::new(move |ch, e| {
                 if let Event::Final { text, words, .. } = e.event {
                     let mut g = g.lock().unwrap();

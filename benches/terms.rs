@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Also counts what the bias must never do: a caption that is mostly prompt terms (an echo),
-//! a repetition loop, a U+FFFD. Prints Markdown rows for `benches/README.md`.
+//! a repetition loop, a U+FFFD; and the glossary's false corrections on ordinary speech: the
+//! long-form programs of the streaming benchmark (no term of the meeting in them), transcribed
+//! offline, each segment annotated — every correction there is one that should not have been
+//! made. Prints Markdown rows for `benches/README.md`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,8 @@ use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
 
 mod common;
-use common::arg;
+use common::{arg, program};
+use tolk::transcribe::{Language, Options};
 
 #[derive(serde::Deserialize)]
 struct Sentences {
@@ -178,7 +182,51 @@ fn main() {
             t[3] += looped(&text) as usize;
             t[4] += text.contains('\u{FFFD}') as usize;
             println!("{:?} {} {}/{}: {text}", setup, s.lang, hit, s.terms.len());
+            if text != raw {
+                println!("    (Whisper wrote: {raw})");
+            }
         }
+    }
+
+    // False corrections on ordinary speech.
+    let mut false_rows = Vec::new();
+    for lang in ["en", "es"] {
+        let (audio, _) = program(&root, lang, 1e9);
+        let transcript = model
+            .transcribe(
+                &audio,
+                &Options {
+                    language: Language::Code(lang.into()),
+                    beam_size: 5,
+                    threads,
+                    translate: false,
+                    prompt: None,
+                },
+            )
+            .expect("offline transcription");
+        let (mut words, mut changed) = (0, 0);
+        for seg in &transcript.segments {
+            let a = glossary.annotate(&seg.text, lang, &opts);
+            words += tolk::eval::normalize(&seg.text, lang).len();
+            for c in &a.corrections {
+                changed += 1;
+                println!(
+                    "false correction ({lang}): {} → {} in {:?}",
+                    c.from, c.to, seg.text
+                );
+            }
+        }
+        false_rows.push(format!(
+            "| {lang} | {:.0} s | {words} | {changed} | {:.2} |",
+            audio.len() as f64 / 16_000.0,
+            1000.0 * changed as f64 / words.max(1) as f64
+        ));
+    }
+    println!(
+        "\n| language | ordinary speech | words | corrections made | per 1,000 words |\n|---|---|---|---|---|"
+    );
+    for r in false_rows {
+        println!("{r}");
     }
     println!(
         "\n| setup | language | term recall | echoes | loops | U+FFFD |\n|---|---|---|---|---|---|"

@@ -132,6 +132,10 @@ struct ServeArgs {
     /// Events the listeners' broadcast queue holds; for tests of slow listeners.
     #[arg(long, hide = true, default_value_t = tolk::server::hub::BROADCAST_CAPACITY)]
     broadcast_capacity: usize,
+    /// Simulate a machine this much slower (0.5: each decode takes twice as long); for tests
+    /// of a meeting too big for its machine.
+    #[arg(long, hide = true, default_value_t = 1.0, value_parser = speed_factor)]
+    simulate_speed: f64,
 }
 
 /// The glossary tolk uses unless told otherwise.
@@ -822,6 +826,7 @@ fn serve(args: ServeArgs, cache: &Cache) -> Result<()> {
             glossary_cache: Some(cache.glossaries()),
             tls: tls.map(|t| t.config),
             broadcast_capacity: args.broadcast_capacity,
+            simulate_speed: args.simulate_speed,
         };
         let serving = tokio::spawn(server::run(config, opts, listener, shutdown));
         print_urls(&title, demo, addr, &token, fingerprint.as_deref());

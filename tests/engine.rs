@@ -7,7 +7,9 @@ use crate::util::*;
 use tolk::stream::engine::Emitted;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{ChannelId, ChannelSpec, ChannelStats, Engine, Fault, Health};
+use tolk::stream::scheduler::{
+    ChannelId, ChannelSpec, ChannelStats, Decoding, Engine, Fault, Health,
+};
 
 fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
     ChannelSpec {
@@ -71,7 +73,7 @@ fn two_channels_with(
     let mut es_finals = 0;
     let engine = Engine::start(
         model.clone(),
-        tolk::transcribe::default_threads(),
+        Decoding::threads(tolk::transcribe::default_threads()),
         Box::new(move |id, e| {
             if id == 1 && matches!(e.event, Event::Final { .. }) {
                 es_finals += 1;
@@ -284,7 +286,7 @@ fn a_dead_decoder_thread_is_started_again() {
 fn a_stopped_engine_says_so() {
     let _guard = whisper_lock();
     let model = Arc::new(tolk::transcribe::Model::load(&model("tiny.en")).unwrap());
-    let engine = Engine::start(model, 1, Box::new(|_, _| {})).unwrap();
+    let engine = Engine::start(model, Decoding::threads(1), Box::new(|_, _| {})).unwrap();
     let ch = engine.open(spec("floor", "en", true)).unwrap();
     ch.push_audio(&[0.0; 1600]).unwrap();
     engine.shutdown();

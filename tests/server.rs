@@ -164,6 +164,7 @@ fn next(ws: &mut Ws) -> Option<Value> {
 struct Seen {
     finals: BTreeMap<String, Vec<Value>>,
     ended: BTreeMap<String, bool>,
+    statuses: Vec<Value>,
     errors: Vec<Value>,
     other: Vec<Value>,
 }
@@ -189,6 +190,7 @@ impl Seen {
                 let ended = m["state"] == "ended";
                 self.ended
                     .insert(m["channel"].as_str().unwrap().to_string(), ended);
+                self.statuses.push(m);
             }
             "error" => self.errors.push(m),
             _ => self.other.push(m),
@@ -2253,4 +2255,138 @@ source = { kind = "device" }
         "after replugging, WER {:.2}: {again:?}",
         w.rate()
     );
+}
+
+/// A meeting bigger than its machine (three channels on a machine simulated at 0.6× this
+/// one's speed, where one channel fits in full): `tolk serve` says so at start, the booths go
+/// into the reduced mode — decoded every few seconds and at pauses — and every place the
+/// organizer and listeners look says it (the channel's `status`, `/api/organizer`,
+/// `/metrics`), and each channel's finals still hold its speech: what they miss beyond what
+/// recognition misses anyway is counted as untranscribed.
+#[test]
+fn a_meeting_too_big_for_its_machine_is_reduced_and_says_so_but_loses_no_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels = [
+        ("floor", "en", "sonnet"),
+        ("en2", "en", "mfa-michaelandsickmichael"),
+        ("es", "es", "es-demo-instruct"),
+    ];
+    let mut text = String::from(
+        "[meeting]\nid = \"busy\"\ntitle = \"Busy\"\narchive = \"archive.sqlite\"\nmodel = \"base\"\n",
+    );
+    for (i, (id, lang, clip)) in channels.iter().enumerate() {
+        let file = ["wav", "flac", "opus"]
+            .iter()
+            .map(|ext| testdata(&format!("{clip}.{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("testdata/{clip}: run make test"));
+        text.push_str(&format!(
+            "\n[[channel]]\nid = \"{id}\"\nlanguage = \"{lang}\"\nfloor = {}\nsource = {{ kind = \"file\", path = \"{}\" }}\n",
+            i == 0,
+            file.display()
+        ));
+    }
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let _guard = whisper_lock();
+    let server = serve_with(dir.path(), &["--simulate-speed", "0.6"]);
+    let addr = server.addr.clone();
+    let (_, organizer) = get(&addr, "/api/organizer", Some(TOKEN));
+    let v: Value = serde_json::from_str(&organizer).unwrap();
+    let capacity = v["capacity"].as_str().unwrap().to_string();
+    let full: usize = capacity
+        .split("about ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("capacity: {capacity}"));
+    assert!(
+        full < 3,
+        "the machine is said to caption {full} fully: {capacity}"
+    );
+
+    let mut ws = connect(&addr);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "en2", "es"]}),
+    );
+    let mut seen = Seen::default();
+    let (mut organizer_reduced, mut metrics_reduced) = (None, None);
+    let t = Instant::now();
+    let all_ended = |s: &Seen| {
+        channels
+            .iter()
+            .all(|(c, _, _)| s.ended.get(*c).copied().unwrap_or(false))
+    };
+    while !all_ended(&seen) && t.elapsed() < Duration::from_secs(200) {
+        follow(&mut ws, &mut seen, 2, |s| all_ended(s));
+        let (_, organizer) = get(&addr, "/api/organizer", Some(TOKEN));
+        let v: Value = serde_json::from_str(&organizer).unwrap();
+        for c in v["channels"].as_array().unwrap() {
+            if c["mode"] == "reduced" && organizer_reduced.is_none() {
+                organizer_reduced = Some(c.clone());
+            }
+        }
+        let (_, metrics) = get(&addr, "/metrics", None);
+        if let Some(l) = metrics
+            .lines()
+            .find(|l| l.starts_with("tolk_channel_reduced{") && l.ends_with(" 1"))
+        {
+            metrics_reduced.get_or_insert(l.to_string());
+        }
+    }
+    assert!(all_ended(&seen), "every channel ends: {:?}", seen.ended);
+
+    // Said everywhere.
+    let c = organizer_reduced.expect("/api/organizer showed a channel in the reduced mode");
+    assert!(c["step"].as_f64().unwrap() > 1.0, "{c}");
+    assert!(
+        c["source"]
+            .as_str()
+            .unwrap()
+            .contains("the machine is busy"),
+        "{c}"
+    );
+    metrics_reduced.expect("/metrics showed a channel in the reduced mode");
+    let reduced: Vec<&Value> = seen
+        .statuses
+        .iter()
+        .filter(|s| s["mode"] == "reduced")
+        .collect();
+    assert!(
+        reduced.iter().any(|s| s["channel"] != "floor"),
+        "a booth's status said it was reduced: {:?}",
+        seen.statuses
+    );
+
+    // Nothing lost silently: each channel's missing words are those recognition misses
+    // anyway (a share of the reference) or counted as untranscribed speech.
+    let (_, organizer) = get(&addr, "/api/organizer", Some(TOKEN));
+    let v: Value = serde_json::from_str(&organizer).unwrap();
+    for (i, (id, lang, clip)) in channels.iter().enumerate() {
+        let untranscribed = v["channels"][i]["untranscribed_secs"].as_f64().unwrap();
+        let w = tolk::eval::wer(
+            &reference(&format!("{clip}.txt")),
+            &gapless(&seen, id)
+                .into_iter()
+                .map(|(_, t)| serde_json::from_str::<String>(&t).unwrap())
+                .collect::<Vec<_>>()
+                .join(" "),
+            lang,
+        );
+        eprintln!(
+            "{id}: WER {:.3}, {} of {} words deleted, {untranscribed:.1} s untranscribed",
+            w.rate(),
+            w.deletions,
+            w.reference_words
+        );
+        // Speech runs at about 2.5 words a second.
+        let allowed = 0.15 * w.reference_words as f64 + 2.5 * untranscribed;
+        assert!(
+            (w.deletions as f64) <= allowed,
+            "{id}: {} of {} words missing, {untranscribed:.1} s counted as untranscribed",
+            w.deletions,
+            w.reference_words
+        );
+        assert!(w.rate() < 0.6, "{id}: WER {:.3}", w.rate());
+    }
 }

@@ -122,8 +122,13 @@ pub fn trimmed(recording: &str, dir: &Path, out: &str, secs: u32) -> PathBuf {
 /// English speech saying `text`, synthesised by espeak-ng (installed by `make`'s set-up)
 /// into `path`: what no recording we can fetch says (the glossary's words).
 pub fn say(path: &Path, text: &str) {
+    say_in(path, text, "en", 140);
+}
+
+/// [`say`] in another of espeak-ng's voices (`es`, `ru`…), at `wpm` words a minute.
+pub fn say_in(path: &Path, text: &str, voice: &str, wpm: u32) {
     let out = Command::new("espeak-ng")
-        .args(["-v", "en", "-s", "140", "-w"])
+        .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
         .arg(path)
         .arg(text)
         .output()

@@ -87,7 +87,9 @@
     else if (m.state === 'ended') state(W.ended);
     else if (m.state === 'stopped') state(W.stopped);
     else if (m.state === 'incomplete') state(W.incomplete, true);
+    // Reduced: the machine is busy, this channel's captions come in larger pieces.
     else if (m.state === 'silent') state(W.live + ' · ' + W.silent);
+    else if (m.mode === 'reduced') state(W.live + ' · ' + W.reduced);
     else state(W.live);
   }
 

@@ -152,7 +152,7 @@
       else if (m.state === 'ended') health(W.ended + (m.source ? ': ' + m.source : ''), 'down');
       else if (m.state === 'stopped') health(W.stopped, 'down');
       else if (m.state === 'incomplete') health(W.incomplete + (m.source ? ': ' + m.source : ''), 'down');
-      else health(W.live + (m.lag ? ' · ' + m.lag.toFixed(1) + ' s' : '') + (m.state === 'silent' ? ' · ' + W.silent : ''), 'ok');
+      else health(W.live + (m.lag ? ' · ' + m.lag.toFixed(1) + ' s' : '') + (m.state === 'silent' ? ' · ' + W.silent : '') + (m.mode === 'reduced' ? ' · ' + W.reduced : ''), m.mode === 'reduced' ? 'late' : 'ok');
     }
   }
 

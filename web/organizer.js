@@ -35,7 +35,7 @@
     for (const c of s.channels) {
       const tr = el('tr');
       tr.dataset.id = c.id;
-      tr.append(el('td', c.label + ' (' + c.language + ')'), el('td', c.state), el('td', c.lag.toFixed(1) + ' s'));
+      tr.append(el('td', c.label + ' (' + c.language + ')'), el('td', c.state + (c.mode === 'reduced' && c.state !== 'stopped' && c.state !== 'ended' ? ' · reduced: decoded every ' + c.step.toFixed(0) + ' s' : '')), el('td', c.lag.toFixed(1) + ' s'));
       const td = el('td');
       const m = el('meter');
       m.min = -60; m.max = 0; m.low = -45; m.high = -6; m.optimum = -20;

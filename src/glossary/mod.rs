@@ -19,6 +19,7 @@
 
 pub mod fold;
 pub mod interchange;
+pub mod sound;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
@@ -213,6 +214,11 @@ pub struct Correction {
     pub from: String,
     pub to: String,
     pub concept: String,
+    /// For a sound-alike correction (no listed misrecognition: the words heard sound and are
+    /// spelled like the term, with domain context nearby): how alike, 0–1. None for a listed
+    /// misrecognition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
 }
 
 /// A glossary term found in the caption.
@@ -317,6 +323,8 @@ struct Patterns {
 struct Lang {
     patterns: Patterns,
     matcher: OnceLock<Result<AhoCorasick, String>>,
+    /// The terms sound-alike correction may correct to, built with the matcher.
+    sound: OnceLock<Vec<sound::Target>>,
 }
 
 /// A loaded glossary.
@@ -562,8 +570,15 @@ impl Glossary {
         let langs = patterns
             .into_iter()
             .map(|(lang, patterns)| {
-                let matcher = OnceLock::new();
-                (lang, Lang { patterns, matcher })
+                let (matcher, sound) = (OnceLock::new(), OnceLock::new());
+                (
+                    lang,
+                    Lang {
+                        patterns,
+                        matcher,
+                        sound,
+                    },
+                )
             })
             .collect();
         Glossary { file, langs }
@@ -789,6 +804,7 @@ impl Glossary {
                     from: text[rs..re].to_string(),
                     to: p,
                     concept: c.id.clone(),
+                    confidence: None,
                 });
             }
             if let Some(ti) = flagged_term {
@@ -820,7 +836,31 @@ impl Glossary {
         }
         corrected.push_str(&text[copied..]);
         out.text = corrected;
+        let targets = l.sound.get_or_init(|| self.sound_targets(base, l));
+        sound::correct(self, targets, &mut out, lang, opts);
         out
+    }
+
+    /// The terms of a language sound-alike correction may correct to: its terms (and the
+    /// organisations' names), never a flagged or case-sensitive one.
+    fn sound_targets(&self, lang: &str, l: &Lang) -> Vec<sound::Target> {
+        let mut seen = BTreeSet::new();
+        l.patterns
+            .kinds
+            .iter()
+            .filter_map(|k| match *k {
+                Kind::Term { concept, term } => Some((concept, term)),
+                _ => None,
+            })
+            .filter(|&(c, t)| {
+                let t = &self.file.concepts[c].terms[t];
+                t.status != Status::Flagged && !t.match_case
+            })
+            .filter(|&k| seen.insert(k))
+            .filter_map(|(c, t)| {
+                sound::Target::new(c, t, &self.file.concepts[c].terms[t].text, lang)
+            })
+            .collect()
     }
 
     /// Terms to bias Whisper towards for a channel in `lang`, most valuable first

@@ -512,3 +512,94 @@ fn matchers_are_built_on_first_use_or_when_prepared() {
     g.prepare(None).unwrap();
     assert!(g.langs.values().all(|l| l.matcher.get().is_some()));
 }
+
+/// Whatever the caption, a correction (listed or sound-alike) changes nothing outside its
+/// span: the text between corrections is the raw text between their raw spans; every span
+/// says what it claims; and no flagged term is ever corrected, or corrected to.
+#[test]
+fn corrections_change_only_their_spans_and_never_a_flagged_term() {
+    use proptest::prelude::*;
+    let g = glossary();
+    let words = [
+        // Terms, their sound-alikes, flagged terms, ordinary words.
+        "Ties",
+        "plus",
+        "Tais",
+        "League",
+        "life",
+        "Legalife",
+        "sex",
+        "workers",
+        "work",
+        "prostitutes",
+        "prostitution",
+        "trafficking",
+        "police",
+        "policy",
+        "raid",
+        "said",
+        "community",
+        "commodity",
+        "the",
+        "and",
+        "of",
+        "decrymination",
+        "discrimination",
+        "Nordic",
+        "model",
+        "models",
+        "then",
+        "power",
+        "foundation",
+        "peer",
+        "educator",
+        "key",
+        "populations",
+        "monelo",
+        "nórdico",
+        "trabajadoras",
+        "sexuares",
+        "amar",
+    ];
+    let seps = [" ", ", ", ". ", " (", "-", "'s "];
+    let text = proptest::collection::vec((0..words.len(), 0..seps.len()), 1..14);
+    let config = ProptestConfig {
+        cases: 1500,
+        ..ProptestConfig::default()
+    };
+    let opts = AnnotateOptions {
+        targets: vec!["es".into()],
+        flags: true,
+    };
+    proptest!(config, |(tokens in text, lang in prop_oneof![Just("en"), Just("es")])| {
+        let mut input = String::new();
+        for (w, s) in &tokens {
+            input.push_str(words[*w]);
+            input.push_str(seps[*s]);
+        }
+        let a = g.annotate(&input, lang, &opts);
+        prop_assert_eq!(&a.raw, &input);
+        let (mut at, mut raw_at) = (0, 0);
+        let mut corrections = a.corrections.clone();
+        corrections.sort_by_key(|c| c.start);
+        for c in &corrections {
+            prop_assert_eq!(&a.text[at..c.start], &input[raw_at..c.raw_start], "{:?}", a);
+            prop_assert_eq!(&a.text[c.start..c.end], c.to.as_str());
+            prop_assert_eq!(&input[c.raw_start..c.raw_end], c.from.as_str());
+            let flagged = g.flagged_forms(lang);
+            for side in [&c.from, &c.to] {
+                let folded = fold::fold_text(side, lang);
+                prop_assert!(!flagged.contains(&folded), "{} in {:?}", side, a);
+            }
+            at = c.end;
+            raw_at = c.raw_end;
+        }
+        prop_assert_eq!(&a.text[at..], &input[raw_at..]);
+        for h in &a.hits {
+            prop_assert_eq!(a.text.get(h.start..h.end), Some(h.text.as_str()));
+        }
+        for f in &a.flags {
+            prop_assert_eq!(a.text.get(f.start..f.end), Some(f.text.as_str()));
+        }
+    });
+}

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
-use super::wire::{ChannelInfo, ChannelState, Final, Partial, ServerMessage};
+use super::wire::{ChannelInfo, ChannelMode, ChannelState, Final, Partial, ServerMessage};
 
 /// Events the broadcast queue holds for the slowest listener before it must resync.
 pub const BROADCAST_CAPACITY: usize = 4096;
@@ -55,12 +55,35 @@ impl Published {
     }
 }
 
+/// A channel's health as listeners are told it (the `status` message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStatus {
+    pub state: ChannelState,
+    pub mode: ChannelMode,
+    /// Seconds the transcription is behind the audio.
+    pub lag: f64,
+    /// The source's state in words, with what was lost.
+    pub source: String,
+}
+
+impl ChannelStatus {
+    fn message(&self, channel: &str) -> ServerMessage {
+        ServerMessage::Status {
+            channel: channel.to_string(),
+            state: self.state,
+            lag: (self.lag * 10.0).round() / 10.0,
+            mode: self.mode,
+            source: self.source.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Slot {
     ring: VecDeque<Final>,
     partial: Option<Partial>,
     next_seq: u64,
-    state: Option<(ChannelState, f64, String)>,
+    state: Option<ChannelStatus>,
     /// Events published for this channel so far (the last one's number).
     events: u64,
 }
@@ -195,23 +218,22 @@ impl Hub {
     }
 
     /// Sends a channel's status, if it changed (or the lag moved by more than a second).
-    pub fn publish_status(&self, channel: usize, state: ChannelState, lag: f64, source: &str) {
+    pub fn publish_status(&self, channel: usize, status: ChannelStatus) {
         let mut st = lock(&self.state[channel]);
         let changed = match &st.state {
-            Some((s, l, src)) => *s != state || (l - lag).abs() >= 1.0 || src != source,
+            Some(s) => {
+                s.state != status.state
+                    || s.mode != status.mode
+                    || (s.lag - status.lag).abs() >= 1.0
+                    || s.source != status.source
+            }
             None => true,
         };
         if !changed {
             return;
         }
-        st.state = Some((state, lag, source.to_string()));
-        let json = ServerMessage::Status {
-            channel: self.channels[channel].id.clone(),
-            state,
-            lag: (lag * 10.0).round() / 10.0,
-            source: source.to_string(),
-        }
-        .to_json();
+        let json = status.message(&self.channels[channel].id).to_json();
+        st.state = Some(status);
         let event = st.next_event();
         let _ = self.tx.send(Arc::new(Published {
             channel,
@@ -223,7 +245,7 @@ impl Hub {
     }
 
     /// The last status of a channel.
-    pub fn status(&self, channel: usize) -> Option<(ChannelState, f64, String)> {
+    pub fn status(&self, channel: usize) -> Option<ChannelStatus> {
         lock(&self.state[channel]).state.clone()
     }
 
@@ -277,13 +299,8 @@ impl Hub {
                 });
             }
         }
-        if let Some((state, lag, source)) = &st.state {
-            out.push(ServerMessage::Status {
-                channel: id,
-                state: *state,
-                lag: (lag * 10.0).round() / 10.0,
-                source: source.clone(),
-            });
+        if let Some(status) = &st.state {
+            out.push(status.message(&id));
         }
         (out, rx, st.events)
     }
@@ -468,7 +485,15 @@ mod tests {
         let (_, mut rx, fence) = h.join(0, None, false);
         follow.start(0, fence);
         h.publish_partial(1, partial("es", "old partial"));
-        h.publish_status(1, ChannelState::Live, 0.5, "file");
+        h.publish_status(
+            1,
+            ChannelStatus {
+                state: ChannelState::Live,
+                mode: ChannelMode::Full,
+                lag: 0.5,
+                source: "file".into(),
+            },
+        );
         let f = final_(&h, 1, "old final");
         h.publish_final(1, f);
         h.publish_partial(1, partial("es", "newer partial"));

@@ -44,14 +44,15 @@ use crate::glossary::{AnnotateOptions, Glossary, GlossaryError};
 use crate::stream::engine::{Emitted, PROMPT_TOKENS};
 use crate::stream::lang::LanguageMode;
 use crate::stream::policy::{Event, PolicyConfig};
-use crate::stream::scheduler::{ChannelSpec, Engine, Fault};
+use crate::stream::scheduler::{ChannelSpec, Decoding, Engine, Fault};
 use crate::transcribe::Model;
 
 use config::{MeetingConfig, SourceConfig};
-use hub::Hub;
+use hub::{ChannelStatus, Hub};
 use source::{Feed, Source};
 use wire::{
-    Annotations, ChannelInfo, ChannelState, ClientMessage, ErrorCode, Final, Partial, ServerMessage,
+    Annotations, ChannelInfo, ChannelMode, ChannelState, ClientMessage, ErrorCode, Final, Partial,
+    ServerMessage,
 };
 
 /// A channel whose transcription is further behind than this (seconds) is `lagging`.
@@ -62,6 +63,10 @@ const SILENT_AFTER_MS: u64 = 5_000;
 /// A channel that gave up speech untranscribed (or dropped audio) says "captions incomplete"
 /// for this long afterwards.
 const INCOMPLETE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+/// A channel decoded less often than every second because the machine is busy is `reduced`
+/// for this long afterwards (its step goes up and down with the load; the mode said to
+/// listeners should not flicker).
+const REDUCED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often statuses are sent (when they change) and heartbeats.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -142,6 +147,10 @@ pub struct ServeOptions {
     /// Events the listeners' broadcast queue holds ([`hub::BROADCAST_CAPACITY`]; tests make it
     /// small to reach a slow listener's resync within seconds).
     pub broadcast_capacity: usize,
+    /// 1.0; below 1, a slower machine simulated (each decode takes `1 / speed` times as long,
+    /// see [`crate::stream::engine::Decoder::slowed`]): tests of a meeting too big for its
+    /// machine.
+    pub simulate_speed: f64,
 }
 
 /// Shared by every connection.
@@ -532,9 +541,12 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         .max(1);
     // What this machine can caption, timed before recognition starts (nothing else decodes
     // yet); said once the meeting has started, and to the organizer.
-    let capacity =
-        crate::stream::engine::calibrate(&model, threads)?.describe(config.channels.len());
-    let engine = Engine::start(model.clone(), threads, sink)
+    let decoding = Decoding {
+        threads,
+        speed: options.simulate_speed,
+    };
+    let capacity = crate::stream::engine::calibrate(&model, decoding)?;
+    let engine = Engine::start(model.clone(), decoding, sink)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     // Every channel's engine side first: a source feeds its own channel and those that
     // translate it.
@@ -618,10 +630,12 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
             }
         }
     }
-    if capacity.contains("this meeting has") {
-        tracing::warn!("capacity: {capacity}");
-    } else {
+    let fits = capacity.fits(config.channels.len());
+    let capacity = capacity.describe(config.channels.len());
+    if fits {
         tracing::info!("capacity: {capacity}");
+    } else {
+        tracing::warn!("capacity: {capacity}");
     }
     let meeting = ServerMessage::Meeting {
         protocol: wire::PROTOCOL_VERSION,
@@ -670,8 +684,13 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
     })
 }
 
+/// Whether a channel is in the reduced mode now (or was, within [`REDUCED_FOR`]).
+fn reduced(s: &crate::stream::scheduler::ChannelStats) -> bool {
+    s.reduced_last.is_some_and(|t| t.elapsed() < REDUCED_FOR)
+}
+
 /// Each channel's state, from the engine's numbers and the source.
-fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
+fn channel_states(app: &App) -> Vec<ChannelStatus> {
     let stats = app.engine.stats();
     let health = app.engine.health();
     let sources = app.sources.lock().ok();
@@ -685,6 +704,22 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                 .map(|s| (s.ended.load(Relaxed), s.describe()))
                 .unwrap_or((true, "none".into()));
             let done = stats.get(i).map(|s| s.done).unwrap_or(false);
+            let reduced = stats.get(i).is_some_and(reduced);
+            let mode = if reduced {
+                ChannelMode::Reduced
+            } else {
+                ChannelMode::Full
+            };
+            // A channel not being captioned has no mode but the default.
+            let status = |state: ChannelState, source: String| ChannelStatus {
+                state,
+                mode: match state {
+                    ChannelState::Stopped | ChannelState::Ended => ChannelMode::Full,
+                    _ => mode,
+                },
+                lag,
+                source,
+            };
             let mut described = described;
             if let Some(s) = stats.get(i) {
                 if s.restarts > 0 {
@@ -697,6 +732,12 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                     described.push_str(&format!(
                         "; {} caption(s) lost to a fault in delivery",
                         s.finals_lost
+                    ));
+                }
+                if reduced {
+                    described.push_str(&format!(
+                        "; decoded every {:.0} s and at pauses: the machine is busy",
+                        s.step.max(1.0)
                     ));
                 }
                 if s.untranscribed_secs >= 0.05 {
@@ -714,19 +755,14 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
                 .and_then(|s| s.untranscribed_last)
                 .is_some_and(|t| t.elapsed() < INCOMPLETE_FOR);
             let state = if let Some(why) = app.engine.stopped() {
-                return (ChannelState::Ended, lag, format!("engine stopped: {why}"));
+                return status(ChannelState::Ended, format!("engine stopped: {why}"));
             } else if let Some(why) = &health.down {
-                return (
+                return status(
                     ChannelState::Incomplete,
-                    lag,
                     format!("recognition is down ({why}): restarting; {described}"),
                 );
             } else if app.stopped[i].load(Relaxed) {
-                return (
-                    ChannelState::Stopped,
-                    lag,
-                    "stopped by the organizer".into(),
-                );
+                return status(ChannelState::Stopped, "stopped by the organizer".into());
             } else if ended && done {
                 ChannelState::Ended
             } else if gave_up_lately {
@@ -738,7 +774,7 @@ fn channel_states(app: &App) -> Vec<(ChannelState, f64, String)> {
             } else {
                 ChannelState::Live
             };
-            (state, lag, described)
+            status(state, described)
         })
         .collect()
 }
@@ -747,8 +783,8 @@ async fn status_loop(app: Arc<App>) {
     let mut tick = tokio::time::interval(STATUS_EVERY);
     loop {
         tick.tick().await;
-        for (i, (state, lag, source)) in channel_states(&app).into_iter().enumerate() {
-            app.hub.publish_status(i, state, lag, &source);
+        for (i, status) in channel_states(&app).into_iter().enumerate() {
+            app.hub.publish_status(i, status);
         }
     }
 }
@@ -1131,8 +1167,8 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             (Some(_), None) => "ok".to_string(),
         },
         "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
-        "channels": channel_states(&app).iter().zip(&app.hub.channels).map(|((s, lag, src), c)| {
-            serde_json::json!({"id": c.id, "state": s, "lag": lag, "source": src})
+        "channels": channel_states(&app).iter().zip(&app.hub.channels).map(|(s, c)| {
+            serde_json::json!({"id": c.id, "state": s.state, "mode": s.mode, "lag": s.lag, "source": s.source})
         }).collect::<Vec<_>>(),
     });
     let code = if ok {
@@ -1218,15 +1254,18 @@ async fn organizer_status(
         .into_iter()
         .zip(&app.hub.channels)
         .enumerate()
-        .map(|(i, ((state, lag, source), c))| {
+        .map(|(i, (status, c))| {
             let s = stats.get(i).cloned().unwrap_or_default();
             serde_json::json!({
                 "id": c.id,
                 "label": c.label,
                 "language": c.language,
-                "state": state,
-                "lag": (lag * 10.0).round() / 10.0,
-                "source": source,
+                "state": status.state,
+                "mode": status.mode,
+                // Seconds of new audio between decodes (1 in full mode; wider when reduced).
+                "step": (s.step * 10.0).round() / 10.0,
+                "lag": (status.lag * 10.0).round() / 10.0,
+                "source": status.source,
                 "listeners": app.listening.get(i).map(|l| l.load(Relaxed)).unwrap_or(0),
                 "level_db": (s.level_db * 10.0).round() / 10.0,
                 "audio_secs": s.audio_secs.round(),
@@ -1406,8 +1445,8 @@ async fn switch_channel(
         "channel switched by the organizer"
     );
     // Listeners hear of it now, not at the next status tick.
-    if let Some((state, lag, source)) = channel_states(&app).into_iter().nth(i) {
-        app.hub.publish_status(i, state, lag, &source);
+    if let Some(status) = channel_states(&app).into_iter().nth(i) {
+        app.hub.publish_status(i, status);
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -1458,6 +1497,20 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         "How far transcription is behind the audio.",
         "gauge",
         &|i| stats.get(i).map(|x| x.lag).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_decode_step_seconds",
+        "Seconds of new audio between a channel's decodes: 1 when captioned fully, wider when the machine is busy (the reduced mode).",
+        "gauge",
+        &|i| stats.get(i).map(|x| (x.step * 10.0).round() / 10.0).unwrap_or(0.0),
+    );
+    per(
+        &mut s,
+        "tolk_channel_reduced",
+        "1 while a channel is captioned in the reduced mode (decoded every few seconds and at pauses, the machine being busy), else 0.",
+        "gauge",
+        &|i| f64::from(u8::from(stats.get(i).is_some_and(reduced))),
     );
     per(
         &mut s,

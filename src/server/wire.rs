@@ -131,6 +131,18 @@ pub enum ChannelState {
     Incomplete,
 }
 
+/// How fully a channel is being captioned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelMode {
+    /// Partials about every second, finals as the speaker goes.
+    #[default]
+    Full,
+    /// The machine is busy with other channels (or too slow): this channel is decoded every
+    /// few seconds and at pauses, so its captions come in larger pieces, later.
+    Reduced,
+}
+
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -164,6 +176,9 @@ pub enum ServerMessage {
         state: ChannelState,
         /// Seconds the transcription is behind the audio.
         lag: f64,
+        /// Full, or reduced when the machine cannot decode this channel every second.
+        #[serde(default)]
+        mode: ChannelMode,
         /// The source's own state in words ("playing", "looping", "ended", an error).
         source: String,
     },
@@ -269,11 +284,13 @@ mod tests {
             channel: "floor".into(),
             state: ChannelState::Lagging,
             lag: 2.5,
+            mode: ChannelMode::Reduced,
             source: "playing".into(),
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["type"], "status");
         assert_eq!(v["state"], "lagging");
+        assert_eq!(v["mode"], "reduced");
         let back: ServerMessage = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(back, m);
     }
@@ -294,6 +311,7 @@ mod tests {
                     from: "a".into(),
                     to: "b".into(),
                     concept: "c".into(),
+                    confidence: Some(0.8),
                 }],
                 hits: vec![Hit {
                     start: 0,
@@ -370,12 +388,15 @@ mod tests {
             ChannelState::Stopped,
             ChannelState::Incomplete,
         ] {
-            messages.push(ServerMessage::Status {
-                channel: "floor".into(),
-                state,
-                lag: 0.0,
-                source: "s".into(),
-            });
+            for mode in [ChannelMode::Full, ChannelMode::Reduced] {
+                messages.push(ServerMessage::Status {
+                    channel: "floor".into(),
+                    state,
+                    lag: 0.0,
+                    mode,
+                    source: "s".into(),
+                });
+            }
         }
         for code in [
             ErrorCode::BadMessage,
@@ -397,7 +418,7 @@ mod tests {
                         // Tags and enumerated values (not free text).
                         if matches!(
                             k.as_str(),
-                            "type" | "state" | "code" | "category" | "status"
+                            "type" | "state" | "mode" | "code" | "category" | "status"
                         ) {
                             if let Some(s) = v.as_str() {
                                 names.insert(s.to_string());

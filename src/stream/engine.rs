@@ -13,7 +13,7 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 use super::lang::{LanguageLock, LanguageMode};
 use super::policy::{DecodeJob, Event, Hypothesis, Policy, PolicyConfig, Word};
-use super::scheduler::{ChannelSpec, Engine, EngineError};
+use super::scheduler::{ChannelSpec, Decoding, Engine, EngineError};
 use crate::transcribe::{Model, TranscribeError};
 
 /// Language detection on less audio than this is a guess: wait for more.
@@ -38,6 +38,8 @@ pub struct Decoder<'m> {
     translate: bool,
     /// Seconds spent in whisper.cpp (wall time of the decoder thread).
     pub busy_secs: f64,
+    /// Below 1: a slower machine simulated (see [`Decoder::slowed`]).
+    speed: f64,
 }
 
 impl<'m> Decoder<'m> {
@@ -59,7 +61,17 @@ impl<'m> Decoder<'m> {
             lang: LanguageLock::new(mode),
             translate: false,
             busy_secs: 0.0,
+            speed: 1.0,
         })
+    }
+
+    /// Simulates a machine `speed` times as fast as this one (below 1: slower): each decode
+    /// then takes `1 / speed` times its time here, the decoder waiting out the difference.
+    /// For tests of what a smaller machine does with a meeting (`tolk serve
+    /// --simulate-speed`); 1 or more changes nothing.
+    pub fn slowed(mut self, speed: f64) -> Decoder<'m> {
+        self.speed = speed.clamp(0.01, 1.0);
+        self
     }
 
     /// Decodes with Whisper's translate task (English text of speech in the channel's
@@ -209,6 +221,9 @@ impl<'m> Decoder<'m> {
         }
         flush(&mut words, &mut probs);
         words.retain(|w| !w.text.trim().is_empty());
+        if self.speed < 1.0 {
+            std::thread::sleep(t0.elapsed().mul_f64(1.0 / self.speed - 1.0));
+        }
         self.busy_secs += t0.elapsed().as_secs_f64();
         // Never the words or the prompt: a log is written, and a protected name must not be
         // (the redactor runs later, in the server). Counts and times only.
@@ -362,6 +377,11 @@ impl Capacity {
         }
     }
 
+    /// Whether `channels` channels all speaking at once fit (in the reduced mode).
+    pub fn fits(&self, channels: usize) -> bool {
+        channels <= self.reduced
+    }
+
     /// In words, for the log and the organizer.
     pub fn describe(&self, channels: usize) -> String {
         let mut s = format!(
@@ -370,7 +390,7 @@ impl Capacity {
              and at pauses",
             self.decode_4s, self.full, self.reduced, REDUCED_STEP
         );
-        if channels > self.reduced {
+        if !self.fits(channels) {
             s.push_str(&format!(
                 "; this meeting has {channels}: when all speak at once some captions will come \
                  late or be incomplete (counted per channel as untranscribed speech)"
@@ -381,9 +401,11 @@ impl Capacity {
 }
 
 /// Times one greedy decode of 4 s of a synthetic voice (after one to warm up) with
-/// `threads` Whisper threads: what the encoder costs does not depend on what it hears.
-pub fn calibrate(model: &Model, threads: usize) -> Result<Capacity, TranscribeError> {
-    let mut decoder = Decoder::new(model, LanguageMode::Fixed("en".into()), threads)?;
+/// the engine's Whisper threads (and simulated speed): what the encoder costs does not
+/// depend on what it hears.
+pub fn calibrate(model: &Model, decoding: Decoding) -> Result<Capacity, TranscribeError> {
+    let mut decoder = Decoder::new(model, LanguageMode::Fixed("en".into()), decoding.threads)?
+        .slowed(decoding.speed);
     let audio: Vec<f32> = (0..4 * 16_000)
         .map(|i| {
             let t = i as f32 / 16_000.0;
@@ -556,7 +578,7 @@ fn run_realtime(
     let stopped = |e: EngineError| TranscribeError::Whisper(e.to_string());
     let engine = Engine::start(
         model.clone(),
-        threads,
+        Decoding::threads(threads),
         Box::new(move |_, e| {
             // The receiver only goes away when the caller gave up: nothing to deliver to.
             let _ = tx.send(e);

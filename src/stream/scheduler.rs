@@ -8,7 +8,9 @@
 //! When the decoder is free it asks [`pick`] which channel goes next: the floor first (the
 //! interpreters follow it), then the channel that has waited longest; a channel that has
 //! waited more than [`STARVE_AFTER`] seconds goes before the floor, so a second channel is
-//! slowed, never silenced. A channel that waits is told how long (`Policy::waited`) and its
+//! slowed, never silenced — but never twice in a row: after a decode of another channel the
+//! floor, if due, goes next, so with many booths the floor keeps every other decode and the
+//! booths share the rest. A channel that waits is told how long (`Policy::waited`) and its
 //! policy degrades (a wider step: fewer, longer decodes): lag stays bounded and is reported
 //! per channel in seconds ([`ChannelStats::lag`]).
 //!
@@ -58,6 +60,10 @@ pub const RESTART_PAUSE: Duration = Duration::from_secs(1);
 pub const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
+/// A channel whose step has widened to this many times its policy's step is in the reduced
+/// mode (one widening, ×1.5 after a late result, is not yet: it recovers within seconds).
+pub const REDUCED_AT: f64 = 2.0;
+
 /// Identifies a channel within an engine.
 pub type ChannelId = u32;
 
@@ -71,8 +77,16 @@ pub struct Ready {
 }
 
 /// The channel to decode next, as an index into `ready`: a starving channel (waited more
-/// than [`STARVE_AFTER`]) first, then the floor, then the longest wait.
-pub fn pick(ready: &[Ready]) -> Option<usize> {
+/// than [`STARVE_AFTER`]) first, then the floor, then the longest wait. `floor_turn`: the
+/// last decode was not the floor's, so the floor (if due) goes now, starving channels or not
+/// (with eight channels, seven starving booths took turns ahead of the floor, whose captions
+/// came 16 s late).
+pub fn pick(ready: &[Ready], floor_turn: bool) -> Option<usize> {
+    if floor_turn {
+        if let Some(f) = ready.iter().position(|r| r.floor) {
+            return Some(f);
+        }
+    }
     let rank = |r: &Ready| {
         if r.waited > STARVE_AFTER {
             0
@@ -137,6 +151,11 @@ pub struct ChannelStats {
     /// The policy's current step (wider when degraded) and window cap.
     pub step: f64,
     pub window: f64,
+    /// When the channel was last decoded much less often than its policy asks (its step
+    /// widened to [`REDUCED_AT`] times or more, because its results came late or it waited
+    /// its turn behind other channels): the reduced mode, "captions every few seconds".
+    #[serde(skip)]
+    pub reduced_last: Option<Instant>,
     pub dropped: Dropped,
     /// The language in use (locked or fixed), if known yet.
     pub language: Option<String>,
@@ -218,6 +237,36 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How the engine decodes: Whisper's threads, and (for tests of capacity) a slower CPU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoding {
+    /// Whisper threads (at most the free cores).
+    pub threads: usize,
+    /// 1.0 for this machine's speed; below 1, each decode takes `1 / speed` times as long
+    /// (the decoder waits out the difference): a slower machine, simulated.
+    pub speed: f64,
+}
+
+impl Decoding {
+    /// This machine at its own speed, with `threads` Whisper threads.
+    pub fn threads(threads: usize) -> Decoding {
+        Decoding {
+            threads,
+            speed: 1.0,
+        }
+    }
+
+    fn decoder<'m>(
+        &self,
+        model: &'m Model,
+        spec: &ChannelSpec,
+    ) -> Result<Decoder<'m>, EngineError> {
+        Ok(Decoder::new(model, spec.language.clone(), self.threads)?
+            .translating(spec.translate)
+            .slowed(self.speed))
+    }
+}
+
 /// The streaming engine: one decoder thread, any number of channels.
 pub struct Engine {
     shared: Arc<Shared>,
@@ -259,8 +308,9 @@ fn yield_to_delivery() {
 }
 
 impl Engine {
-    /// Starts the decoder thread. `threads`: Whisper threads (at most the free cores).
-    pub fn start(model: Arc<Model>, threads: usize, sink: Sink) -> Result<Engine, EngineError> {
+    /// Starts the decoder thread. `decoding.threads`: Whisper threads (at most the free
+    /// cores).
+    pub fn start(model: Arc<Model>, decoding: Decoding, sink: Sink) -> Result<Engine, EngineError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 channels: Vec::new(),
@@ -280,7 +330,7 @@ impl Engine {
             .name("tolk-decoder".into())
             .spawn(move || {
                 yield_to_delivery();
-                supervise(&model, threads, &s, sink);
+                supervise(&model, decoding, &s, sink);
                 lock(&s).stopped = Some("shut down".into());
             })
             .map_err(|e| {
@@ -457,13 +507,13 @@ struct Live<'m> {
 
 /// The decoder thread's body: [`decoder_thread`] until shutdown, started again after a
 /// pause whenever it dies. The sink survives it (a panic in one event is caught there).
-fn supervise(model: &Model, threads: usize, shared: &Shared, mut sink: Sink) {
+fn supervise(model: &Model, decoding: Decoding, shared: &Shared, mut sink: Sink) {
     let start = Instant::now();
     let mut pause = RESTART_PAUSE;
     loop {
         let began = Instant::now();
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            decoder_thread(model, threads, shared, &mut sink, start)
+            decoder_thread(model, decoding, shared, &mut sink, start)
         }));
         let why = match ran {
             Ok(Ok(())) => return,
@@ -513,7 +563,7 @@ struct Opening {
 
 /// Opens a channel on the decoder thread, going on from its earlier policies' times,
 /// segments and faults.
-fn open_live(model: &Model, threads: usize, o: Opening) -> Result<Live<'_>, EngineError> {
+fn open_live(model: &Model, decoding: Decoding, o: Opening) -> Result<Live<'_>, EngineError> {
     let Opening {
         id,
         spec,
@@ -524,7 +574,7 @@ fn open_live(model: &Model, threads: usize, o: Opening) -> Result<Live<'_>, Engi
         id,
         floor: spec.floor,
         policy: new_policy(&spec),
-        decoder: Decoder::new(model, spec.language.clone(), threads)?.translating(spec.translate),
+        decoder: decoding.decoder(model, &spec)?,
         spec,
         time_offset,
         segment_offset: before.segments,
@@ -542,13 +592,15 @@ fn open_live(model: &Model, threads: usize, o: Opening) -> Result<Live<'_>, Engi
 
 fn decoder_thread(
     model: &Model,
-    threads: usize,
+    decoding: Decoding,
     shared: &Shared,
     sink: &mut Sink,
     start: Instant,
 ) -> Result<(), EngineError> {
     let now = || start.elapsed().as_secs_f64();
     let mut live: Vec<Live<'_>> = Vec::new();
+    // The last decode was not the floor's: the floor, if due, goes next (see [`pick`]).
+    let mut floor_turn = false;
     loop {
         // Take new channels and new audio.
         let (opening, audio) = {
@@ -588,7 +640,7 @@ fn decoder_thread(
             (opening, audio)
         };
         for o in opening {
-            live.push(open_live(model, threads, o)?);
+            live.push(open_live(model, decoding, o)?);
         }
         if !live.is_empty() || lock(shared).channels.is_empty() {
             lock(shared).down = None;
@@ -611,7 +663,7 @@ fn decoder_thread(
                     }
                 }));
                 if let Err(panic) = fed {
-                    restart(ch, model, threads, panic_message(&*panic), now())?;
+                    restart(ch, model, decoding, panic_message(&*panic), now())?;
                 }
             }
         }
@@ -633,8 +685,9 @@ fn decoder_thread(
             }
         }
         let mut decoded = false;
-        if let Some(k) = pick(&ready) {
+        if let Some(k) = pick(&ready, floor_turn) {
             let ch = &mut live[ready_ix[k]];
+            floor_turn = !ch.floor;
             ch.due_since = None;
             ch.policy.waited(ready[k].waited);
             if let Some(Fault::Thread(n)) = ch.spec.fault {
@@ -668,8 +721,8 @@ fn decoder_thread(
                     decoded = d;
                     ch.max_lag = ch.max_lag.max(ch.policy.lag);
                 }
-                Ok(Err(e)) => restart(ch, model, threads, e.to_string(), now())?,
-                Err(panic) => restart(ch, model, threads, panic_message(&*panic), now())?,
+                Ok(Err(e)) => restart(ch, model, decoding, e.to_string(), now())?,
+                Err(panic) => restart(ch, model, decoding, panic_message(&*panic), now())?,
             }
         }
 
@@ -718,6 +771,9 @@ fn decoder_thread(
                     s.untranscribed_secs = untranscribed;
                     s.step = step;
                     s.window = window;
+                    if step >= REDUCED_AT * ch.spec.policy.step {
+                        s.reduced_last = Some(Instant::now());
+                    }
                     s.dropped = ch.policy.dropped;
                     s.language = ch.decoder.lang.locked().map(str::to_string);
                     s.done = ch.finished && ch.policy.idle();
@@ -756,7 +812,7 @@ fn new_policy(spec: &ChannelSpec) -> Policy {
 fn restart<'m>(
     ch: &mut Live<'m>,
     model: &'m Model,
-    threads: usize,
+    decoding: Decoding,
     why: String,
     at: f64,
 ) -> Result<(), EngineError> {
@@ -772,8 +828,7 @@ fn restart<'m>(
     if ch.finished {
         ch.policy.finish();
     }
-    ch.decoder =
-        Decoder::new(model, ch.spec.language.clone(), threads)?.translating(ch.spec.translate);
+    ch.decoder = decoding.decoder(model, &ch.spec)?;
     ch.restarts += 1;
     ch.last_fault = Some((why, at));
     Ok(())
@@ -799,25 +854,47 @@ mod tests {
 
     #[test]
     fn nothing_ready_nothing_picked() {
-        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&[], false), None);
+        assert_eq!(pick(&[], true), None);
     }
 
     #[test]
     fn the_floor_goes_first() {
-        assert_eq!(pick(&[r(false, 1.0), r(true, 0.0)]), Some(1));
-        assert_eq!(pick(&[r(true, 0.5), r(false, 3.9)]), Some(0));
+        assert_eq!(pick(&[r(false, 1.0), r(true, 0.0)], false), Some(1));
+        assert_eq!(pick(&[r(true, 0.5), r(false, 3.9)], false), Some(0));
     }
 
     #[test]
     fn among_equals_the_longest_wait_goes_first() {
         assert_eq!(
-            pick(&[r(false, 1.0), r(false, 2.0), r(false, 0.5)]),
+            pick(&[r(false, 1.0), r(false, 2.0), r(false, 0.5)], true),
             Some(1)
         );
     }
 
     #[test]
-    fn a_starving_channel_goes_before_the_floor() {
-        assert_eq!(pick(&[r(true, 0.2), r(false, STARVE_AFTER + 0.1)]), Some(1));
+    fn a_starving_channel_goes_before_the_floor_once() {
+        let ready = [r(true, 0.2), r(false, STARVE_AFTER + 0.1)];
+        assert_eq!(pick(&ready, false), Some(1));
+        // The floor's turn comes after it.
+        assert_eq!(pick(&ready, true), Some(0));
+    }
+
+    /// Eight channels, every one always due, each decode 1 s: the floor gets every other
+    /// decode and every booth still gets its turns, in order of waiting.
+    #[test]
+    fn with_seven_starving_booths_the_floor_keeps_every_other_decode() {
+        let mut since = [0.0f64; 8];
+        let (mut floor_turn, mut decodes) = (false, [0usize; 8]);
+        for step in 0..64 {
+            let now = step as f64;
+            let ready: Vec<Ready> = (0..8).map(|i| r(i == 0, now - since[i])).collect();
+            let k = pick(&ready, floor_turn).unwrap();
+            floor_turn = k != 0;
+            decodes[k] += 1;
+            since[k] = now + 1.0;
+        }
+        assert!(decodes[0] >= 32, "{decodes:?}");
+        assert!(decodes[1..].iter().all(|&d| d >= 4), "{decodes:?}");
     }
 }

@@ -1,0 +1,89 @@
+//! Decoder layouts on this machine: one decoder with every Whisper thread (what the engine
+//! does) against several decoders at once with fewer threads each (one per core, say). The
+//! same decodes either way — windows of real speech as the streaming policy sends them
+//! (greedy, 5 s, and one closing beam decode of 6 s in every four) — timed for throughput
+//! (decodes per second: how many channels fit) and for each decode's wall time (how late a
+//! caption comes).
+//!
+//! `cargo bench --bench workers [-- --model base --decodes 40]`; results in benches/README.md.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::{arg, percentile, program};
+use tolk::stream::engine::Decoder;
+use tolk::stream::lang::LanguageMode;
+use tolk::stream::policy::DecodeJob;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("decoder layouts: run it with `cargo bench --bench workers`");
+        return;
+    }
+    let model_name = arg("--model", "base");
+    let decodes: usize = arg("--decodes", "40").parse().expect("--decodes N");
+    let model = Arc::new(common::model(&model_name));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (audio, _) = program(&common::root(), "en", 120.0);
+    // The jobs: consecutive windows of the program, as a channel's decodes would be.
+    let jobs: Arc<Vec<DecodeJob>> = Arc::new(
+        (0..decodes)
+            .map(|i| {
+                let closing = i % 4 == 3;
+                let secs = if closing { 6.0 } else { 5.0 };
+                let start = (i as f64 * 2.5) % (audio.len() as f64 / 16_000.0 - secs);
+                let from = (start * 16_000.0) as usize;
+                DecodeJob {
+                    id: i as u64,
+                    start,
+                    audio: audio[from..from + (secs * 16_000.0) as usize].to_vec(),
+                    prompt: String::new(),
+                    hints: Vec::new(),
+                    closing,
+                }
+            })
+            .collect(),
+    );
+    println!(
+        "{model_name}, {cores} cores, {decodes} decodes (5-s greedy, every fourth a 6-s closing beam)"
+    );
+    println!("| decoders × threads | decodes/s | wall per decode p50 / p95 (s) |");
+    println!("|---|---|---|");
+    let mut layouts = vec![(1, cores)];
+    for workers in 2..=cores {
+        layouts.push((workers, (cores / workers).max(1)));
+    }
+    for (workers, threads) in layouts {
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (model, jobs) = (model.clone(), jobs.clone());
+                std::thread::spawn(move || {
+                    let mut d =
+                        Decoder::new(&model, LanguageMode::Fixed("en".into()), threads).unwrap();
+                    let mut walls = Vec::new();
+                    // Worker w takes jobs w, w + workers, …: the same decodes in all.
+                    for job in jobs.iter().skip(w).step_by(workers) {
+                        let t = Instant::now();
+                        d.decode(job).unwrap();
+                        walls.push(t.elapsed().as_secs_f64());
+                    }
+                    walls
+                })
+            })
+            .collect();
+        let mut walls: Vec<f64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let total = t0.elapsed().as_secs_f64();
+        println!(
+            "| {workers} × {threads} | {:.2} | {:.2} / {:.2} |",
+            decodes as f64 / total,
+            percentile(&mut walls, 0.5),
+            percentile(&mut walls, 0.95)
+        );
+    }
+}
