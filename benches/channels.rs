@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
 use tolk::stream::scheduler::{ChannelSpec, Decoding, Engine};
-use tolk::transcribe::{Language, Options};
 
 mod common;
 use common::{arg, cpu_secs, percentile, program};
@@ -66,18 +65,7 @@ fn main() {
     let mut programs = BTreeMap::new();
     for lang in ["en", "es"] {
         let (audio, reference) = program(&root, lang, secs);
-        let offline = model
-            .transcribe(
-                &audio,
-                &Options {
-                    language: Language::Code(lang.into()),
-                    beam_size: 5,
-                    threads,
-                    translate: false,
-                    prompt: None,
-                },
-            )
-            .expect("offline transcription");
+        let offline = common::offline(&model, &audio, lang, threads);
         let w = tolk::eval::wer(&reference, &offline.text(), lang);
         println!(
             "offline {lang}: {:.0} s of audio, WER {:.1} % ({} deleted)",

@@ -171,6 +171,7 @@ fn bench(c: &mut Criterion) {
     let opts = AnnotateOptions {
         targets: vec!["es".into(), "ru".into()],
         flags: true,
+        in_domain: false,
     };
     assert_eq!(SEGMENT.split_whitespace().count(), 40);
     eprintln!(

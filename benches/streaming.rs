@@ -25,7 +25,7 @@ use tolk::stream::engine::{self, Pacing};
 use tolk::stream::explain::{self, Trace};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig, Word};
-use tolk::transcribe::{Language, Model, Options};
+use tolk::transcribe::Model;
 
 mod common;
 use common::{arg, cpu_secs, percentile, program};
@@ -390,18 +390,7 @@ fn main() {
     // Offline: `tolk transcribe` with the same model over the whole audio in one call (its
     // default, beam 5).
     let t = Instant::now();
-    let offline = model
-        .transcribe(
-            &audio,
-            &Options {
-                language: Language::Code(lang.clone()),
-                beam_size: 5,
-                threads,
-                translate: false,
-                prompt: None,
-            },
-        )
-        .expect("offline transcription");
+    let offline = common::offline(&model, &audio, &lang, threads);
     let offline_secs = t.elapsed().as_secs_f64();
     let off = tolk::eval::wer(&reference, &offline.text(), &lang);
     eprintln!("offline ({offline_secs:.1} s): {}", offline.text());

@@ -103,6 +103,7 @@ pub fn glossary(data: &[u8]) {
         let opts = AnnotateOptions {
             targets: vec!["es".into()],
             flags: true,
+            in_domain: false,
         };
         let _ = g.annotate("the sex workers said decriminalisation now", "en", &opts);
         let _ = g.lint();

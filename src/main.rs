@@ -552,10 +552,13 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
     if args.translate {
         cfg = cfg.translating();
     }
-    let opts = tolk::glossary::AnnotateOptions {
+    let mut opts = tolk::glossary::AnnotateOptions {
         targets: args.target.clone(),
         flags: true,
+        in_domain: false,
     };
+    // Media time (seconds) of the end of the last caption with a glossary term.
+    let mut last_term: Option<f64> = None;
     let pacing = match (args.realtime, args.fast, args.simulate_speed) {
         (true, _, _) => engine::Pacing::RealTime,
         (false, false, Some(speed)) => engine::Pacing::Modeled(engine::DecodeCost { speed }),
@@ -583,7 +586,13 @@ fn stream(args: StreamArgs, cache: &Cache) -> Result<()> {
                     .unwrap_or(if args.translate { "en" } else { &lang })
                     .to_string();
                 if !text.is_empty() {
+                    let start = v["start"].as_f64().unwrap_or_default();
+                    opts.in_domain =
+                        last_term.is_some_and(|t| start - t < tolk::glossary::RECENT_TERMS_SECS);
                     let a = g.annotate(&text, &l, &opts);
+                    if !a.hits.is_empty() && v["type"] == "final" {
+                        last_term = Some(v["end"].as_f64().unwrap_or(start));
+                    }
                     v["text"] = serde_json::json!(a.text);
                     v["glossary"] = serde_json::json!({
                         "corrections": a.corrections,
@@ -671,6 +680,7 @@ fn glossary(action: GlossaryCmd) -> Result<()> {
                 &AnnotateOptions {
                     targets: target,
                     flags: !no_flags,
+                    in_domain: false,
                 },
             );
             if json {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tolk::transcribe::Model;
+use tolk::transcribe::{Language, Model, Options, Transcript};
 
 /// The value after `name` on the command line, or `default`.
 pub fn arg(name: &str, default: &str) -> String {
@@ -36,6 +36,23 @@ pub fn cpu_secs() -> f64 {
     let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
         + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// `tolk transcribe`'s transcript of `audio` in `lang` (one call over the whole audio, its
+/// default beam 5): the benchmarks' reference for what the live engine should reach.
+pub fn offline(model: &Model, audio: &[f32], lang: &str, threads: usize) -> Transcript {
+    model
+        .transcribe(
+            audio,
+            &Options {
+                language: Language::Code(lang.into()),
+                beam_size: 5,
+                threads,
+                translate: false,
+                prompt: None,
+            },
+        )
+        .expect("offline transcription")
 }
 
 /// The package's root.

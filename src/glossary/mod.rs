@@ -261,7 +261,15 @@ pub struct AnnotateOptions {
     pub targets: Vec<String>,
     /// Flag stigmatising terms (a meeting may turn it off).
     pub flags: bool,
+    /// The channel's recent captions held terms of this glossary ([`RECENT_TERMS_SECS`]):
+    /// that is evidence enough for a sound-alike correction in a caption with no other term
+    /// (a live final is often a few words of a longer sentence).
+    pub in_domain: bool,
 }
+
+/// How long (seconds of a channel's audio) a caption with a glossary term makes the next
+/// captions [`AnnotateOptions::in_domain`].
+pub const RECENT_TERMS_SECS: f64 = 60.0;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(into = "[usize; 3]", from = "[usize; 3]")]
@@ -324,7 +332,7 @@ struct Lang {
     patterns: Patterns,
     matcher: OnceLock<Result<AhoCorasick, String>>,
     /// The terms sound-alike correction may correct to, built with the matcher.
-    sound: OnceLock<Vec<sound::Target>>,
+    sound: OnceLock<sound::Targets>,
 }
 
 /// A loaded glossary.
@@ -843,9 +851,10 @@ impl Glossary {
 
     /// The terms of a language sound-alike correction may correct to: its terms (and the
     /// organisations' names), never a flagged or case-sensitive one.
-    fn sound_targets(&self, lang: &str, l: &Lang) -> Vec<sound::Target> {
+    fn sound_targets(&self, lang: &str, l: &Lang) -> sound::Targets {
         let mut seen = BTreeSet::new();
-        l.patterns
+        let list = l
+            .patterns
             .kinds
             .iter()
             .filter_map(|k| match *k {
@@ -860,7 +869,8 @@ impl Glossary {
             .filter_map(|(c, t)| {
                 sound::Target::new(c, t, &self.file.concepts[c].terms[t].text, lang)
             })
-            .collect()
+            .collect();
+        sound::Targets::new(list)
     }
 
     /// Terms to bias Whisper towards for a channel in `lang`, most valuable first

@@ -7,10 +7,13 @@
 //! consonants as they sound, voiced and voiceless merged, vowels dropped but a leading one;
 //! spelling rules for English and Spanish, the Latin-script defaults for the others). Both
 //! must be close, and closer for short terms. Then the evidence rule: a correction is made
-//! only with domain context in the same caption (another glossary term, or one of the
-//! concept's `near` words), so that ordinary speech is left alone. Flagged terms and
+//! only with domain context (another glossary term in the caption, one of the concept's
+//! `near` words, a long term heard almost exactly, or terms in the channel's recent captions:
+//! `AnnotateOptions::in_domain`), so that ordinary speech is left alone. Flagged terms and
 //! case-sensitive acronyms ("WHO") are never targets, and a span that is already a term is
 //! never touched (the exact matcher saw it first).
+
+use std::collections::HashMap;
 
 use super::fold::{base_lang, fold_text};
 use super::{AnnotateOptions, Annotated, Correction, Glossary, Hit};
@@ -28,13 +31,12 @@ const SELF_EVIDENT: f32 = 0.85;
 pub(super) struct Target {
     pub concept: usize,
     pub term: usize,
-    /// Folded letters, spaces dropped.
+    /// Folded letters, spaces dropped, and how many.
     pub letters: String,
+    pub len: usize,
     pub key: String,
     /// The term's folded words.
     pub folded: Vec<String>,
-    /// Words in the term.
-    pub words: usize,
 }
 
 impl Target {
@@ -50,11 +52,85 @@ impl Target {
             concept,
             term,
             key: key(&letters, lang),
+            len: letters.chars().count(),
             letters,
-            words: folded.split_whitespace().count(),
             folded: folded.split_whitespace().map(str::to_string).collect(),
         })
     }
+}
+
+/// A language's targets, indexed by the letter pairs of their keys (the key padded with `^`
+/// and `$`): a span is compared only with the targets its key shares enough pairs with. An
+/// edit changes at most two pairs, so a key within `d` edits of another of the longer length
+/// `m` shares at least `m + 1 - 2d` of its pairs (fewer where a key repeats a pair: one is
+/// allowed for).
+pub(super) struct Targets {
+    list: Vec<Target>,
+    /// Per letter pair, the targets with it: (the term's length in letters, its index), by
+    /// length.
+    pairs: HashMap<(char, char), Vec<(usize, u32)>>,
+}
+
+impl Targets {
+    pub fn new(list: Vec<Target>) -> Targets {
+        let mut pairs: HashMap<(char, char), Vec<(usize, u32)>> = HashMap::new();
+        for (i, t) in list.iter().enumerate() {
+            let mut mine = key_pairs(&t.key);
+            mine.sort_unstable();
+            mine.dedup();
+            for p in mine {
+                pairs.entry(p).or_default().push((t.len, i as u32));
+            }
+        }
+        for v in pairs.values_mut() {
+            v.sort_unstable();
+        }
+        Targets { list, pairs }
+    }
+
+    /// The targets of about `len` letters (a quarter more or less) whose key could be alike
+    /// enough to `key`.
+    fn near(&self, key: &str, len: usize, shared: &mut Vec<u16>) -> Vec<&Target> {
+        let mut mine = key_pairs(key);
+        mine.sort_unstable();
+        mine.dedup();
+        // Counts per target, all zero between calls (only those touched are reset).
+        shared.resize(self.list.len(), 0);
+        let mut touched = Vec::new();
+        let (lo, hi) = ((len * 3).div_ceil(4), len * 4 / 3);
+        for p in &mine {
+            let Some(list) = self.pairs.get(p) else {
+                continue;
+            };
+            let from = list.partition_point(|&(l, _)| l < lo);
+            for &(_, i) in list[from..].iter().take_while(|&&(l, _)| l <= hi) {
+                let n = &mut shared[i as usize];
+                if *n == 0 {
+                    touched.push(i);
+                }
+                *n += 1;
+            }
+        }
+        let m = key.chars().count();
+        touched
+            .into_iter()
+            .filter_map(|i| {
+                let n = std::mem::take(&mut shared[i as usize]);
+                let t = &self.list[i as usize];
+                let longer = m.max(t.key.chars().count());
+                let edits = ((1.0 - needed(t.len).0) * longer as f32).floor() as usize;
+                (usize::from(n) + 2 * edits + 1 > longer).then_some(t)
+            })
+            .collect()
+    }
+}
+
+fn key_pairs(key: &str) -> Vec<(char, char)> {
+    let padded: Vec<char> = std::iter::once('^')
+        .chain(key.chars())
+        .chain(std::iter::once('$'))
+        .collect();
+    padded.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
 /// A span of the caption that sounds like a term.
@@ -71,12 +147,12 @@ struct Found<'t> {
 /// flags and corrections are left alone, and are the domain context a sound-alike needs).
 pub(super) fn correct(
     g: &Glossary,
-    targets: &[Target],
+    targets: &Targets,
     out: &mut Annotated,
     lang: &str,
     opts: &AnnotateOptions,
 ) {
-    if targets.is_empty() {
+    if targets.list.is_empty() {
         return;
     }
     let text = out.text.clone();
@@ -106,7 +182,13 @@ pub(super) fn correct(
             _ => {}
         }
     }
+    // Each word folded once; a span's folded text is its words' joined.
+    let folded: Vec<String> = words
+        .iter()
+        .map(|&(a, b)| fold_text(&text[a..b], lang))
+        .collect();
     let mut found: Vec<Found> = Vec::new();
+    let mut shared = Vec::new();
     for i in 0..words.len() {
         for n in 1..=MAX_SPAN_WORDS.min(words.len() - i) {
             let (a, b) = (words[i].0, words[i + n - 1].1);
@@ -117,15 +199,13 @@ pub(super) fn correct(
             if words[i..i + n].iter().all(|&(x, y)| in_hit(x, y)) {
                 continue;
             }
-            let folded = fold_text(&text[a..b], lang);
-            let len = folded.chars().filter(|c| !c.is_whitespace()).count();
-            for t in targets {
-                let tl = t.letters.chars().count();
-                // About as many words and letters as the term (a quarter more or less).
-                if n + 1 < t.words || n > t.words + 1 || len * 4 < tl * 3 || len * 3 > tl * 4 {
+            let heard = Heard::folded(folded[i..i + n].join(" "), lang);
+            for t in targets.near(&heard.key, heard.len, &mut shared) {
+                // About as many words as the term.
+                if n + 1 < t.folded.len() || n > t.folded.len() + 1 {
                     continue;
                 }
-                if let Some(likeness) = alike(&folded, t, lang) {
+                if let Some(likeness) = alike(&heard, t, lang) {
                     found.push(Found {
                         start: a,
                         end: b,
@@ -164,7 +244,8 @@ pub(super) fn correct(
         .map(|f| (f.start, f.end))
         .collect();
     chosen.retain(|f| {
-        annotated(f)
+        opts.in_domain
+            || annotated(f)
             || evidence.iter().any(|&(a, b)| outside(f, a, b))
             || evident(f)
             || g.file.concepts[f.target.concept]
@@ -286,6 +367,31 @@ fn replacement(heard: &str, term: &str, lang: &str) -> String {
         .join(" ")
 }
 
+/// Caption words as compared: folded, their letters (spaces dropped) and key.
+pub(super) struct Heard {
+    folded: String,
+    letters: String,
+    len: usize,
+    key: String,
+}
+
+impl Heard {
+    #[cfg(test)]
+    pub fn new(text: &str, lang: &str) -> Heard {
+        Heard::folded(fold_text(text, lang), lang)
+    }
+
+    fn folded(folded: String, lang: &str) -> Heard {
+        let letters: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
+        Heard {
+            key: key(&letters, lang),
+            len: letters.chars().count(),
+            letters,
+            folded,
+        }
+    }
+}
+
 /// How alike a caption span and a term are: each 0–1 (1: the same).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Likeness {
@@ -317,16 +423,23 @@ impl Likeness {
 /// whole words, what differs must sound alike on its own or be spelled nearly so ("ties" /
 /// "tais" in "Ties plus", "sexuares" / "sexuales"; not "said" / "raid" in "police said"),
 /// and no word of the term may be missing.
-pub(super) fn alike(span: &str, t: &Target, lang: &str) -> Option<Likeness> {
-    let letters: String = span.chars().filter(|c| !c.is_whitespace()).collect();
+pub(super) fn alike(heard: &Heard, t: &Target, lang: &str) -> Option<Likeness> {
+    let (sound, spelling) = needed(t.len);
     let l = Likeness {
-        letters: similarity(&letters, &t.letters),
-        sound: similarity(&key(&letters, lang), &t.key),
+        sound: similarity(&heard.key, &t.key),
+        letters: 0.0,
     };
-    let (sound, spelling) = needed(t.letters.chars().count());
-    if l.sound < sound || l.letters < spelling {
+    if l.sound < sound {
         return None;
     }
+    let l = Likeness {
+        letters: similarity(&heard.letters, &t.letters),
+        ..l
+    };
+    if l.letters < spelling {
+        return None;
+    }
+    let span = heard.folded.as_str();
     let mut rest: Vec<&str> = t.folded.iter().map(String::as_str).collect();
     let mut differs = String::new();
     for w in span.split_whitespace() {
@@ -471,7 +584,7 @@ mod tests {
 
     fn sounds(heard: &str, term: &str, lang: &str) -> Option<Likeness> {
         let t = Target::new(0, 0, term, lang).unwrap();
-        alike(&fold_text(heard, lang), &t, lang)
+        alike(&Heard::new(heard, lang), &t, lang)
     }
 
     #[test]

@@ -28,6 +28,9 @@ struct Case {
     targets: Vec<String>,
     #[serde(default = "yes")]
     flag: bool,
+    /// The channel's recent captions held glossary terms (`AnnotateOptions::in_domain`).
+    #[serde(default)]
+    in_domain: bool,
     expect_text: Option<String>,
     corrections: Option<Vec<String>>,
     hits: Option<Vec<String>>,
@@ -54,6 +57,7 @@ fn data_driven_cases() {
             &AnnotateOptions {
                 targets: c.targets.clone(),
                 flags: c.flag,
+                in_domain: c.in_domain,
             },
         );
         let mut why = Vec::new();
@@ -406,6 +410,7 @@ fn annotations(g: &Glossary) -> Vec<Annotated> {
             let opts = AnnotateOptions {
                 targets: c.targets.clone(),
                 flags: c.flag,
+                in_domain: c.in_domain,
             };
             g.annotate(&c.text, &c.lang, &opts)
         })
@@ -567,11 +572,12 @@ fn corrections_change_only_their_spans_and_never_a_flagged_term() {
         cases: 1500,
         ..ProptestConfig::default()
     };
-    let opts = AnnotateOptions {
-        targets: vec!["es".into()],
-        flags: true,
-    };
-    proptest!(config, |(tokens in text, lang in prop_oneof![Just("en"), Just("es")])| {
+    proptest!(config, |(tokens in text, lang in prop_oneof![Just("en"), Just("es")], in_domain: bool)| {
+        let opts = AnnotateOptions {
+            targets: vec!["es".into()],
+            flags: true,
+            in_domain,
+        };
         let mut input = String::new();
         for (w, s) in &tokens {
             input.push_str(words[*w]);

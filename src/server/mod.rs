@@ -443,6 +443,8 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
         })
         .collect();
     let mut finals_seen = vec![0u64; channels.len()];
+    // Per channel, media time (seconds) of the end of the last final with a glossary term.
+    let mut last_term: Vec<Option<f64>> = vec![None; channels.len()];
     let sink = Box::new(move |id: u32, e: Emitted| {
         let ch = id as usize;
         let Some(channel) = ids.get(ch).cloned() else {
@@ -505,7 +507,17 @@ fn start(config: MeetingConfig, options: ServeOptions) -> Result<App, ServerErro
                             .collect::<BTreeSet<_>>()
                             .into_iter()
                             .collect();
-                        let a = g.annotate(&raw_text, &lang, &AnnotateOptions { targets, flags });
+                        let in_domain = last_term[ch]
+                            .is_some_and(|t| base + start - t < crate::glossary::RECENT_TERMS_SECS);
+                        let opts = AnnotateOptions {
+                            targets,
+                            flags,
+                            in_domain,
+                        };
+                        let a = g.annotate(&raw_text, &lang, &opts);
+                        if !a.hits.is_empty() {
+                            last_term[ch] = Some(base + end);
+                        }
                         (
                             a.text,
                             Annotations {

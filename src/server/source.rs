@@ -408,30 +408,56 @@ fn record<I: Input>(
             return false;
         }
     };
-    set(state, format!("recording from {}", capture.name()));
+    let recording = format!("recording from {}", capture.name());
+    set(state, recording.clone());
+    // Said "no audio" (a quiet spell, or a sound server slow to start): said "recording"
+    // again when audio comes.
+    let mut quiet = false;
     while !stop.load(Relaxed) {
         match capture.next(Duration::from_millis(200)) {
-            Next::Block(block) => match resampler.push(&block) {
-                Ok(out) if !out.is_empty() => {
-                    if !push(&out) {
-                        set(state, "stopped: the transcription engine stopped".into());
-                        return false;
-                    }
+            Next::Block(block) => {
+                if quiet {
+                    quiet = false;
+                    set(state, recording.clone());
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    set(state, format!("failed: {e}"));
+                if !feed(&mut resampler, &block, push, state) {
                     return false;
                 }
-            },
-            Next::Quiet => set(
-                state,
-                format!("no audio from {} (is it muted?)", capture.name()),
-            ),
+            }
+            Next::Quiet => {
+                quiet = true;
+                set(
+                    state,
+                    format!("no audio from {} (is it muted?)", capture.name()),
+                );
+            }
             Next::Gone => return true,
         }
     }
     false
+}
+
+/// Resamples a block and feeds it on; `false` (with the state said) when it cannot.
+fn feed(
+    resampler: &mut StreamResampler,
+    block: &[f32],
+    push: &mut impl FnMut(&[f32]) -> bool,
+    state: &Mutex<String>,
+) -> bool {
+    match resampler.push(block) {
+        Ok(out) if !out.is_empty() => {
+            if !push(&out) {
+                set(state, "stopped: the transcription engine stopped".into());
+                return false;
+            }
+            true
+        }
+        Ok(_) => true,
+        Err(e) => {
+            set(state, format!("failed: {e}"));
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -458,6 +484,49 @@ mod tests {
                 None => Next::Gone,
             }
         }
+    }
+
+    /// A sound server slow to start: quiet at first, then audio.
+    struct SlowStart(RefCell<VecDeque<Option<Vec<f32>>>>);
+
+    impl Input for SlowStart {
+        fn name(&self) -> &str {
+            "default"
+        }
+        fn rate(&self) -> u32 {
+            16_000
+        }
+        fn next(&self, _: Duration) -> Next {
+            match self.0.borrow_mut().pop_front() {
+                Some(Some(b)) => Next::Block(b),
+                Some(None) => Next::Quiet,
+                None => Next::Gone,
+            }
+        }
+    }
+
+    /// A device quiet for its first reads (PulseAudio starting up) says "no audio" then, and
+    /// "recording" again once audio comes: it used to say "is it muted?" for as long as it
+    /// ran (seen in the sound-card test under load).
+    #[test]
+    fn a_device_quiet_at_first_says_recording_once_audio_comes() {
+        let stop = AtomicBool::new(false);
+        let state = Mutex::new(String::new());
+        let input = SlowStart(RefCell::new(
+            [None, None, Some(vec![0.25; 1600]), Some(vec![0.25; 1600])].into(),
+        ));
+        let mut said = Vec::new();
+        let gone = record(
+            &input,
+            &mut |_: &[f32]| {
+                said.push(state.lock().unwrap().clone());
+                true
+            },
+            &state,
+            &stop,
+        );
+        assert!(gone);
+        assert_eq!(said, ["recording from default", "recording from default"]);
     }
 
     fn blocks(n: usize) -> Scripted {
