@@ -17,9 +17,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tolk::stream::decoder::Decoding;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{ChannelSpec, Decoding, Engine};
+use tolk::stream::scheduler::{ChannelSpec, Engine};
 
 mod common;
 use common::{arg, cpu_secs, percentile, program};

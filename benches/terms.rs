@@ -134,7 +134,9 @@ fn main() {
         let audio = tolk::audio::decode_file(&wav)
             .expect("espeak-ng wrote it")
             .samples;
-        let hints = glossary.bias(&s.lang, engine::PROMPT_TOKENS / 2, |t| model.token_count(t));
+        let hints = glossary.bias(&s.lang, tolk::stream::decoder::PROMPT_TOKENS / 2, |t| {
+            model.token_count(t)
+        });
         for setup in [Setup::NoGlossary, Setup::Corrections, Setup::Bias] {
             let cfg = PolicyConfig {
                 hints: if setup == Setup::Bias {

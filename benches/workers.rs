@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::{arg, percentile, program};
-use tolk::stream::engine::Decoder;
+use tolk::stream::decoder::Decoder;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::DecodeJob;
 

@@ -1,7 +1,7 @@
 //! Records the word timings Whisper gives for a whole file (one streaming decode of it), as
 //! Rust tuples: the recorded data the policy's unit tests replay.
 //! `cargo run --release --example record_words -- MODEL.bin AUDIO.wav LANG`
-use tolk::stream::engine::Decoder;
+use tolk::stream::decoder::Decoder;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::DecodeJob;
 

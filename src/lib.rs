@@ -25,4 +25,5 @@ pub mod model;
 pub mod send;
 pub mod server;
 pub mod stream;
+pub mod subtitles;
 pub mod transcribe;

@@ -4,12 +4,10 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use tolk::stream::engine::Emitted;
+use tolk::stream::decoder::{Decoding, Emitted};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
-use tolk::stream::scheduler::{
-    ChannelId, ChannelSpec, ChannelStats, Decoding, Engine, Fault, Health,
-};
+use tolk::stream::scheduler::{ChannelId, ChannelSpec, ChannelStats, Engine, Fault, Health};
 
 fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
     ChannelSpec {

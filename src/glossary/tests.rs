@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use super::fold::fold;
 use super::interchange::{from_csv, from_tbx, to_csv, to_tbx};
+use super::parse::PIECEWISE_BYTES;
 use super::*;
 
 fn root() -> PathBuf {

@@ -6,7 +6,10 @@ use std::fmt::Write;
 use std::str::FromStr;
 
 use super::wire::Final;
-use crate::transcribe::format::{clock as stamp, vtt_escape};
+use std::path::Path;
+
+use super::archive::{Archive, ArchiveError};
+use crate::subtitles::{self, clock as stamp, one_line, Cue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -47,15 +50,6 @@ impl Format {
     }
 }
 
-/// A cue's text on one line: a caption never carries a blank line (it would end the cue)
-/// or, in VTT, the `-->` arrow.
-fn cue_text(t: &str) -> String {
-    t.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("-->", "→")
-}
-
 /// A cue's end: when the next cue begins, if that is sooner (Whisper often stretches a
 /// last word to its window's end, and two captions would share the screen), and after its
 /// start (a cue of no length is refused by players).
@@ -64,34 +58,22 @@ fn cue_end(f: &Final, next: Option<&Final>) -> f64 {
     end.max(f.start + 0.2)
 }
 
+/// The finals as cues, each ending where the next begins ([`cue_end`]).
+fn cues(finals: &[Final]) -> impl Iterator<Item = Cue<'_>> {
+    finals.iter().enumerate().map(|(i, f)| Cue {
+        id: Some(f.seq),
+        start: f.start,
+        end: cue_end(f, finals.get(i + 1)),
+        text: &f.text,
+    })
+}
+
+/// A channel's finals in `format`.
 pub fn render(finals: &[Final], format: Format) -> String {
     let mut s = String::new();
     match format {
-        Format::Vtt => {
-            s.push_str("WEBVTT\n");
-            for (i, f) in finals.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "\n{}\n{} --> {}\n{}\n",
-                    f.seq,
-                    stamp(f.start, '.'),
-                    stamp(cue_end(f, finals.get(i + 1)), '.'),
-                    vtt_escape(&cue_text(&f.text))
-                );
-            }
-        }
-        Format::Srt => {
-            for (i, f) in finals.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    stamp(f.start, ','),
-                    stamp(cue_end(f, finals.get(i + 1)), ','),
-                    cue_text(&f.text)
-                );
-            }
-        }
+        Format::Vtt => s = subtitles::vtt(cues(finals)),
+        Format::Srt => s = subtitles::srt(cues(finals)),
         Format::Txt => {
             for f in finals {
                 let _ = writeln!(s, "{}", f.text.trim());
@@ -111,7 +93,24 @@ pub fn render(finals: &[Final], format: Format) -> String {
 }
 
 fn md(t: &str) -> String {
-    cue_text(t).replace('|', "\\|")
+    one_line(t).replace('|', "\\|")
+}
+
+/// A channel's archived finals of meeting `meeting` in `format`, or beside those of channel
+/// `with` (a Markdown table): the one export behind `tolk export` and the organizer's page.
+pub fn from_archive(
+    path: &Path,
+    meeting: &str,
+    channel: &str,
+    with: Option<&str>,
+    format: Format,
+) -> Result<String, ArchiveError> {
+    let a = Archive::open(path)?;
+    let main = a.finals(Some(meeting), channel)?;
+    Ok(match with {
+        Some(w) => side_by_side(channel, &main, w, &a.finals(Some(meeting), w)?),
+        None => render(&main, format),
+    })
 }
 
 /// The floor and one channel side by side: one row per final of `a`, with the finals of `b`

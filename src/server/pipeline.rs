@@ -82,6 +82,13 @@ pub struct PipelineStats {
     pub off_record: AtomicBool,
 }
 
+impl PipelineStats {
+    /// Why the archive's last write failed; `None` while it writes.
+    pub fn archive_error(&self) -> Option<String> {
+        self.archive_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
 /// The sending side (cloned into the decoder thread's sink). Never blocks.
 #[derive(Clone)]
 pub struct PipelineTx {

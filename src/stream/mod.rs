@@ -6,6 +6,7 @@
 //! - [`engine`]: the edge: whisper.cpp on its own thread, virtual or real-time pacing.
 //! - [`scheduler`]: several channels on one model: one decoder thread, the floor first.
 
+pub mod decoder;
 pub mod engine;
 pub mod explain;
 pub mod lang;

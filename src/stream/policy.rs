@@ -645,7 +645,7 @@ impl Policy {
     /// Sets the terms every decode's prompt starts with, most valuable first: the interface
     /// the glossary feeds (organisation names, acronyms, domain terms in the channel's
     /// language). The engine fits hints and recent text into Whisper's prompt budget, hints
-    /// first ([`super::engine::fit_prompt`]).
+    /// first ([`super::decoder::fit_prompt`]).
     pub fn set_hints(&mut self, terms: Vec<String>) {
         self.hints = terms;
     }

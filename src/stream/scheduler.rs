@@ -39,7 +39,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::engine::{Decoder, Emitted};
+use super::decoder::{Decoder, Decoding, Emitted};
 use super::lang::LanguageMode;
 use super::policy::{Dropped, Policy, PolicyConfig};
 use crate::transcribe::{Model, TranscribeError};
@@ -235,36 +235,6 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     // A panic on another thread while holding the lock leaves consistent data (every update
     // is a single assignment or push); keep going rather than cascade.
     shared.state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// How the engine decodes: Whisper's threads, and (for tests of capacity) a slower CPU.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Decoding {
-    /// Whisper threads (at most the free cores).
-    pub threads: usize,
-    /// 1.0 for this machine's speed; below 1, each decode takes `1 / speed` times as long
-    /// (the decoder waits out the difference): a slower machine, simulated.
-    pub speed: f64,
-}
-
-impl Decoding {
-    /// This machine at its own speed, with `threads` Whisper threads.
-    pub fn threads(threads: usize) -> Decoding {
-        Decoding {
-            threads,
-            speed: 1.0,
-        }
-    }
-
-    fn decoder<'m>(
-        &self,
-        model: &'m Model,
-        spec: &ChannelSpec,
-    ) -> Result<Decoder<'m>, EngineError> {
-        Ok(Decoder::new(model, spec.language.clone(), self.threads)?
-            .translating(spec.translate)
-            .slowed(self.speed))
-    }
 }
 
 /// The streaming engine: one decoder thread, any number of channels.
@@ -574,7 +544,7 @@ fn open_live(model: &Model, decoding: Decoding, o: Opening) -> Result<Live<'_>, 
         id,
         floor: spec.floor,
         policy: new_policy(&spec),
-        decoder: decoding.decoder(model, &spec)?,
+        decoder: decoding.decoder(model, spec.language.clone(), spec.translate)?,
         spec,
         time_offset,
         segment_offset: before.segments,
@@ -602,42 +572,8 @@ fn decoder_thread(
     // The last decode was not the floor's: the floor, if due, goes next (see [`pick`]).
     let mut floor_turn = false;
     loop {
-        // Take new channels and new audio.
-        let (opening, audio) = {
-            let mut st = lock(shared);
-            if st.shutdown {
-                return Ok(());
-            }
-            let opening: Vec<Opening> = st
-                .channels
-                .iter()
-                .filter(|(id, _)| !live.iter().any(|c| c.id == *id))
-                .map(|(id, spec)| Opening {
-                    id: *id,
-                    spec: spec.clone(),
-                    before: st
-                        .stats
-                        .iter()
-                        .find(|(i, _)| i == id)
-                        .map(|(_, s)| s.clone())
-                        .unwrap_or_default(),
-                    time_offset: st
-                        .inboxes
-                        .iter()
-                        .find(|(i, _)| i == id)
-                        .map_or(0.0, |(_, i)| i.taken as f64 / super::SAMPLE_RATE_F),
-                })
-                .collect();
-            let audio: Vec<(ChannelId, Vec<f32>, usize, bool)> = st
-                .inboxes
-                .iter_mut()
-                .map(|(id, i)| {
-                    let lost = std::mem::take(&mut i.lost);
-                    i.taken += lost + i.samples.len();
-                    (*id, i.samples.drain(..).collect(), lost, i.finished)
-                })
-                .collect();
-            (opening, audio)
+        let Some((opening, audio)) = take_new(shared, &live) else {
+            return Ok(());
         };
         for o in opening {
             live.push(open_live(model, decoding, o)?);
@@ -645,157 +581,230 @@ fn decoder_thread(
         if !live.is_empty() || lock(shared).channels.is_empty() {
             lock(shared).down = None;
         }
-        for (id, samples, lost, finished) in audio {
-            if let Some(ch) = live.iter_mut().find(|c| c.id == id) {
-                if lost > 0 {
-                    ch.lost_secs += lost as f64 / super::SAMPLE_RATE_F;
-                }
-                let newly_finished = finished && !ch.finished;
-                ch.finished |= finished;
-                let fed = catch_unwind(AssertUnwindSafe(|| {
-                    if lost > 0 {
-                        // Silence in place of what was lost keeps media times true.
-                        ch.policy.push_audio(&vec![0.0; lost]);
-                    }
-                    ch.policy.push_audio(&samples);
-                    if newly_finished {
-                        ch.policy.finish();
-                    }
-                }));
-                if let Err(panic) = fed {
-                    restart(ch, model, decoding, panic_message(&*panic), now())?;
+        for taken in audio {
+            if let Some(ch) = live.iter_mut().find(|c| c.id == taken.id) {
+                if let Err(why) = feed(ch, taken) {
+                    restart(ch, model, decoding, why, now())?;
                 }
             }
         }
+        let decoded = decode_next(&mut live, &mut floor_turn, model, decoding, shared, &now)?;
+        deliver(&mut live, sink, now());
+        publish(shared, &mut live, decoded);
+    }
+}
 
-        // Which channels have a decode due, and which goes first.
-        let t = now();
-        let mut ready = Vec::new();
-        let mut ready_ix = Vec::new();
-        for (ix, ch) in live.iter_mut().enumerate() {
-            if ch.policy.wants_decode() {
-                let since = *ch.due_since.get_or_insert(t);
-                ready.push(Ready {
-                    floor: ch.floor,
-                    waited: t - since,
-                });
-                ready_ix.push(ix);
-            } else {
-                ch.due_since = None;
-            }
-        }
-        let mut decoded = false;
-        if let Some(k) = pick(&ready, floor_turn) {
-            let ch = &mut live[ready_ix[k]];
-            floor_turn = !ch.floor;
-            ch.due_since = None;
-            ch.policy.waited(ready[k].waited);
-            if let Some(Fault::Thread(n)) = ch.spec.fault {
-                if ch.policy.decodes + 1 >= n {
-                    // Once: the restarted thread opens the channel without it.
-                    let mut st = lock(shared);
-                    if let Some((_, spec)) = st.channels.iter_mut().find(|(id, _)| *id == ch.id) {
-                        spec.fault = None;
-                    }
-                    drop(st);
-                    panic!("fault injected in the decoder thread (TOLK_FAULT_PANIC)");
-                }
-            }
-            let step = catch_unwind(AssertUnwindSafe(|| -> Result<bool, TranscribeError> {
-                let Some(job) = ch.policy.poll_job(t) else {
-                    return Ok(false);
-                };
-                if ch.restarts == 0 && ch.spec.fault == Some(Fault::Recognition(ch.policy.decodes))
-                {
-                    panic!(
-                        "fault injected at decode {} (TOLK_FAULT_PANIC)",
-                        ch.policy.decodes
-                    );
-                }
-                let hyp = ch.decoder.decode(&job)?;
-                ch.policy.on_result(job.id, hyp, now());
-                Ok(true)
-            }));
-            match step {
-                Ok(Ok(d)) => {
-                    decoded = d;
-                    ch.max_lag = ch.max_lag.max(ch.policy.lag);
-                }
-                Ok(Err(e)) => restart(ch, model, decoding, e.to_string(), now())?,
-                Err(panic) => restart(ch, model, decoding, panic_message(&*panic), now())?,
-            }
-        }
+/// A channel's audio taken from its inbox.
+struct Taken {
+    id: ChannelId,
+    samples: Vec<f32>,
+    /// Samples dropped from a full inbox before these.
+    lost: usize,
+    /// The channel's audio has ended.
+    finished: bool,
+}
 
-        // Events, stats, finished channels.
-        let t = now();
-        for ch in live.iter_mut() {
-            while let Some(event) = ch.policy.poll_event() {
-                let event = event.shifted(ch.time_offset, ch.segment_offset);
-                let is_final = matches!(event, super::policy::Event::Final { .. });
-                let delivered =
-                    catch_unwind(AssertUnwindSafe(|| sink(ch.id, Emitted { event, at: t })));
-                if let Err(panic) = delivered {
-                    // That event is lost, counted and named; the channel and sink go on.
-                    let why = format!(
-                        "a {} was lost in caption delivery ({})",
-                        if is_final { "final" } else { "partial" },
-                        panic_message(&*panic)
-                    );
-                    tracing::error!(channel = %ch.spec.name, "{why}");
-                    ch.events_lost += 1;
-                    ch.finals_lost += u64::from(is_final);
-                    ch.last_fault = Some((why, t));
-                }
-            }
-        }
-        {
-            let mut st = lock(shared);
-            for ch in &live {
-                if let Some((_, s)) = st.stats.iter_mut().find(|(id, _)| *id == ch.id) {
-                    let (step, window) = ch.policy.step_and_window();
-                    s.lag = ch.policy.lag;
-                    s.max_lag = ch.max_lag;
-                    s.decodes = ch.policy.decodes;
-                    s.decode_secs = ch.decoder.busy_secs;
-                    s.audio_secs = ch.time_offset + ch.policy.media_now();
-                    s.segments = ch.segment_offset + ch.policy.segments();
-                    s.restarts = ch.restarts;
-                    s.events_lost = ch.events_lost;
-                    s.finals_lost = ch.finals_lost;
-                    s.last_fault.clone_from(&ch.last_fault);
-                    s.audio_lost_secs = ch.lost_secs;
-                    let untranscribed = ch.untranscribed_before + ch.policy.untranscribed;
-                    if untranscribed > s.untranscribed_secs {
-                        s.untranscribed_last = Some(Instant::now());
-                    }
-                    s.untranscribed_secs = untranscribed;
-                    s.step = step;
-                    s.window = window;
-                    if step >= REDUCED_AT * ch.spec.policy.step {
-                        s.reduced_last = Some(Instant::now());
-                    }
-                    s.dropped = ch.policy.dropped;
-                    s.language = ch.decoder.lang.locked().map(str::to_string);
-                    s.done = ch.finished && ch.policy.idle();
-                }
-            }
-            let done: Vec<ChannelId> = live
+/// The channels opened and the audio come since the last turn; `None` at shutdown.
+fn take_new(shared: &Shared, live: &[Live<'_>]) -> Option<(Vec<Opening>, Vec<Taken>)> {
+    let mut st = lock(shared);
+    if st.shutdown {
+        return None;
+    }
+    let opening: Vec<Opening> = st
+        .channels
+        .iter()
+        .filter(|(id, _)| !live.iter().any(|c| c.id == *id))
+        .map(|(id, spec)| Opening {
+            id: *id,
+            spec: spec.clone(),
+            before: st
+                .stats
                 .iter()
-                .filter(|c| c.finished && c.policy.idle())
-                .map(|c| c.id)
-                .collect();
-            st.inboxes.retain(|(id, _)| !done.contains(id));
-            st.channels.retain(|(id, _)| !done.contains(id));
-            live.retain(|c| !done.contains(&c.id));
-            if !decoded {
-                // Nothing to decode: sleep until audio comes (or a step's worth of time).
-                let nothing_new = st.channels.len() == live.len()
-                    && st.inboxes.iter().all(|(_, i)| i.samples.is_empty())
-                    && !st.shutdown;
-                if nothing_new {
-                    let _ = shared.wake.wait_timeout(st, IDLE_WAIT);
-                }
+                .find(|(i, _)| i == id)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default(),
+            time_offset: st
+                .inboxes
+                .iter()
+                .find(|(i, _)| i == id)
+                .map_or(0.0, |(_, i)| i.taken as f64 / super::SAMPLE_RATE_F),
+        })
+        .collect();
+    let audio = st
+        .inboxes
+        .iter_mut()
+        .map(|(id, i)| {
+            let lost = std::mem::take(&mut i.lost);
+            i.taken += lost + i.samples.len();
+            Taken {
+                id: *id,
+                samples: i.samples.drain(..).collect(),
+                lost,
+                finished: i.finished,
             }
+        })
+        .collect();
+    Some((opening, audio))
+}
+
+/// Feeds a channel's policy the audio taken; `Err` says why its recognition panicked.
+fn feed(ch: &mut Live<'_>, taken: Taken) -> Result<(), String> {
+    if taken.lost > 0 {
+        ch.lost_secs += taken.lost as f64 / super::SAMPLE_RATE_F;
+    }
+    let newly_finished = taken.finished && !ch.finished;
+    ch.finished |= taken.finished;
+    catch_unwind(AssertUnwindSafe(|| {
+        if taken.lost > 0 {
+            // Silence in place of what was lost keeps media times true.
+            ch.policy.push_audio(&vec![0.0; taken.lost]);
+        }
+        ch.policy.push_audio(&taken.samples);
+        if newly_finished {
+            ch.policy.finish();
+        }
+    }))
+    .map_err(|panic| panic_message(&*panic))
+}
+
+/// Runs the decode of the channel [`pick`] chooses among those with one due, if any;
+/// whether a decode ran. A channel whose recognition fails is restarted.
+fn decode_next<'m>(
+    live: &mut [Live<'m>],
+    floor_turn: &mut bool,
+    model: &'m Model,
+    decoding: Decoding,
+    shared: &Shared,
+    now: &dyn Fn() -> f64,
+) -> Result<bool, EngineError> {
+    let t = now();
+    let mut ready = Vec::new();
+    let mut ready_ix = Vec::new();
+    for (ix, ch) in live.iter_mut().enumerate() {
+        if ch.policy.wants_decode() {
+            let since = *ch.due_since.get_or_insert(t);
+            ready.push(Ready {
+                floor: ch.floor,
+                waited: t - since,
+            });
+            ready_ix.push(ix);
+        } else {
+            ch.due_since = None;
+        }
+    }
+    let Some(k) = pick(&ready, *floor_turn) else {
+        return Ok(false);
+    };
+    let ch = &mut live[ready_ix[k]];
+    *floor_turn = !ch.floor;
+    ch.due_since = None;
+    ch.policy.waited(ready[k].waited);
+    if let Some(Fault::Thread(n)) = ch.spec.fault {
+        if ch.policy.decodes + 1 >= n {
+            // Once: the restarted thread opens the channel without it.
+            let mut st = lock(shared);
+            if let Some((_, spec)) = st.channels.iter_mut().find(|(id, _)| *id == ch.id) {
+                spec.fault = None;
+            }
+            drop(st);
+            panic!("fault injected in the decoder thread (TOLK_FAULT_PANIC)");
+        }
+    }
+    let step = catch_unwind(AssertUnwindSafe(|| -> Result<bool, TranscribeError> {
+        let Some(job) = ch.policy.poll_job(t) else {
+            return Ok(false);
+        };
+        if ch.restarts == 0 && ch.spec.fault == Some(Fault::Recognition(ch.policy.decodes)) {
+            panic!(
+                "fault injected at decode {} (TOLK_FAULT_PANIC)",
+                ch.policy.decodes
+            );
+        }
+        let hyp = ch.decoder.decode(&job)?;
+        ch.policy.on_result(job.id, hyp, now());
+        Ok(true)
+    }));
+    match step {
+        Ok(Ok(decoded)) => {
+            ch.max_lag = ch.max_lag.max(ch.policy.lag);
+            Ok(decoded)
+        }
+        Ok(Err(e)) => restart(ch, model, decoding, e.to_string(), now()).map(|_| false),
+        Err(panic) => restart(ch, model, decoding, panic_message(&*panic), now()).map(|_| false),
+    }
+}
+
+/// Hands every channel's new events to the sink. A panic there loses that one event,
+/// counted and named; the channel and the sink go on.
+fn deliver(live: &mut [Live<'_>], sink: &mut Sink, t: f64) {
+    for ch in live.iter_mut() {
+        while let Some(event) = ch.policy.poll_event() {
+            let event = event.shifted(ch.time_offset, ch.segment_offset);
+            let is_final = matches!(event, super::policy::Event::Final { .. });
+            let delivered =
+                catch_unwind(AssertUnwindSafe(|| sink(ch.id, Emitted { event, at: t })));
+            if let Err(panic) = delivered {
+                let why = format!(
+                    "a {} was lost in caption delivery ({})",
+                    if is_final { "final" } else { "partial" },
+                    panic_message(&*panic)
+                );
+                tracing::error!(channel = %ch.spec.name, "{why}");
+                ch.events_lost += 1;
+                ch.finals_lost += u64::from(is_final);
+                ch.last_fault = Some((why, t));
+            }
+        }
+    }
+}
+
+/// Publishes each channel's stats, lets finished channels go, and — when nothing was
+/// decoded and nothing new came — sleeps until audio comes (or a step's worth of time).
+fn publish(shared: &Shared, live: &mut Vec<Live<'_>>, decoded: bool) {
+    let mut st = lock(shared);
+    for ch in live.iter() {
+        if let Some((_, s)) = st.stats.iter_mut().find(|(id, _)| *id == ch.id) {
+            let (step, window) = ch.policy.step_and_window();
+            s.lag = ch.policy.lag;
+            s.max_lag = ch.max_lag;
+            s.decodes = ch.policy.decodes;
+            s.decode_secs = ch.decoder.busy_secs;
+            s.audio_secs = ch.time_offset + ch.policy.media_now();
+            s.segments = ch.segment_offset + ch.policy.segments();
+            s.restarts = ch.restarts;
+            s.events_lost = ch.events_lost;
+            s.finals_lost = ch.finals_lost;
+            s.last_fault.clone_from(&ch.last_fault);
+            s.audio_lost_secs = ch.lost_secs;
+            let untranscribed = ch.untranscribed_before + ch.policy.untranscribed;
+            if untranscribed > s.untranscribed_secs {
+                s.untranscribed_last = Some(Instant::now());
+            }
+            s.untranscribed_secs = untranscribed;
+            s.step = step;
+            s.window = window;
+            if step >= REDUCED_AT * ch.spec.policy.step {
+                s.reduced_last = Some(Instant::now());
+            }
+            s.dropped = ch.policy.dropped;
+            s.language = ch.decoder.lang.locked().map(str::to_string);
+            s.done = ch.finished && ch.policy.idle();
+        }
+    }
+    let done: Vec<ChannelId> = live
+        .iter()
+        .filter(|c| c.finished && c.policy.idle())
+        .map(|c| c.id)
+        .collect();
+    st.inboxes.retain(|(id, _)| !done.contains(id));
+    st.channels.retain(|(id, _)| !done.contains(id));
+    live.retain(|c| !done.contains(&c.id));
+    if !decoded {
+        let nothing_new = st.channels.len() == live.len()
+            && st.inboxes.iter().all(|(_, i)| i.samples.is_empty())
+            && !st.shutdown;
+        if nothing_new {
+            let _ = shared.wake.wait_timeout(st, IDLE_WAIT);
         }
     }
 }
@@ -828,7 +837,7 @@ fn restart<'m>(
     if ch.finished {
         ch.policy.finish();
     }
-    ch.decoder = decoding.decoder(model, &ch.spec)?;
+    ch.decoder = decoding.decoder(model, ch.spec.language.clone(), ch.spec.translate)?;
     ch.restarts += 1;
     ch.last_fault = Some((why, at));
     Ok(())

@@ -1,6 +1,7 @@
 //! Transcript output formats: plain text with timestamps, JSON, WebVTT and SRT.
 
 use super::Transcript;
+use crate::subtitles::{self, clock, Cue};
 
 /// An output format of `tolk transcribe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,18 +14,6 @@ pub enum Format {
     Vtt,
     /// SubRip captions.
     Srt,
-}
-
-/// `hh:mm:ss.mmm` (WebVTT, `decimal` = `.`) or `hh:mm:ss,mmm` (SRT, `,`).
-pub fn clock(secs: f64, decimal: char) -> String {
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{decimal}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 /// Renders a transcript. `meta` goes into the JSON form only.
@@ -55,45 +44,20 @@ pub fn render(t: &Transcript, format: Format, meta: &serde_json::Value) -> Strin
             out = serde_json::to_string_pretty(&v).unwrap_or_default();
             out.push('\n');
         }
-        Format::Vtt => {
-            out.push_str("WEBVTT\n\n");
-            for s in &t.segments {
-                out.push_str(&format!(
-                    "{} --> {}\n{}\n\n",
-                    clock(s.start, '.'),
-                    clock(s.end, '.'),
-                    cue_text(&s.text)
-                ));
-            }
-        }
-        Format::Srt => {
-            for (i, s) in t.segments.iter().enumerate() {
-                out.push_str(&format!(
-                    "{}\n{} --> {}\n{}\n\n",
-                    i + 1,
-                    clock(s.start, ','),
-                    clock(s.end, ','),
-                    cue_text(&s.text)
-                ));
-            }
-        }
+        Format::Vtt => out = subtitles::vtt(cues(t)),
+        Format::Srt => out = subtitles::srt(cues(t)),
     }
     out
 }
 
-/// WebVTT reserves `&` and `<` in cue text: escaped (`&` first). The one escaper for both
-/// WebVTT writers (this one and the server's export).
-pub fn vtt_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;")
-}
-
-/// Cue text may not contain a blank line or `-->`; WebVTT also reserves `<` and `&`.
-fn cue_text(text: &str) -> String {
-    vtt_escape(&text.replace("-->", "->"))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+/// A transcript's segments as cues.
+fn cues(t: &Transcript) -> impl Iterator<Item = Cue<'_>> {
+    t.segments.iter().map(|s| Cue {
+        id: None,
+        start: s.start,
+        end: s.end,
+        text: &s.text,
+    })
 }
 
 #[cfg(test)]
@@ -129,7 +93,7 @@ mod tests {
         assert!(text.contains("[01:01:01.250 --> 01:01:02.000]"));
         let vtt = render(&t, Format::Vtt, &serde_json::Value::Null);
         assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:03.500\nAsk not.\n\n"));
-        assert!(vtt.contains("a &lt;b> &amp; c -> d"));
+        assert!(vtt.contains("a &lt;b> &amp; c → d"));
         let srt = render(&t, Format::Srt, &serde_json::Value::Null);
         assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:03,500\nAsk not.\n\n2\n01:01:01,250"));
         let json: serde_json::Value = serde_json::from_str(&render(

@@ -204,7 +204,7 @@ fn language_is_detected_among_the_allowed_ones() {
 /// model's own tokenizer counts it.
 #[test]
 fn prompt_keeps_hints_first_within_the_token_budget() {
-    use tolk::stream::engine::{fit_prompt, PROMPT_TOKENS};
+    use tolk::stream::decoder::{fit_prompt, PROMPT_TOKENS};
     let model = tolk::transcribe::Model::load(&model("tiny.en")).unwrap();
     let mut hints: Vec<String> = ["NSWP", "Legalife", "Tais Plus", "decriminalisation", "PrEP"]
         .iter()
