@@ -12,9 +12,11 @@
 //! | [`glossary`] | the terminology glossary: correct, bias, hint, flag; CSV and TBX |
 //! | [`send`] | `tolk send`: a remote booth's audio to the server (Opus over WebSocket) |
 //! | [`server`] | the meeting server: channels, WebSocket fan-out, archive, exports |
+//! | [`subtitles`] | caption files (WebVTT, SRT): the one writer, for transcripts and exports |
 //! | [`eval`] | text normalisation and word error rate, for tests and benchmarks |
 //!
-//! The binary (`src/main.rs`) only parses the command line and calls into these modules.
+//! The binary (`src/main.rs`, its subcommands in `src/cli/`) only parses the command line
+//! and calls into these modules.
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
 
 pub mod audio;
