@@ -130,8 +130,9 @@ pub fn align(reference: &[String], hypothesis: &[String]) -> Vec<Step> {
     steps
 }
 
-/// Word-level edit distance between normalised words.
-pub fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
+/// Edit distance (Levenshtein) between two sequences: normalised words for WER, letters
+/// for the glossary's sound-alikes.
+pub fn edit_distance<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> usize {
     let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
     let mut cur = vec![0; hypothesis.len() + 1];
     for (i, r) in reference.iter().enumerate() {

@@ -490,22 +490,7 @@ fn similarity(a: &str, b: &str) -> f32 {
     if n == 0 {
         return 1.0;
     }
-    1.0 - levenshtein(&a, &b) as f32 / n as f32
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    1.0 - crate::eval::edit_distance(&a, &b) as f32 / n as f32
 }
 
 /// The phonetic key of folded letters (no spaces) in `lang`: consonants as they sound, with
