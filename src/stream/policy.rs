@@ -765,11 +765,14 @@ impl Policy {
         // decode too). A failure like the others.
         let stuck =
             said && words.is_empty() && guard.is_none() && to - self.last_word_end >= STUCK_SECS;
+        // The prompt's text goes for good with any failure it was given to (Whisper's
+        // reference decoder resets its prompt when it has to fall back): turned back on, it
+        // holds only what is committed after. Kept, it failed every other decode (recorded:
+        // prompted with an IVR's "…disconnect from the PBX", base wrote "The set corpus is
+        // the set corpus" over a new speaker, decode after decode, each time it was on).
         if prompted && (parroted || stuck || guard.is_some_and(Guard::failed_on_speech)) {
             self.prompt_off = true;
-            if parroted {
-                self.recent.clear();
-            }
+            self.recent.clear();
         } else if !words.is_empty() {
             self.prompt_off = false;
         }
@@ -790,9 +793,12 @@ impl Policy {
             }
             let mut words = words;
             let rescued = self.rescue_tail(&words, to);
-            if failed && rescued.is_empty() {
+            if failed {
+                // What the tentative words kept do not cover (they may come from a decode
+                // several failures back) is counted.
                 let since = self.committed_until.max(from);
-                self.give_up(since, to, "its decodes failed Whisper's guards");
+                let covered = rescued.last().map_or(since, |w| w.end.max(since));
+                self.give_up(covered, to, "its decodes failed Whisper's guards");
             }
             words.extend(rescued);
             self.commit(&words, now);
@@ -807,6 +813,13 @@ impl Policy {
                 self.window_words.clear();
             }
             self.close_utterance(now);
+            return;
+        }
+        // A failed decode, or one that wrote nothing at all over the window's speech, says
+        // nothing of the words: the hypothesis before it stands, for the next decode to
+        // agree with (wiped, a decode that failed every other time held 30 words to the
+        // pause; recorded: 16-29 times a run).
+        if words.is_empty() && (guard.is_some() || !said) {
             return;
         }
         // The last word of a tentative decode is where the audio is cut: two decodes may
@@ -2507,6 +2520,137 @@ mod tests {
         );
     }
 
+    /// Recorded at real time (English program, 192-207 s): after the IVR's "...disconnect
+    /// from the PBX." a speaker with a cold began. Every decode prompted with the IVR's text
+    /// failed ("The set corpus is the set corpus...", low confidence); every one without it
+    /// heard "All right, so this is the sick corpus...". The prompt went off after a failure
+    /// and on after a success, so decodes alternated, and each failure wiped the hypothesis
+    /// the next success had to agree with: 30 words waited 8-14 s, for the pause. A failed
+    /// decode now leaves the previous hypothesis standing, and the prompt keeps only text
+    /// committed after the failure (Whisper's reference decoder resets its prompt so).
+    #[test]
+    fn a_failed_decode_does_not_undo_the_agreement_of_those_around_it() {
+        let spans = [(0.5, 3.8, 0.3), (6.5, 17.5, 0.3)];
+        let mut script = vec![
+            (" to", 0.5, 1.0),
+            (" disconnect", 1.0, 1.9),
+            (" from", 2.0, 2.4),
+            (" the", 2.4, 2.7),
+            (" PBX.", 2.8, 3.8),
+        ];
+        let said = "All right, so this is the sick corpus. Hopefully the recording levels are \
+                    okay. I have a cold, so this probably sounds a lot different than the \
+                    acoustic corpus.";
+        let n = said.split_whitespace().count() as f64;
+        for (k, w) in said.split_whitespace().enumerate() {
+            let at = 6.5 + 11.0 * k as f64 / n;
+            script.push((w, at, at + 11.0 / n - 0.05));
+        }
+        let script: Vec<(String, f64, f64)> = script
+            .into_iter()
+            .map(|(w, a, b)| (format!(" {}", w.trim()), a, b))
+            .collect();
+        let borrowed: Vec<(&str, f64, f64)> = script
+            .iter()
+            .map(|(w, a, b)| (w.as_str(), *a, *b))
+            .collect();
+        // Speech-like: a level that moves as syllables do (a steady tone is taken for noise).
+        let audio: Vec<f32> = spans_audio(&spans, 20.0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
+            .collect();
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let mut h = scripted(&borrowed, job);
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                if job.prompt.contains("PBX") && end > 7.0 {
+                    h.words = words_of("The set corpus is the set corpus.")
+                        .into_iter()
+                        .map(|w| Word {
+                            start: job.start,
+                            end,
+                            ..w
+                        })
+                        .collect();
+                    h.avg_logprob = -1.4;
+                }
+                h
+            },
+            |_| 0.4,
+        );
+        let text = final_text(&events);
+        assert!(text.ends_with(said), "{text}");
+        for e in &events {
+            if let Event::Final { words, emitted, .. } = e {
+                for w in words.iter().filter(|w| w.end < 15.5) {
+                    let latency = emitted - w.end;
+                    assert!(latency < 4.0, "`{}` waited {latency:.2} s", w.text);
+                }
+            }
+        }
+    }
+
+    /// Decodes that fail every other time, whatever the prompt, or write nothing at all
+    /// (recorded: 16-29 times a run, a success, a failure, a success; and "…an echo test",
+    /// nothing, "…an echo test, dial 6000", nothing): the successes agree across them.
+    #[test]
+    fn decodes_agree_across_a_failed_one() {
+        for empty in [false, true] {
+            decodes_agree_across_a_failed_one_(empty);
+        }
+    }
+
+    fn decodes_agree_across_a_failed_one_(empty: bool) {
+        let said = "so this is the sick corpus hopefully the recording levels are okay";
+        let n = said.split_whitespace().count() as f64;
+        let script: Vec<(String, f64, f64)> = said
+            .split_whitespace()
+            .enumerate()
+            .map(|(k, w)| {
+                let at = 0.5 + 8.0 * k as f64 / n;
+                (format!(" {w}"), at, at + 8.0 / n - 0.05)
+            })
+            .collect();
+        let borrowed: Vec<(&str, f64, f64)> = script
+            .iter()
+            .map(|(w, a, b)| (w.as_str(), *a, *b))
+            .collect();
+        let audio: Vec<f32> = spans_audio(&[(0.5, 8.5, 0.3)], 11.0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
+            .collect();
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let mut h = scripted(&borrowed, job);
+                if job.id % 2 == 1 && !job.closing {
+                    if empty {
+                        h.words.clear();
+                    } else {
+                        h.avg_logprob = -1.4;
+                    }
+                }
+                h
+            },
+            |_| 0.4,
+        );
+        assert_eq!(final_text(&events), said);
+        for e in &events {
+            if let Event::Final { words, emitted, .. } = e {
+                for w in words.iter().filter(|w| w.end < 7.0) {
+                    // The failures cost a step each; wiping what came before them, 8.3 s.
+                    let latency = emitted - w.end;
+                    assert!(latency < 5.0, "`{}` waited {latency:.2} s", w.text);
+                }
+            }
+        }
+    }
+
     /// A long utterance whose decodes never agree (each hears its first word differently,
     /// as the window slides: recorded on a Spanish IVR passage) is committed as the window
     /// fills, not given up — also when the audio that arrives during a decode is fed only
@@ -2883,8 +3027,9 @@ mod tests {
     }
 
     /// An utterance ("well then"), a pause, and 2.5 s of speech whose decodes Whisper is
-    /// unsure of: those with a prompt, or (`always`) every one.
-    fn failing_second_utterance(always: bool) -> (Vec<Event>, Policy, Vec<bool>) {
+    /// unsure of: the closing one with a prompt, or (`always`) every one whose window passes
+    /// `after` seconds.
+    fn failing_second_utterance(always: bool, after: f64) -> (Vec<Event>, Policy, Vec<bool>) {
         let spans = [(0.6, 1.9, 0.3), (5.0, 7.5, 0.3)];
         let script = [
             (" well", 0.6, 1.2),
@@ -2901,11 +3046,11 @@ mod tests {
             PolicyConfig::default(),
             |job| {
                 let mut h = scripted(&script, job);
-                if job.start + job.audio.len() as f64 / 16_000.0 > 5.2 {
+                if job.start + job.audio.len() as f64 / 16_000.0 > after {
                     if job.closing {
                         prompted.push(!job.prompt.is_empty());
                     }
-                    if always || !job.prompt.is_empty() {
+                    if always || (job.closing && !job.prompt.is_empty()) {
                         h.avg_logprob = -1.4;
                     }
                 }
@@ -2920,7 +3065,7 @@ mod tests {
     fn a_closing_decode_that_fails_with_its_prompt_is_run_again_without() {
         // Cause: a closing decode dropped by a guard lost the whole utterance (only a sparse
         // one was retried).
-        let (events, p, prompted) = failing_second_utterance(false);
+        let (events, p, prompted) = failing_second_utterance(false, 5.0);
         assert_eq!(prompted, [true, false]);
         assert_eq!(
             final_text(&events),
@@ -2932,11 +3077,25 @@ mod tests {
 
     #[test]
     fn speech_no_decode_can_transcribe_is_counted() {
-        let (events, p, _) = failing_second_utterance(true);
+        let (events, p, _) = failing_second_utterance(true, 5.0);
         assert_eq!(final_text(&events), "well then", "{events:?}");
         // The utterance, from its pre-roll to the closing decode's end.
         assert!(
             (2.4..3.6).contains(&p.untranscribed),
+            "{:.2} s counted",
+            p.untranscribed
+        );
+    }
+
+    /// The decodes that heard "come back" were followed only by failures, the closing one
+    /// too: "come back" is kept from the tentative decode, and the rest of the utterance,
+    /// which no decode transcribed, is counted (it was not, once any word was kept).
+    #[test]
+    fn speech_after_the_words_kept_from_a_failing_utterance_is_counted() {
+        let (events, p, _) = failing_second_utterance(true, 6.3);
+        assert_eq!(final_text(&events), "well then come back", "{events:?}");
+        assert!(
+            (1.0..2.5).contains(&p.untranscribed),
             "{:.2} s counted",
             p.untranscribed
         );
