@@ -353,6 +353,9 @@ pub struct Policy {
     next_job: u64,
     /// New (uncommitted) words of the previous hypothesis, for LocalAgreement.
     prev_words: Vec<Word>,
+    /// The hypothesis before it, while nothing has been committed since (a decode may agree
+    /// with either: see the tentative path of [`Policy::on_result`]).
+    older_words: Vec<Word>,
     /// Terms for the prompt (from the glossary).
     hints: Vec<String>,
     /// The language of the latest hypothesis.
@@ -417,6 +420,7 @@ impl Policy {
             prompt_off: false,
             next_job: 0,
             prev_words: Vec::new(),
+            older_words: Vec::new(),
             recent: VecDeque::new(),
             hints,
             language: String::new(),
@@ -578,6 +582,7 @@ impl Policy {
                 // point past it). Their tentative tail is the best hypothesis there is, and
                 // no closing decode will confirm or deny it: it is committed, not withdrawn.
                 let tail = std::mem::take(&mut self.prev_words);
+                self.older_words.clear();
                 self.commit(&tail, now);
                 self.close_utterance(now);
             }
@@ -825,7 +830,13 @@ impl Policy {
         // The last word of a tentative decode is where the audio is cut: two decodes may
         // agree on it and both be wrong ("ask NOT" for "ask not what"). It waits for a
         // decode that hears past it.
-        let agreed = agreement(&self.prev_words, &words).min(words.len().saturating_sub(1));
+        // Two decodes agree, the latest and either of the two before it: successive decodes
+        // may alternate between two readings of the same speech (recorded: "Yeah, so that
+        // just happened" / "Yes, that just happened" / "Yeah, so that just happened"), and
+        // each would wait for the pause.
+        let agreed = agreement(&self.prev_words, &words)
+            .max(agreement(&self.older_words, &words))
+            .min(words.len().saturating_sub(1));
         // The window is full when the next step would take it past its cap: what has not
         // been agreed on is committed as it stands (all but the last two words), before the
         // oldest audio would have to be given up. (Measured as "is past the cap now", it
@@ -839,6 +850,11 @@ impl Policy {
             agreed
         };
         self.commit(&words[..n_commit], now);
+        self.older_words = if n_commit == 0 {
+            std::mem::take(&mut self.prev_words)
+        } else {
+            Vec::new()
+        };
         self.prev_words = words[n_commit..].to_vec();
         if !self.prev_words.is_empty() {
             self.revision += 1;
@@ -956,6 +972,7 @@ impl Policy {
     /// tentative decode heard those words, so they are kept rather than withdrawn.
     fn rescue_tail(&mut self, words: &[Word], to: f64) -> Vec<Word> {
         let prev = std::mem::take(&mut self.prev_words);
+        self.older_words.clear();
         let after = match words.last() {
             None => 0,
             Some(last) => {
@@ -1072,6 +1089,7 @@ impl Policy {
             });
         }
         self.prev_words.clear();
+        self.older_words.clear();
         // The commit point stays at the last committed word: the next utterance may begin
         // inside this one's closing tail, and its first words must not count as old.
         self.speech_end = None;
@@ -2646,6 +2664,61 @@ mod tests {
                     // The failures cost a step each; wiping what came before them, 8.3 s.
                     let latency = emitted - w.end;
                     assert!(latency < 5.0, "`{}` waited {latency:.2} s", w.text);
+                }
+            }
+        }
+    }
+
+    /// Recorded (English program, 213-216 s): successive decodes read the start of a phrase
+    /// two ways by turns, "Yeah, so that just happened" and "Yes, that just happened";
+    /// compared only with the decode just before, none agreed until the pause.
+    #[test]
+    fn decodes_that_alternate_between_two_readings_agree_with_the_one_before_last() {
+        let said = "yeah so that just happened and that should be good alright thanks";
+        let n = said.split_whitespace().count() as f64;
+        let script: Vec<(String, f64, f64)> = said
+            .split_whitespace()
+            .enumerate()
+            .map(|(k, w)| {
+                let at = 0.5 + 8.0 * k as f64 / n;
+                (format!(" {w}"), at, at + 8.0 / n - 0.05)
+            })
+            .collect();
+        let borrowed: Vec<(&str, f64, f64)> = script
+            .iter()
+            .map(|(w, a, b)| (w.as_str(), *a, *b))
+            .collect();
+        let audio: Vec<f32> = spans_audio(&[(0.5, 8.5, 0.3)], 11.0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
+            .collect();
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let mut h = scripted(&borrowed, job);
+                if job.id % 2 == 1 && !job.closing && h.words.len() >= 2 {
+                    // "yeah so" read as "yes".
+                    let end = h.words[1].end;
+                    h.words.remove(1);
+                    h.words[0].text = " yes".into();
+                    h.words[0].end = end;
+                }
+                h
+            },
+            |_| 0.4,
+        );
+        let text = final_text(&events);
+        assert!(
+            text.ends_with("that just happened and that should be good alright thanks"),
+            "{text}"
+        );
+        for e in &events {
+            if let Event::Final { words, emitted, .. } = e {
+                for w in words.iter().filter(|w| w.end < 7.0) {
+                    let latency = emitted - w.end;
+                    assert!(latency < 4.0, "`{}` waited {latency:.2} s", w.text);
                 }
             }
         }
