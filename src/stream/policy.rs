@@ -2548,41 +2548,17 @@ mod tests {
     /// committed after the failure (Whisper's reference decoder resets its prompt so).
     #[test]
     fn a_failed_decode_does_not_undo_the_agreement_of_those_around_it() {
-        let spans = [(0.5, 3.8, 0.3), (6.5, 17.5, 0.3)];
-        let mut script = vec![
-            (" to", 0.5, 1.0),
-            (" disconnect", 1.0, 1.9),
-            (" from", 2.0, 2.4),
-            (" the", 2.4, 2.7),
-            (" PBX.", 2.8, 3.8),
-        ];
         let said = "All right, so this is the sick corpus. Hopefully the recording levels are \
                     okay. I have a cold, so this probably sounds a lot different than the \
                     acoustic corpus.";
-        let n = said.split_whitespace().count() as f64;
-        for (k, w) in said.split_whitespace().enumerate() {
-            let at = 6.5 + 11.0 * k as f64 / n;
-            script.push((w, at, at + 11.0 / n - 0.05));
-        }
-        let script: Vec<(String, f64, f64)> = script
-            .into_iter()
-            .map(|(w, a, b)| (format!(" {}", w.trim()), a, b))
-            .collect();
-        let borrowed: Vec<(&str, f64, f64)> = script
-            .iter()
-            .map(|(w, a, b)| (w.as_str(), *a, *b))
-            .collect();
-        // Speech-like: a level that moves as syllables do (a steady tone is taken for noise).
-        let audio: Vec<f32> = spans_audio(&spans, 20.0)
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
-            .collect();
+        let mut script = spread("to disconnect from the PBX.", 0.5, 3.3);
+        script.extend(spread(said, 6.5, 11.0));
+        let audio = speech_audio(&[(0.5, 3.8, 0.3), (6.5, 17.5, 0.3)], 20.0);
         let (events, _) = replay(
             &audio,
             PolicyConfig::default(),
             |job| {
-                let mut h = scripted(&borrowed, job);
+                let mut h = scripted(&script, job);
                 let end = job.start + job.audio.len() as f64 / 16_000.0;
                 if job.prompt.contains("PBX") && end > 7.0 {
                     h.words = words_of("The set corpus is the set corpus.")
@@ -2623,29 +2599,13 @@ mod tests {
 
     fn decodes_agree_across_a_failed_one_(empty: bool) {
         let said = "so this is the sick corpus hopefully the recording levels are okay";
-        let n = said.split_whitespace().count() as f64;
-        let script: Vec<(String, f64, f64)> = said
-            .split_whitespace()
-            .enumerate()
-            .map(|(k, w)| {
-                let at = 0.5 + 8.0 * k as f64 / n;
-                (format!(" {w}"), at, at + 8.0 / n - 0.05)
-            })
-            .collect();
-        let borrowed: Vec<(&str, f64, f64)> = script
-            .iter()
-            .map(|(w, a, b)| (w.as_str(), *a, *b))
-            .collect();
-        let audio: Vec<f32> = spans_audio(&[(0.5, 8.5, 0.3)], 11.0)
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
-            .collect();
+        let script = spread(said, 0.5, 8.0);
+        let audio = speech_audio(&[(0.5, 8.5, 0.3)], 11.0);
         let (events, _) = replay(
             &audio,
             PolicyConfig::default(),
             |job| {
-                let mut h = scripted(&borrowed, job);
+                let mut h = scripted(&script, job);
                 if job.id % 2 == 1 && !job.closing {
                     if empty {
                         h.words.clear();
@@ -2675,29 +2635,13 @@ mod tests {
     #[test]
     fn decodes_that_alternate_between_two_readings_agree_with_the_one_before_last() {
         let said = "yeah so that just happened and that should be good alright thanks";
-        let n = said.split_whitespace().count() as f64;
-        let script: Vec<(String, f64, f64)> = said
-            .split_whitespace()
-            .enumerate()
-            .map(|(k, w)| {
-                let at = 0.5 + 8.0 * k as f64 / n;
-                (format!(" {w}"), at, at + 8.0 / n - 0.05)
-            })
-            .collect();
-        let borrowed: Vec<(&str, f64, f64)> = script
-            .iter()
-            .map(|(w, a, b)| (w.as_str(), *a, *b))
-            .collect();
-        let audio: Vec<f32> = spans_audio(&[(0.5, 8.5, 0.3)], 11.0)
-            .into_iter()
-            .enumerate()
-            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
-            .collect();
+        let script = spread(said, 0.5, 8.0);
+        let audio = speech_audio(&[(0.5, 8.5, 0.3)], 11.0);
         let (events, _) = replay(
             &audio,
             PolicyConfig::default(),
             |job| {
-                let mut h = scripted(&borrowed, job);
+                let mut h = scripted(&script, job);
                 if job.id % 2 == 1 && !job.closing && h.words.len() >= 2 {
                     // "yeah so" read as "yes".
                     let end = h.words[1].end;
@@ -2930,9 +2874,31 @@ mod tests {
             .collect()
     }
 
+    /// [`spans_audio`] with a level that moves as syllables do (the detector takes a steady
+    /// tone for noise after a few seconds).
+    fn speech_audio(spans: &[(f64, f64, f32)], total: f64) -> Vec<f32> {
+        spans_audio(spans, total)
+            .into_iter()
+            .enumerate()
+            .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
+            .collect()
+    }
+
+    /// A script of the words of `said`, spread evenly over `secs` seconds from `from`.
+    fn spread(said: &str, from: f64, secs: f64) -> Vec<(String, f64, f64)> {
+        let n = said.split_whitespace().count() as f64;
+        said.split_whitespace()
+            .enumerate()
+            .map(|(k, w)| {
+                let at = from + secs * k as f64 / n;
+                (format!(" {w}"), at, at + secs / n - 0.05)
+            })
+            .collect()
+    }
+
     /// Whisper's answer for a window from a script of words: those the window overlaps, a
     /// word cut by the window's end coming out wrong.
-    fn scripted(script: &[(&str, f64, f64)], job: &DecodeJob) -> Hypothesis {
+    fn scripted<S: AsRef<str>>(script: &[(S, f64, f64)], job: &DecodeJob) -> Hypothesis {
         let end = job.start + job.audio.len() as f64 / 16_000.0;
         Hypothesis {
             words: script
@@ -2940,9 +2906,9 @@ mod tests {
                 .filter(|(_, a, b)| *b > job.start + 0.05 && *a < end)
                 .map(|(w, a, b)| Word {
                     text: if *b > end + 0.05 {
-                        format!("{w}-ish")
+                        format!("{}-ish", w.as_ref())
                     } else {
-                        w.to_string()
+                        w.as_ref().to_string()
                     },
                     start: *a,
                     end: b.min(end),
