@@ -2602,24 +2602,13 @@ mod tests {
 
     fn decodes_agree_across_a_failed_one_(empty: bool) {
         let said = "so this is the sick corpus hopefully the recording levels are okay";
-        let script = spread(said, 0.5, 8.0);
-        let audio = speech_audio(&[(0.5, 8.5, 0.3)], 11.0);
-        let (events, _) = replay(
-            &audio,
-            PolicyConfig::default(),
-            |job| {
-                let mut h = scripted(&script, job);
-                if job.id % 2 == 1 && !job.closing {
-                    if empty {
-                        h.words.clear();
-                    } else {
-                        h.avg_logprob = -1.4;
-                    }
-                }
-                h
-            },
-            |_| 0.4,
-        );
+        let events = every_other_decode(said, |h| {
+            if empty {
+                h.words.clear();
+            } else {
+                h.avg_logprob = -1.4;
+            }
+        });
         assert_eq!(final_text(&events), said);
         // The failures cost a step each; wiping what came before them, 8.3 s.
         assert_final_within(&events, 7.0, 5.0);
@@ -2631,24 +2620,15 @@ mod tests {
     #[test]
     fn decodes_that_alternate_between_two_readings_agree_with_the_one_before_last() {
         let said = "yeah so that just happened and that should be good alright thanks";
-        let script = spread(said, 0.5, 8.0);
-        let audio = speech_audio(&[(0.5, 8.5, 0.3)], 11.0);
-        let (events, _) = replay(
-            &audio,
-            PolicyConfig::default(),
-            |job| {
-                let mut h = scripted(&script, job);
-                if job.id % 2 == 1 && !job.closing && h.words.len() >= 2 {
-                    // "yeah so" read as "yes".
-                    let end = h.words[1].end;
-                    h.words.remove(1);
-                    h.words[0].text = " yes".into();
-                    h.words[0].end = end;
-                }
-                h
-            },
-            |_| 0.4,
-        );
+        let events = every_other_decode(said, |h| {
+            if h.words.len() >= 2 {
+                // "yeah so" read as "yes".
+                let end = h.words[1].end;
+                h.words.remove(1);
+                h.words[0].text = " yes".into();
+                h.words[0].end = end;
+            }
+        });
         let text = final_text(&events);
         assert!(
             text.ends_with("that just happened and that should be good alright thanks"),
@@ -2873,6 +2853,26 @@ mod tests {
             .enumerate()
             .map(|(i, x)| x * (0.6 + 0.4 * (i as f32 / 640.0).cos()))
             .collect()
+    }
+
+    /// `said` over 8 s of speech from 0.5 s, every other tentative decode's answer changed by
+    /// `alter`.
+    fn every_other_decode(said: &str, alter: impl Fn(&mut Hypothesis)) -> Vec<Event> {
+        let script = spread(said, 0.5, 8.0);
+        let audio = speech_audio(&[(0.5, 8.5, 0.3)], 11.0);
+        let (events, _) = replay(
+            &audio,
+            PolicyConfig::default(),
+            |job| {
+                let mut h = scripted(&script, job);
+                if job.id % 2 == 1 && !job.closing {
+                    alter(&mut h);
+                }
+                h
+            },
+            |_| 0.4,
+        );
+        events
     }
 
     /// Every word that ends before `until` (media seconds) is final within `bound` seconds.
