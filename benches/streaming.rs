@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench streaming -- [--model base] [--lang en|es] [--pacing virtual|realtime]
-//!     [--runs 3] [--explain]
+//!     [--runs 3] [--explain] [--commit-age SECS]
 //! ```
 //!
 //! Reports, median of `--runs`: streaming WER against the reference with its substitutions,
@@ -14,7 +14,9 @@
 //! peak RSS, and median latency in the first and the last minute. `--explain` says, for
 //! every word the offline transcript has and the stream does not, why (`stream::explain`);
 //! `--trace-out FILE` writes the offline segments, the stream's finals and the policy's
-//! decisions as JSON lines, to look at one lost phrase closely.
+//! decisions as JSON lines, to look at one lost phrase closely. `--commit-age` sets the
+//! policy's `commit_age` (seconds of audio after a word not agreed on before a decode's
+//! reading is committed; a large value turns it off).
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
@@ -229,6 +231,7 @@ fn stream_once(
     threads: usize,
     offline: &tolk::transcribe::Transcript,
     explain_it: bool,
+    commit_age: f64,
 ) -> Run {
     let secs = audio.len() as f64 / 16_000.0;
     let cpu0 = cpu_secs();
@@ -247,6 +250,7 @@ fn stream_once(
         false,
         PolicyConfig {
             trace: explain_it,
+            commit_age,
             ..PolicyConfig::default()
         },
         threads,
@@ -370,6 +374,12 @@ fn main() {
         Pacing::Virtual
     };
     let runs: usize = arg("--runs", "1").parse().expect("--runs N");
+    let commit_age: f64 = arg(
+        "--commit-age",
+        &PolicyConfig::default().commit_age.to_string(),
+    )
+    .parse()
+    .expect("--commit-age SECS");
     let trace_out = std::env::args()
         .any(|a| a == "--trace-out")
         .then(|| arg("--trace-out", ""));
@@ -398,7 +408,7 @@ fn main() {
     let mut all = Vec::new();
     for k in 0..runs.max(1) {
         let r = stream_once(
-            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it,
+            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it, commit_age,
         );
         eprintln!("stream run {} ({:.0} s): {}", k + 1, r.wall, r.text);
         eprintln!("  {}", r.dropped);
