@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench streaming -- [--model base] [--lang en|es] [--pacing virtual|realtime]
-//!     [--runs 3] [--explain] [--commit-age SECS]
+//!     [--runs 3] [--explain] [--commit-age SECS] [--offline-greedy]
 //! ```
 //!
 //! Reports, median of `--runs`: streaming WER against the reference with its substitutions,
@@ -404,9 +404,27 @@ fn main() {
     let offline_secs = t.elapsed().as_secs_f64();
     let off = tolk::eval::wer(&reference, &offline.text(), &lang);
     eprintln!("offline ({offline_secs:.1} s): {}", offline.text());
+    // `--offline-greedy`: the same offline transcription with greedy decoding, to tell the
+    // part of the gap greedy decoding makes from the part short windows make.
+    if std::env::args().any(|a| a == "--offline-greedy") {
+        let greedy = common::offline_with_beam(&model, &audio, &lang, threads, 1);
+        let g = tolk::eval::wer(&reference, &greedy.text(), &lang);
+        println!(
+            "offline greedy: WER {:.1}% (S {} / D {} / I {}), {:.2} x beam 5's",
+            100.0 * g.rate(),
+            g.substitutions,
+            g.deletions,
+            g.insertions,
+            g.rate() / off.rate().max(1e-9)
+        );
+    }
+    if runs == 0 {
+        // `--runs 0`: the offline transcriptions only.
+        return;
+    }
 
     let mut all = Vec::new();
-    for k in 0..runs.max(1) {
+    for k in 0..runs {
         let r = stream_once(
             &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it, commit_age,
         );

@@ -41,12 +41,23 @@ pub fn cpu_secs() -> f64 {
 /// `tolk transcribe`'s transcript of `audio` in `lang` (one call over the whole audio, its
 /// default beam 5): the benchmarks' reference for what the live engine should reach.
 pub fn offline(model: &Model, audio: &[f32], lang: &str, threads: usize) -> Transcript {
+    offline_with_beam(model, audio, lang, threads, 5)
+}
+
+/// [`offline`] with another beam width (1: greedy, as the live engine's tentative decodes).
+pub fn offline_with_beam(
+    model: &Model,
+    audio: &[f32],
+    lang: &str,
+    threads: usize,
+    beam_size: usize,
+) -> Transcript {
     model
         .transcribe(
             audio,
             &Options {
                 language: Language::Code(lang.into()),
-                beam_size: 5,
+                beam_size,
                 threads,
                 translate: false,
                 prompt: None,

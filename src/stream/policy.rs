@@ -787,22 +787,6 @@ impl Policy {
         } else if !words.is_empty() {
             self.prompt_off = false;
         }
-        // Without a prompt, still only the context audio's words (or a word or two: sparse)
-        // over seconds of new speech: Whisper holds on to the words before, often another
-        // voice's (recorded, Spanish program: a telephone menu's "de no llamar", then six
-        // decodes over "Está a punto de entrar a la prueba de eco…"; a book's "mientras le
-        // hablaba Carlos", then a menu, five). The context audio goes: the next decode
-        // starts at the last committed word. (Dropping it after any failure without a
-        // prompt was tried: English insertions rose, benches/README.md.)
-        let context_only = !prompted
-            && !self.window_words.is_empty()
-            && words.is_empty()
-            && to - self.last_word_end >= STUCK_SECS
-            && (stuck || guard == Some(Guard::Sparse));
-        if context_only {
-            self.window_words.clear();
-            self.window_start = self.window_start.max(self.committed_until);
-        }
         self.note(|| Trace::Result {
             id,
             words: heard,
@@ -812,10 +796,10 @@ impl Policy {
         });
         if closing {
             let failed = words.is_empty() && (stuck || guard.is_some_and(Guard::failed_on_speech));
-            if failed && (prompted || context_only) {
+            if failed && prompted {
                 // The utterance's last chance: once more without the prompt (`prompt_off`,
                 // set above: Whisper given a prompt sometimes loops on it or answers with
-                // nothing sure), or without the context audio.
+                // nothing sure).
                 return;
             }
             let mut words = words;
@@ -2666,53 +2650,6 @@ mod tests {
         // Three words agreed on first (the one before last is short at first); compared
         // only with the decode just before, 8.3 s.
         assert_final_within(&events, 7.0, 5.0);
-    }
-
-    /// Recorded (Spanish program, 262-296 s): a telephone menu's "…a una opción de no
-    /// llamar", a pause of a second, and the next prompt; with the menu's last words and
-    /// their audio before it as context, base wrote those words and nothing else, with the
-    /// prompt and without, decode after decode, the closing one too.
-    #[test]
-    fn a_decode_that_holds_on_to_its_context_goes_again_without_it() {
-        let first = spread(
-            "marque el número cuatro para enviar esta persona a una opción de no llamar",
-            0.5,
-            5.5,
-        );
-        let second = spread(
-            "está a punto de entrar a la prueba de eco en este modo todo lo que diga será \
-             repetido",
-            7.0,
-            6.0,
-        );
-        let audio = speech_audio(&[(0.5, 6.0, 0.3), (7.0, 13.0, 0.3)], 15.0);
-        let (events, _) = replay(
-            &audio,
-            PolicyConfig::default(),
-            |job| {
-                let end = job.start + job.audio.len() as f64 / 16_000.0;
-                if job.start < 5.0 && end > 7.5 {
-                    // The menu's words, then nothing.
-                    let mut h = scripted(&first, job);
-                    h.words.retain(|w| w.end <= 6.0);
-                    h
-                } else {
-                    let mut h = scripted(&first, job);
-                    h.words.extend(scripted(&second, job).words);
-                    h
-                }
-            },
-            |_| 0.4,
-        );
-        let text = final_text(&events);
-        assert!(
-            text.ends_with(
-                "está a punto de entrar a la prueba de eco en este modo todo lo que \
-                            diga será repetido"
-            ),
-            "{text}"
-        );
-        assert_final_within(&events, 11.0, 5.0);
     }
 
     /// Recorded (Spanish program, an 8-kHz telephone menu, 117-130 s): each decode read the
