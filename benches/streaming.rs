@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench streaming -- [--model base] [--lang en|es] [--pacing virtual|realtime]
-//!     [--runs 3] [--explain] [--commit-age SECS] [--offline-greedy]
+//!     [--runs 3] [--explain] [--offline-greedy]
 //! ```
 //!
 //! Reports, median of `--runs`: streaming WER against the reference with its substitutions,
@@ -14,9 +14,7 @@
 //! peak RSS, and median latency in the first and the last minute. `--explain` says, for
 //! every word the offline transcript has and the stream does not, why (`stream::explain`);
 //! `--trace-out FILE` writes the offline segments, the stream's finals and the policy's
-//! decisions as JSON lines, to look at one lost phrase closely. `--commit-age` sets the
-//! policy's `commit_age` (seconds of audio after a word not agreed on before a decode's
-//! reading is committed; a large value turns it off).
+//! decisions as JSON lines, to look at one lost phrase closely.
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
@@ -231,7 +229,6 @@ fn stream_once(
     threads: usize,
     offline: &tolk::transcribe::Transcript,
     explain_it: bool,
-    commit_age: f64,
 ) -> Run {
     let secs = audio.len() as f64 / 16_000.0;
     let cpu0 = cpu_secs();
@@ -250,7 +247,6 @@ fn stream_once(
         false,
         PolicyConfig {
             trace: explain_it,
-            commit_age,
             ..PolicyConfig::default()
         },
         threads,
@@ -374,12 +370,6 @@ fn main() {
         Pacing::Virtual
     };
     let runs: usize = arg("--runs", "1").parse().expect("--runs N");
-    let commit_age: f64 = arg(
-        "--commit-age",
-        &PolicyConfig::default().commit_age.to_string(),
-    )
-    .parse()
-    .expect("--commit-age SECS");
     let trace_out = std::env::args()
         .any(|a| a == "--trace-out")
         .then(|| arg("--trace-out", ""));
@@ -426,7 +416,7 @@ fn main() {
     let mut all = Vec::new();
     for k in 0..runs {
         let r = stream_once(
-            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it, commit_age,
+            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it,
         );
         eprintln!("stream run {} ({:.0} s): {}", k + 1, r.wall, r.text);
         eprintln!("  {}", r.dropped);

@@ -43,11 +43,6 @@ pub struct PolicyConfig {
     /// The longest window decoded at once; beyond it the oldest uncommitted audio is
     /// committed as it stands.
     pub max_window: f64,
-    /// A word that decodes still read differently when one has heard this many seconds of
-    /// audio after it is committed as that decode reads it: agreement gets no better with
-    /// more audio after a word, and such words (an 8-kHz telephone menu read a new way by
-    /// every decode, recorded) otherwise waited for the pause or a full window, 6-12 s.
-    pub commit_age: f64,
     /// Audio kept before the detected speech start, so the first syllable is not cut.
     pub preroll: f64,
     /// The window is cut (at a committed word) once it is this long; the last
@@ -94,7 +89,6 @@ impl Default for PolicyConfig {
         PolicyConfig {
             step: 1.0,
             max_window: 12.0,
-            commit_age: 3.5,
             preroll: 0.5,
             trim_after: 10.0,
             context_words: 4,
@@ -858,17 +852,10 @@ impl Policy {
         // the audio that arrives during a decode is fed after its result; 110 words of a
         // Spanish IVR passage whose decodes never agreed were given up, step by step.)
         let cap_reached = self.media_now() + self.step - self.committed_until > self.window;
-        // Words the decode heard `commit_age` seconds of audio after, never agreed on: as
-        // this decode reads them (not its last word, not words squeezed to an instant,
-        // whose times say nothing).
-        let aged = words[..words.len().saturating_sub(1)]
-            .iter()
-            .take_while(|w| !squeezed(w) && to - w.end >= self.cfg.commit_age)
-            .count();
         let n_commit = if cap_reached {
             agreed.max(words.len().saturating_sub(2))
         } else {
-            agreed.max(aged)
+            agreed
         };
         self.commit(&words[..n_commit], now);
         self.older_words = if n_commit == 0 {
@@ -2650,45 +2637,6 @@ mod tests {
         // Three words agreed on first (the one before last is short at first); compared
         // only with the decode just before, 8.3 s.
         assert_final_within(&events, 7.0, 5.0);
-    }
-
-    /// Recorded (Spanish program, an 8-kHz telephone menu, 117-130 s): each decode read the
-    /// same words its own way ("ahora y en adelante" / "ORAIN ADELANTE" / "Laura I. En
-    /// Adelante"), so none agreed and they waited for the pause, 6-12 s. Once a decode has
-    /// heard seconds of audio after them, they are committed as it reads them.
-    #[test]
-    fn words_no_decodes_agree_on_are_committed_once_heard_well_past() {
-        let said = "marque el número tres para enviar este color al menú de tortura ahora y en \
-                    adelante marque el número cuatro para enviarlo a la gente";
-        let script = spread(said, 0.5, 11.0);
-        let audio = speech_audio(&[(0.5, 11.5, 0.3)], 14.0);
-        let (events, _) = replay(
-            &audio,
-            PolicyConfig::default(),
-            |job| {
-                let mut h = scripted(&script, job);
-                if !job.closing {
-                    // Every tentative decode spells every word its own way.
-                    for w in &mut h.words {
-                        w.text = format!("{}{}", w.text, job.id);
-                    }
-                }
-                h
-            },
-            |_| 0.4,
-        );
-        let words: usize = finals(&events)
-            .iter()
-            .map(|f| f.1.split_whitespace().count())
-            .sum();
-        assert_eq!(
-            words,
-            said.split_whitespace().count(),
-            "{}",
-            final_text(&events)
-        );
-        // Heard 3.5 s past, at the next step; waiting for the pause, 10.8 s.
-        assert_final_within(&events, 9.0, 5.0);
     }
 
     /// A long utterance whose decodes never agree (each hears its first word differently,
