@@ -14,7 +14,8 @@
 //! peak RSS, and median latency in the first and the last minute. `--explain` says, for
 //! every word the offline transcript has and the stream does not, why (`stream::explain`);
 //! `--trace-out FILE` writes the offline segments, the stream's finals and the policy's
-//! decisions as JSON lines, to look at one lost phrase closely.
+//! decisions as JSON lines, to look at one lost phrase closely. `--offline-greedy` also
+//! prints the offline WER with greedy decoding; `--runs 0` stops after the offline ones.
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
