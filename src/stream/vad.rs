@@ -93,6 +93,11 @@ impl Vad {
         self.speaking
     }
 
+    /// Quiet frames since the last loud one (a pause under way, or the hangover).
+    pub fn quiet_frames(&self) -> usize {
+        self.quiet_run
+    }
+
     /// Frames analysed so far.
     pub fn frames(&self) -> u64 {
         self.frames
