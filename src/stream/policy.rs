@@ -925,11 +925,22 @@ impl Policy {
             .into_iter()
             .filter(|&k| k >= 2)
             .collect();
+        let aligned = align_prefix(&ctx, &hyp);
         if let Some(echo) = nearest_in_time(&echoes, &ends, at) {
-            self.dropped.repetition += 1;
-            return words.into_iter().skip(echo).collect();
+            // Unless the window's context words explain more of the hypothesis: context
+            // audio read beginning with the words the committed text ends with (recorded:
+            // "... quite different" committed, the context "very different than the acoustic
+            // corpus ..." read again as "quite different than the acoustic corpus ...", and
+            // 11 of its words were committed a second time as new).
+            match aligned {
+                Some(k) if k > echo => {}
+                _ => {
+                    self.dropped.repetition += 1;
+                    return words.into_iter().skip(echo).collect();
+                }
+            }
         }
-        let mut skip = match align_prefix(&ctx, &hyp) {
+        let mut skip = match aligned {
             Some(k) => k,
             None => {
                 // By time; but the last committed word heard again among the words time
@@ -1228,6 +1239,18 @@ impl Policy {
             let none = rest.iter().filter(|w| squeezed(w)).count();
             after_speech = none * 2 >= rest.len();
             words.truncate(cut);
+            // What comes before the loop is no speech either when half of it is squeezed
+            // into no time: Whisper wrote a phrase over audio it did not hear, then looped
+            // on it (recorded, in every run of the English program at 289-291 s, a quiet
+            // "But um": "I really don't know if we'll talk like this..." three times over, a
+            // phrase committed ten seconds before; its first time was kept, 5 of its 9 words
+            // at the window's end).
+            let unheard = words.iter().filter(|w| squeezed(w)).count();
+            if unheard * 2 >= words.len() {
+                self.dropped.compression += 1;
+                self.recent.clear();
+                return (Vec::new(), Some(Guard::Compression));
+            }
         }
         if (looping && !after_speech)
             || compression_ratio(&join_words(&words)) > self.cfg.compression_ratio_threshold
@@ -2708,7 +2731,6 @@ mod tests {
         assert_final_within(&events, 9.0, 5.0);
     }
 
-
     /// Recorded (the term test's synthesised "Tais Plus in Kyrgyzstan gives PrEP and PEP to
     /// key populations."): the tentative decodes, greedy, read "Ties plus incurgistan"; the
     /// closing decode, beam search, "Tais Plus in Kyrgyzstan" — the glossary's evidence. A
@@ -2821,6 +2843,38 @@ mod tests {
         let recent = ws("for an operator press zero for");
         let hyp = ws("press zero you are about to enter an echo test");
         assert_eq!(tail_anchor(&recent, &hyp, 8), [2]);
+    }
+
+    /// Recorded (English program, the closing decode of a quiet "But um" at 289.3-291.2 s,
+    /// with the prompt): a phrase committed ten seconds before, written three times over, the
+    /// first time half squeezed into the window's end. Nothing of it was heard: the decode
+    /// failed (and is run again without the prompt), none of it is kept.
+    #[test]
+    fn a_loop_whose_first_time_was_not_heard_either_is_dropped_whole() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let unit = [
+            (" I", 289.33, 289.45),
+            (" really", 289.8, 290.18),
+            (" don't", 290.18, 290.7),
+            (" know", 290.7, 291.2),
+            (" if", 291.2, 291.2),
+            (" we'll", 291.2, 291.2),
+            (" talk", 291.2, 291.2),
+            (" like", 291.2, 291.2),
+            (" this...", 291.2, 291.2),
+        ];
+        let mut words: Vec<Word> = unit.iter().map(|&(t, a, b)| word(t, a, b)).collect();
+        for _ in 0..2 {
+            words.extend(unit.iter().map(|&(t, _, _)| word(t, 291.2, 291.2)));
+        }
+        let (kept, guard) = p.accept(Hypothesis {
+            words,
+            no_speech_prob: 0.02,
+            avg_logprob: -0.4,
+            language: "en".into(),
+        });
+        assert_eq!(join_words(&kept), "");
+        assert_eq!(guard, Some(Guard::Compression));
     }
 
     /// Recorded on jfk.wav: the closing decode of "ask not" went on over the pause,
@@ -3276,6 +3330,75 @@ mod tests {
         let (kept, guard) = p.accept(hyp);
         assert_eq!(join_words(&kept), "different than the");
         assert_eq!(guard, None);
+    }
+
+    /// Recorded (English program, 98-108 s, the sick corpus): the committed text ended
+    /// "... is also quite different"; the window's context words were "very different than
+    /// the acoustic corpus ... quite different", and the next decode, hearing them again,
+    /// read "quite different than ...": the same two words the committed text ends with.
+    /// Taken for an echo of the committed end, only those two were dropped, and eleven
+    /// context words were committed a second time.
+    #[test]
+    fn context_that_begins_like_the_committed_end_is_not_taken_for_an_echo() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let before = [
+            (" I", 97.12, 97.19),
+            (" have", 97.19, 97.49),
+            (" a", 97.49, 97.56),
+        ];
+        let context = [
+            (" very", 98.57, 98.74),
+            (" different", 98.74, 99.03),
+            (" than", 99.13, 99.37),
+            (" the", 99.37, 100.24),
+            (" acoustic", 100.28, 101.15),
+            (" corpus.", 101.75, 102.97),
+            (" The", 102.85, 103.12),
+            (" reporting", 103.12, 103.95),
+            (" environment", 103.95, 104.57),
+            (" is", 104.57, 104.68),
+            (" also", 104.68, 104.9),
+            (" quite", 104.9, 105.21),
+            (" different", 105.21, 105.57),
+        ];
+        let committed: Vec<Word> = before
+            .iter()
+            .chain(&context)
+            .map(|&(t, a, b)| word(t, a, b))
+            .collect();
+        p.commit(&committed, 107.7);
+        p.window_words = committed[before.len()..].to_vec();
+        let heard: Vec<Word> = [
+            (" quite", 98.57, 99.02),
+            (" different", 99.11, 100.05),
+            (" than", 100.05, 100.58),
+            (" the", 100.58, 100.92),
+            (" acoustic", 100.92, 101.8),
+            (" corpus.", 101.82, 102.85),
+            (" The", 102.85, 103.12),
+            (" reporting", 103.12, 103.95),
+            (" environment", 103.95, 104.57),
+            (" is", 104.57, 104.68),
+            (" also", 104.68, 104.9),
+            (" quite", 104.9, 105.21),
+            (" different", 105.21, 105.57),
+            (" and", 106.73, 106.84),
+            (" I'm", 106.84, 106.94),
+            (" saying", 106.94, 107.17),
+            (" a", 107.17, 107.2),
+            (" bunch", 107.2, 107.39),
+            (" of", 107.39, 107.45),
+            (" different", 107.48, 107.87),
+            (" things.", 107.87, 108.0),
+        ]
+        .iter()
+        .map(|&(t, a, b)| word(t, a, b))
+        .collect();
+        let new = p.new_words(heard);
+        assert_eq!(
+            join_words(&new),
+            "and I'm saying a bunch of different things."
+        );
     }
 
     #[test]
