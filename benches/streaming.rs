@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench streaming -- [--model base] [--lang en|es] [--pacing virtual|realtime]
-//!     [--runs 3] [--explain] [--offline-greedy]
+//!     [--runs 3] [--explain] [--offline-greedy] [--second-pass 0,12,28]
 //! ```
 //!
 //! Reports, median of `--runs`: streaming WER against the reference with its substitutions,
@@ -16,6 +16,9 @@
 //! `--trace-out FILE` writes the offline segments, the stream's finals and the policy's
 //! decisions as JSON lines, to look at one lost phrase closely. `--offline-greedy` also
 //! prints the offline WER with greedy decoding; `--runs 0` stops after the offline ones.
+//! `--second-pass SECS,…` scores, after each run, the stream's text revised by beam-5 decodes
+//! of its utterances, joined into chunks of up to SECS seconds (0: each alone): a design
+//! measured before it is built.
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ use tolk::stream::engine::{self, Pacing};
 use tolk::stream::explain::{self, Trace};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig, Word};
-use tolk::transcribe::Model;
+use tolk::transcribe::{Language, Model, Options};
 
 mod common;
 use common::{arg, cpu_secs, percentile, program};
@@ -316,6 +319,147 @@ fn stream_once(
     }
 }
 
+/// `--second-pass CHUNKS`: what the stream would read if each utterance (from the voice
+/// detector's start to its end, as the policy traced them) were decoded again with beam 5
+/// once it ended, its text replacing the finals inside it — a design not built, measured
+/// before it is (issue 13). With `chunk` seconds above 0, consecutive utterances are decoded
+/// together while they span no more than that (the window length a live decoder would need).
+/// Returns the revised text, the decoder seconds it took per audio second, the decodes'
+/// count, p50 decoder seconds, and their p50 / max length in seconds.
+fn second_pass(
+    model: &Model,
+    audio: &[f32],
+    trace: &[Trace],
+    final_words: &[Word],
+    lang: &str,
+    threads: usize,
+    chunk: f64,
+) -> (String, f64, usize, f64, f64, f64) {
+    let secs = audio.len() as f64 / 16_000.0;
+    let cfg = PolicyConfig::default();
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    let mut open = None;
+    for t in trace {
+        match t {
+            Trace::SpeechStart { at } => {
+                open.get_or_insert(*at);
+            }
+            Trace::SpeechEnd { at } => {
+                if let Some(s) = open.take() {
+                    spans.push((s, *at));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = open {
+        spans.push((s, secs));
+    }
+    // Pre-roll and tail as the live decodes have them, never into the next utterance.
+    let padded: Vec<(f64, f64)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, e))| {
+            let lo = if i > 0 {
+                (spans[i - 1].1 + s) / 2.0
+            } else {
+                0.0
+            };
+            let hi = spans.get(i + 1).map_or(secs, |n| (e + n.0) / 2.0);
+            ((s - cfg.preroll).max(lo), (e + cfg.tail).min(hi))
+        })
+        .collect();
+    let mut chunks: Vec<(f64, f64)> = Vec::new();
+    for &(s, e) in &padded {
+        match chunks.last_mut() {
+            Some(c) if e - c.0 <= chunk => c.1 = e,
+            _ => chunks.push((s, e)),
+        }
+    }
+    let mut pieces: Vec<(f64, String)> = Vec::new();
+    let mut each = Vec::new();
+    let t = Instant::now();
+    for &(s, e) in &chunks {
+        let t1 = Instant::now();
+        let a = ((s * 16_000.0) as usize).min(audio.len());
+        let b = ((e * 16_000.0) as usize).min(audio.len());
+        if b - a < 1_600 {
+            continue;
+        }
+        // Prompted with the text before it, as the live decodes are.
+        let before: Vec<&str> = pieces.iter().map(|p| p.1.as_str()).collect();
+        let before = before.join(" ");
+        let prompt = before
+            .char_indices()
+            .rev()
+            .nth(200)
+            .map_or(before.as_str(), |(i, _)| &before[i..]);
+        let text = model
+            .transcribe(
+                &audio[a..b],
+                &Options {
+                    language: Language::Code(lang.into()),
+                    beam_size: 5,
+                    threads,
+                    translate: false,
+                    prompt: (!prompt.is_empty()).then(|| prompt.to_string()),
+                },
+            )
+            .expect("second pass decode")
+            .text();
+        pieces.push((s, speech_only(&text)));
+        each.push(t1.elapsed().as_secs_f64());
+    }
+    let cost = t.elapsed().as_secs_f64() / secs;
+    for w in final_words {
+        if !padded.iter().any(|&(s, e)| w.start < e && s < w.end) {
+            pieces.push((w.start, w.text.clone()));
+        }
+    }
+    pieces.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let text = pieces
+        .iter()
+        .map(|p| p.1.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut lens: Vec<f64> = chunks.iter().map(|(s, e)| e - s).collect();
+    let n = lens.len();
+    (
+        text,
+        cost,
+        n,
+        percentile(&mut each, 0.5),
+        percentile(&mut lens, 0.5),
+        percentile(&mut lens, 1.0),
+    )
+}
+
+/// `text` without Whisper's non-speech tags ("[BLANK_AUDIO]", "(laughs)") and with a word
+/// said more than five times running cut to five (the live guards do as much).
+fn speech_only(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut tag = false;
+    for w in text.split_whitespace() {
+        if w.starts_with('[') || w.starts_with('(') {
+            tag = true;
+        }
+        let was = tag;
+        if w.ends_with(']') || w.ends_with(')') {
+            tag = false;
+        }
+        if was {
+            continue;
+        }
+        let same =
+            |x: &&str| tolk::stream::policy::normalise(x) == tolk::stream::policy::normalise(w);
+        if out.len() >= 5 && out[out.len() - 5..].iter().all(same) {
+            continue;
+        }
+        out.push(w);
+    }
+    out.join(" ")
+}
+
 /// The median of `f` over the runs.
 fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
     let mut v: Vec<f64> = runs.iter().map(f).collect();
@@ -374,7 +518,17 @@ fn main() {
     let trace_out = std::env::args()
         .any(|a| a == "--trace-out")
         .then(|| arg("--trace-out", ""));
-    let explain_it = trace_out.is_some() || std::env::args().any(|a| a == "--explain");
+    let second: Vec<f64> = std::env::args()
+        .any(|a| a == "--second-pass")
+        .then(|| arg("--second-pass", "0"))
+        .map(|v| {
+            v.split(',')
+                .map(|c| c.parse().expect("--second-pass SECS,SECS,…"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let explain_it =
+        trace_out.is_some() || !second.is_empty() || std::env::args().any(|a| a == "--explain");
     let model = Arc::new(common::model(&model_name));
 
     let (audio, reference) = program(&root, &lang, f64::INFINITY);
@@ -423,6 +577,28 @@ fn main() {
         eprintln!("  {}", r.dropped);
         if let Some(e) = &r.explained {
             print_explained(e);
+        }
+        for &chunk in &second {
+            let (text, cost, n, each, p50, max) = second_pass(
+                &model,
+                &audio,
+                &r.trace,
+                &r.final_words,
+                &lang,
+                threads,
+                chunk,
+            );
+            let w = tolk::eval::wer(&reference, &text, &lang);
+            println!(
+                "second pass, chunks up to {chunk} s ({n} decodes of p50 {p50:.1} s, max {max:.1} s, beam 5, p50 {each:.2} s each): WER {:.1}% (S {} / D {} / I {}), {:.2} x offline; {:.2} decoder s per audio s",
+                100.0 * w.rate(),
+                w.substitutions,
+                w.deletions,
+                w.insertions,
+                w.rate() / off.rate().max(1e-9),
+                cost
+            );
+            eprintln!("second pass ({chunk} s) text: {text}");
         }
         if let Some(path) = &trace_out {
             let mut lines = Vec::new();
