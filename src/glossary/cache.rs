@@ -24,7 +24,8 @@ struct CachedFile {
 type CachedPatterns = BTreeMap<String, Patterns>;
 
 /// Bumped whenever [`CacheEntry`] or what it holds changes meaning.
-const CACHE_FORMAT: u32 = 1;
+/// 2: folding joins acronyms spelled out letter by letter.
+const CACHE_FORMAT: u32 = 2;
 
 impl Glossary {
     /// Reads a glossary file through a cache in `dir`: the file parsed, checked and its

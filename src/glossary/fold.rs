@@ -67,8 +67,68 @@ pub fn fold_text(text: &str, lang: &str) -> String {
     fold_with(text, lang, false).text
 }
 
+/// The separators inside acronyms spelled out letter by letter ("N S W P", "U.N.", "H-I-V"):
+/// byte ranges of `text` that folding drops, so the letters fold to one word ("nswp") as the
+/// acronym written whole does. A run is three capital letters or more, each a word alone,
+/// separated by spaces, dots or hyphens — or two with dots ("U.N.").
+fn spelled_out(text: &str) -> Vec<(usize, usize)> {
+    let mut skip = Vec::new();
+    // The current run: its letters' count, the separators between them, whether dotted.
+    let mut seps: Vec<(usize, usize)> = Vec::new();
+    let mut letters = 0;
+    let mut dotted = false;
+    let mut close = |seps: &mut Vec<(usize, usize)>, letters: usize, dotted: bool| {
+        if letters >= 3 || (letters == 2 && dotted) {
+            skip.extend_from_slice(&seps[..letters - 1]);
+        }
+        seps.clear();
+    };
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if !c.is_alphanumeric() {
+            continue;
+        }
+        // A word: c and the letters after it.
+        let mut end = i + c.len_utf8();
+        let mut single = true;
+        while let Some(&(j, d)) = chars.peek() {
+            if !(d.is_alphanumeric() || is_combining_mark(d)) {
+                break;
+            }
+            single = false;
+            end = j + d.len_utf8();
+            chars.next();
+        }
+        let letter = single && c.is_uppercase();
+        // Separated from the run's last letter by dots, hyphens and spaces only.
+        let joins = letter
+            && letters > 0
+            && seps.last().is_some_and(|&(a, b)| {
+                b == i && b - a <= 3 && text[a..b].chars().all(|x| matches!(x, ' ' | '.' | '-'))
+            });
+        if letter && joins {
+            letters += 1;
+        } else {
+            close(&mut seps, letters, dotted);
+            letters = usize::from(letter);
+            dotted = false;
+        }
+        if letter {
+            // The separator after this letter, up to the next word (or the text's end).
+            let after = text[end..]
+                .find(|x: char| x.is_alphanumeric())
+                .map_or(text.len(), |k| end + k);
+            dotted |= text[end..after].contains('.');
+            seps.push((end, after));
+        }
+    }
+    close(&mut seps, letters, dotted);
+    skip
+}
+
 fn fold_with(text: &str, lang: &str, with_map: bool) -> Folded {
     let lang = base_lang(lang);
+    let skip = spelled_out(text);
     let mut out = Folded {
         text: String::with_capacity(text.len()),
         map: Vec::with_capacity(if with_map { text.len() } else { 0 }),
@@ -92,6 +152,9 @@ fn fold_with(text: &str, lang: &str, with_map: bool) -> Folded {
         }
     };
     for (i, c) in text.char_indices() {
+        if skip.iter().any(|&(a, b)| a <= i && i < b) {
+            continue;
+        }
         let range = (i, i + c.len_utf8());
         if c.is_ascii() {
             // ASCII is its own decomposition; most captions and patterns are mostly ASCII.
@@ -353,6 +416,27 @@ mod tests {
     }
 
     /// The text alone is the same text, ASCII or not.
+    #[test]
+    fn acronyms_spelled_out_fold_as_written_whole() {
+        assert_eq!(fold_text("the N S W P said", "en"), "the nswp said");
+        assert_eq!(
+            fold_text("N.S.W.P. and U.N. staff", "en"),
+            "nswp and un staff"
+        );
+        assert_eq!(fold_text("H-I-V test", "en"), fold_text("HIV test", "en"));
+        assert_eq!(fold_text("В И Ч", "ru"), fold_text("ВИЧ", "ru"));
+        // Not an acronym: two capitals without dots, letters in a list, a lone "I".
+        assert_eq!(fold_text("plan B I think", "en"), "plan b i think");
+        assert_eq!(fold_text("options A, B, C", "en"), "option a b c");
+        assert_eq!(fold_text("I said a b c", "en"), "i said a b c");
+        // The joined word maps back to the letters' whole span.
+        let text = "ask the N S W P now";
+        let f = fold(text, "en");
+        let at = f.text.find("nswp").expect("joined");
+        assert_eq!(f.map[at].0, text.find('N').unwrap());
+        assert_eq!(f.map[at + 3].1, text.find('P').unwrap() + 1);
+    }
+
     #[test]
     fn the_text_alone_is_the_same_text() {
         for (t, l) in [
