@@ -243,7 +243,7 @@ lang = "en"
 text = "NSWP"
 [[concept.asr]]
 lang = "en"
-heard = "N S W P"
+heard = "NSW P"
 "#,
             )
             .unwrap(),
@@ -259,7 +259,7 @@ heard = "N S W P"
             last_event.clone(),
             &queued,
         );
-        sink.on_event(0, final_("Maria Lopez spoke for N S W P.", "", 1.0, 3.0));
+        sink.on_event(0, final_("Maria Lopez spoke for NSW P.", "", 1.0, 3.0));
         sink.on_event(
             1,
             Emitted {
