@@ -2705,16 +2705,7 @@ mod tests {
         let (events, _) = replay(
             &audio,
             PolicyConfig::default(),
-            |job| {
-                let mut h = scripted(&script, job);
-                if !job.closing {
-                    // Every tentative decode spells every word its own way.
-                    for w in &mut h.words {
-                        w.text = format!("{}{}", w.text, job.id);
-                    }
-                }
-                h
-            },
+            |job| spelled_anew(&script, job),
             |_| 0.4,
         );
         let words: usize = finals(&events)
@@ -2744,15 +2735,7 @@ mod tests {
         let (events, _) = replay(
             &audio,
             PolicyConfig::default(),
-            |job| {
-                let mut h = scripted(&script, job);
-                if !job.closing {
-                    for w in &mut h.words {
-                        w.text = format!("{}{}", w.text, job.id);
-                    }
-                }
-                h
-            },
+            |job| spelled_anew(&script, job),
             |_| 0.4,
         );
         assert_eq!(final_text(&events), said);
@@ -3052,6 +3035,18 @@ mod tests {
 
     /// Whisper's answer for a window from a script of words: those the window overlaps, a
     /// word cut by the window's end coming out wrong.
+    /// [`scripted`], but every tentative decode spells every word its own way (no two agree);
+    /// the closing decode reads the script.
+    fn spelled_anew<S: AsRef<str>>(script: &[(S, f64, f64)], job: &DecodeJob) -> Hypothesis {
+        let mut h = scripted(script, job);
+        if !job.closing {
+            for w in &mut h.words {
+                w.text = format!("{}{}", w.text, job.id);
+            }
+        }
+        h
+    }
+
     fn scripted<S: AsRef<str>>(script: &[(S, f64, f64)], job: &DecodeJob) -> Hypothesis {
         let end = job.start + job.audio.len() as f64 / 16_000.0;
         Hypothesis {
