@@ -415,7 +415,6 @@ mod tests {
         assert_eq!(&t[s..e], "décriminalisées");
     }
 
-    /// The text alone is the same text, ASCII or not.
     #[test]
     fn acronyms_spelled_out_fold_as_written_whole() {
         assert_eq!(fold_text("the N S W P said", "en"), "the nswp said");
@@ -437,6 +436,7 @@ mod tests {
         assert_eq!(f.map[at + 3].1, text.find('P').unwrap() + 1);
     }
 
+    /// The text alone is the same text, ASCII or not.
     #[test]
     fn the_text_alone_is_the_same_text() {
         for (t, l) in [
