@@ -29,7 +29,7 @@ use tolk::stream::engine::{self, Pacing};
 use tolk::stream::explain::{self, Trace};
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig, Word};
-use tolk::transcribe::{Language, Model, Options};
+use tolk::transcribe::Model;
 
 mod common;
 use common::{arg, cpu_secs, percentile, program};
@@ -319,13 +319,24 @@ fn stream_once(
     }
 }
 
+/// What [`second_pass`] read and what it cost.
+struct SecondPass {
+    text: String,
+    /// Decoder seconds per audio second.
+    cost: f64,
+    decodes: usize,
+    /// p50 decoder seconds of one decode.
+    decode_p50: f64,
+    /// p50 and longest audio of one decode, seconds.
+    len_p50: f64,
+    len_max: f64,
+}
+
 /// `--second-pass CHUNKS`: what the stream would read if each utterance (from the voice
 /// detector's start to its end, as the policy traced them) were decoded again with beam 5
 /// once it ended, its text replacing the finals inside it — a design not built, measured
 /// before it is (issue 13). With `chunk` seconds above 0, consecutive utterances are decoded
 /// together while they span no more than that (the window length a live decoder would need).
-/// Returns the revised text, the decoder seconds it took per audio second, the decodes'
-/// count, p50 decoder seconds, and their p50 / max length in seconds.
 fn second_pass(
     model: &Model,
     audio: &[f32],
@@ -334,27 +345,10 @@ fn second_pass(
     lang: &str,
     threads: usize,
     chunk: f64,
-) -> (String, f64, usize, f64, f64, f64) {
+) -> SecondPass {
     let secs = audio.len() as f64 / 16_000.0;
     let cfg = PolicyConfig::default();
-    let mut spans: Vec<(f64, f64)> = Vec::new();
-    let mut open = None;
-    for t in trace {
-        match t {
-            Trace::SpeechStart { at } => {
-                open.get_or_insert(*at);
-            }
-            Trace::SpeechEnd { at } => {
-                if let Some(s) = open.take() {
-                    spans.push((s, *at));
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = open {
-        spans.push((s, secs));
-    }
+    let spans = explain::utterances(trace, secs);
     // Pre-roll and tail as the live decodes have them, never into the next utterance.
     let padded: Vec<(f64, f64)> = spans
         .iter()
@@ -394,19 +388,8 @@ fn second_pass(
             .rev()
             .nth(200)
             .map_or(before.as_str(), |(i, _)| &before[i..]);
-        let text = model
-            .transcribe(
-                &audio[a..b],
-                &Options {
-                    language: Language::Code(lang.into()),
-                    beam_size: 5,
-                    threads,
-                    translate: false,
-                    prompt: (!prompt.is_empty()).then(|| prompt.to_string()),
-                },
-            )
-            .expect("second pass decode")
-            .text();
+        let prompt = (!prompt.is_empty()).then(|| prompt.to_string());
+        let text = common::offline_prompted(model, &audio[a..b], lang, threads, 5, prompt).text();
         pieces.push((s, speech_only(&text)));
         each.push(t1.elapsed().as_secs_f64());
     }
@@ -423,15 +406,14 @@ fn second_pass(
         .collect::<Vec<_>>()
         .join(" ");
     let mut lens: Vec<f64> = chunks.iter().map(|(s, e)| e - s).collect();
-    let n = lens.len();
-    (
+    SecondPass {
         text,
         cost,
-        n,
-        percentile(&mut each, 0.5),
-        percentile(&mut lens, 0.5),
-        percentile(&mut lens, 1.0),
-    )
+        decodes: lens.len(),
+        decode_p50: percentile(&mut each, 0.5),
+        len_p50: percentile(&mut lens, 0.5),
+        len_max: percentile(&mut lens, 1.0),
+    }
 }
 
 /// `text` without Whisper's non-speech tags ("[BLANK_AUDIO]", "(laughs)") and with a word
@@ -579,7 +561,7 @@ fn main() {
             print_explained(e);
         }
         for &chunk in &second {
-            let (text, cost, n, each, p50, max) = second_pass(
+            let p = second_pass(
                 &model,
                 &audio,
                 &r.trace,
@@ -588,17 +570,21 @@ fn main() {
                 threads,
                 chunk,
             );
-            let w = tolk::eval::wer(&reference, &text, &lang);
+            let w = tolk::eval::wer(&reference, &p.text, &lang);
             println!(
-                "second pass, chunks up to {chunk} s ({n} decodes of p50 {p50:.1} s, max {max:.1} s, beam 5, p50 {each:.2} s each): WER {:.1}% (S {} / D {} / I {}), {:.2} x offline; {:.2} decoder s per audio s",
+                "second pass, chunks up to {chunk} s ({} decodes of p50 {:.1} s, max {:.1} s, beam 5, p50 {:.2} s each): WER {:.1}% (S {} / D {} / I {}), {:.2} x offline; {:.2} decoder s per audio s",
+                p.decodes,
+                p.len_p50,
+                p.len_max,
+                p.decode_p50,
                 100.0 * w.rate(),
                 w.substitutions,
                 w.deletions,
                 w.insertions,
                 w.rate() / off.rate().max(1e-9),
-                cost
+                p.cost
             );
-            eprintln!("second pass ({chunk} s) text: {text}");
+            eprintln!("second pass ({chunk} s) text: {}", p.text);
         }
         if let Some(path) = &trace_out {
             let mut lines = Vec::new();

@@ -52,6 +52,18 @@ pub fn offline_with_beam(
     threads: usize,
     beam_size: usize,
 ) -> Transcript {
+    offline_prompted(model, audio, lang, threads, beam_size, None)
+}
+
+/// [`offline_with_beam`] with Whisper's prompt (the text before `audio`).
+pub fn offline_prompted(
+    model: &Model,
+    audio: &[f32],
+    lang: &str,
+    threads: usize,
+    beam_size: usize,
+    prompt: Option<String>,
+) -> Transcript {
     model
         .transcribe(
             audio,
@@ -60,7 +72,7 @@ pub fn offline_with_beam(
                 beam_size,
                 threads,
                 translate: false,
-                prompt: None,
+                prompt,
             },
         )
         .expect("offline transcription")

@@ -184,6 +184,28 @@ pub fn explain(offline: &[TimedWord], finals: &[Word], trace: &[Trace], lang: &s
     }
 }
 
+/// The utterances the voice detector heard, from the trace: (start, end) in media seconds;
+/// one still open at the trace's end ends at `open_end`.
+pub fn utterances(trace: &[Trace], open_end: f64) -> Vec<(f64, f64)> {
+    let mut speech = Vec::new();
+    let mut open: Option<f64> = None;
+    for t in trace {
+        match t {
+            Trace::SpeechStart { at } => open = Some(*at),
+            Trace::SpeechEnd { at } => {
+                if let Some(s) = open.take() {
+                    speech.push((s, *at));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = open {
+        speech.push((s, open_end));
+    }
+    speech
+}
+
 fn has(words: &[Word], w: &TimedWord, lang: &str) -> bool {
     words.iter().any(|x| {
         x.end + SLACK >= w.start
@@ -198,8 +220,6 @@ fn cause(w: &TimedWord, trace: &[Trace], lang: &str) -> Cause {
     // Decoded at all?
     let mut decoded = false;
     let mut skipped = false;
-    let mut speech: Vec<(f64, f64)> = Vec::new();
-    let mut open: Option<f64> = None;
     for t in trace {
         match t {
             Trace::Decode {
@@ -214,18 +234,10 @@ fn cause(w: &TimedWord, trace: &[Trace], lang: &str) -> Cause {
                 }
             }
             Trace::GivenUp { from, to, .. } => skipped |= mid >= *from && mid <= *to,
-            Trace::SpeechStart { at } => open = Some(*at),
-            Trace::SpeechEnd { at } => {
-                if let Some(s) = open.take() {
-                    speech.push((s, *at));
-                }
-            }
             _ => {}
         }
     }
-    if let Some(s) = open {
-        speech.push((s, f64::MAX));
-    }
+    let speech = utterances(trace, f64::MAX);
     if !decoded {
         if skipped {
             return Cause::Skipped;
