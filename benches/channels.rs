@@ -113,6 +113,7 @@ fn main() {
                         policy: PolicyConfig::default(),
                         hints: Vec::new(),
                         translate: false,
+                        revise: true,
                         fault: None,
                     })
                     .expect("channel")

@@ -157,7 +157,7 @@ fn soak(
                         in_silences.push(format!("partial {start:.1}–{end:.1}: {t}"));
                     }
                 }
-                Event::Trace(_) => {}
+                Event::Trace(_) | Event::Revised(_) => {}
             }
             rss[cycle_of(e.at.min(secs))] = rss_mb();
         },
@@ -221,6 +221,22 @@ struct Run {
     final_words: Vec<Word>,
     /// When each of `final_words` was emitted (engine seconds).
     final_at: Vec<f64>,
+    /// In real time: the finals' text with their revisions ([`tolk::stream::revise`]).
+    revised: Option<Revised>,
+}
+
+/// What the record reads once revised, and when.
+#[derive(Debug, Clone)]
+struct Revised {
+    wer: tolk::eval::Wer,
+    vs_offline: tolk::eval::Wer,
+    /// Seconds from the end of a revised final's audio to its revision, p50 and max.
+    delay_p50: f64,
+    delay_max: f64,
+    /// Chunks revised, refused, given up.
+    chunks: (u64, u64, u64),
+    text: String,
+    marked: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -244,6 +260,12 @@ fn stream_once(
     let mut final_at: Vec<f64> = Vec::new();
     let mut trace: Vec<Trace> = Vec::new();
     let mut partials = 0usize;
+    // Each final's segment, for its revision to find it.
+    let mut starts: Vec<u64> = Vec::new();
+    let mut revised_finals: Vec<(usize, String)> = Vec::new();
+    // The first final of each revised chunk (for the marked record).
+    let mut chunk_starts: Vec<usize> = Vec::new();
+    let mut revised_delay: Vec<f64> = Vec::new();
     let stats = engine::run(
         model,
         audio,
@@ -256,11 +278,17 @@ fn stream_once(
         threads,
         pacing,
         |e| match e.event {
-            Event::Final { text, words, .. } => {
+            Event::Final {
+                text,
+                words,
+                segment,
+                ..
+            } => {
                 for w in &words {
                     word_lat.push((w.end, e.at - w.end));
                 }
                 finals.push(text);
+                starts.push(segment);
                 final_at.extend(words.iter().map(|_| e.at));
                 final_words.extend(words);
             }
@@ -271,12 +299,66 @@ fn stream_once(
                 }
             }
             Event::Trace(t) => trace.push(t),
+            Event::Revised(r) => {
+                if let Some(p) = r.pieces.first() {
+                    if let Some(i) = starts.iter().rposition(|s| *s == p.segment) {
+                        chunk_starts.push(i);
+                    }
+                }
+                for p in r.pieces {
+                    if let Some(i) = starts.iter().rposition(|s| *s == p.segment) {
+                        revised_delay.push(e.at - p.end);
+                        revised_finals.push((i, p.text));
+                    }
+                }
+            }
         },
     )
     .expect("stream");
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     let text = finals.join(" ");
+    let revised = (pacing == Pacing::RealTime).then(|| {
+        let mut record = finals.clone();
+        for (i, t) in &revised_finals {
+            record[*i].clone_from(t);
+        }
+        // The record as read, "‖" where a revised chunk begins, ⟦unrevised finals⟧.
+        let marked: Vec<String> = (0..record.len())
+            .map(|i| {
+                let bar = if chunk_starts.contains(&i) {
+                    "‖ "
+                } else {
+                    ""
+                };
+                if revised_finals.iter().any(|(j, _)| *j == i) {
+                    format!("{bar}{}", record[i].trim())
+                } else {
+                    format!("⟦{}⟧", finals[i].trim())
+                }
+            })
+            .collect();
+        let marked = marked.join(" ");
+        let record: Vec<&str> = record
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let text = record.join(" ");
+        Revised {
+            wer: tolk::eval::wer(reference, &text, lang),
+            vs_offline: tolk::eval::wer(&offline.text(), &text, lang),
+            delay_p50: percentile(&mut revised_delay.clone(), 0.5),
+            delay_max: percentile(&mut revised_delay, 1.0),
+            chunks: (
+                stats.revisions,
+                stats.revisions_refused,
+                stats.revisions_given_up,
+            ),
+            text,
+            marked,
+        }
+    });
     let mut lat: Vec<f64> = word_lat.iter().map(|x| x.1).collect();
     let mut first: Vec<f64> = word_lat
         .iter()
@@ -316,6 +398,7 @@ fn stream_once(
         trace,
         final_words,
         final_at,
+        revised,
     }
 }
 
@@ -488,6 +571,13 @@ fn main() {
         eprintln!("streaming benchmark: run it with `cargo bench --bench streaming`");
         return;
     }
+    // `TOLK_LOG=tolk=debug`: the engine's counts and times (never words) on standard error.
+    if let Ok(filter) = std::env::var("TOLK_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model_name = arg("--model", "base");
     let lang = arg("--lang", "en");
@@ -559,6 +649,26 @@ fn main() {
         eprintln!("  {}", r.dropped);
         if let Some(e) = &r.explained {
             print_explained(e);
+        }
+        if let Some(v) = &r.revised {
+            eprintln!("revised run {}: {}", k + 1, v.text);
+            eprintln!("revised run {} marked: {}", k + 1, v.marked);
+            println!(
+                "revised (run {}): WER {:.1}% (S {} / D {} / I {}), {:.2} x offline, deletions {:.2} x, {:.1}% against the offline text; chunks revised / refused / given up {} / {} / {}; revision {:.1} s after the audio (p50; max {:.1} s)",
+                k + 1,
+                100.0 * v.wer.rate(),
+                v.wer.substitutions,
+                v.wer.deletions,
+                v.wer.insertions,
+                v.wer.rate() / off.rate().max(1e-9),
+                v.wer.deletions as f64 / (off.deletions as f64).max(1.0),
+                100.0 * v.vs_offline.rate(),
+                v.chunks.0,
+                v.chunks.1,
+                v.chunks.2,
+                v.delay_p50,
+                v.delay_max,
+            );
         }
         for &chunk in &second {
             let p = second_pass(

@@ -17,6 +17,7 @@ fn spec(name: &str, lang: &str, floor: bool) -> ChannelSpec {
         policy: PolicyConfig::default(),
         hints: Vec::new(),
         translate: false,
+        revise: false,
         fault: None,
     }
 }

@@ -96,6 +96,7 @@
   function message(m) {
     if (m.type === 'meeting') meeting(m);
     else if (m.type === 'final') { if (m.channel === channel && col.final(m)) follow(); }
+    else if (m.type === 'revised') { if (m.channel === channel) col.revised(m); }
     else if (m.type === 'snapshot') {
       if (m.channel !== channel) return;
       for (const f of m.finals || []) col.final(f);

@@ -96,6 +96,14 @@ window.Tolk = (() => {
         return true;
       },
       partial(text) { partial.textContent = text || ''; },
+      // A final shown before, its text revised (a decode of the whole passage, about half a
+      // minute later): replaced where it stands, nothing else moves.
+      revised(f) {
+        const el = captions.querySelector('span.final[data-seq="' + Number(f.seq) + '"]');
+        if (!el) return false;
+        el.replaceWith(finalSpan(f, marksOf(f), numbers));
+        return true;
+      },
     };
   }
 

@@ -138,6 +138,9 @@
     else if (m.type === 'final') {
       const col = colOf(m.channel);
       if (col && col.final(m)) { if (col === src) cards(m); follow(); }
+    } else if (m.type === 'revised') {
+      const col = colOf(m.channel);
+      if (col) col.revised(m);
     } else if (m.type === 'snapshot') {
       const col = colOf(m.channel);
       if (!col) return;

@@ -68,6 +68,12 @@
       if (c.untranscribed_secs > 0) parts.push(c.untranscribed_secs.toFixed(1) + ' s of speech not transcribed');
       if (parts.length) losses.push(c.label + ': ' + parts.join(', '));
     }
+    // The record's revision: how many passages of each channel were decoded again, and how
+    // many the machine had no idle core for (their captions stay as first sent).
+    const revised = s.channels
+      .filter((c) => c.revisions || c.revisions_given_up)
+      .map((c) => c.label + ' ' + c.revisions + (c.revisions_given_up ? ' (' + c.revisions_given_up + ' not revised: machine busy)' : ''));
+    $('revised').textContent = revised.length ? 'Passages revised for the record — ' + revised.join('; ') : '';
     $('summary').textContent = losses.length ? 'Captions incomplete — ' + losses.join('; ') : '';
   }
 

@@ -22,7 +22,9 @@ pub fn speed_factor(s: &str) -> Result<f64, String> {
 pub struct StreamArgs {
     /// The audio file.
     pub file: PathBuf,
-    /// Release the audio at real-time pace (as a live source would).
+    /// Release the audio at real-time pace (as a live source would). Finals are then also
+    /// revised as in a meeting: `{"type": "revised", "pieces": [...]}` lines follow them,
+    /// each piece a final's start, end and text from a decode of the whole passage.
     #[arg(long, conflicts_with = "fast")]
     pub realtime: bool,
     /// As fast as the CPU allows, with a virtual clock that measures each decode: the same
@@ -129,6 +131,25 @@ pub fn run(args: StreamArgs, cache: &Cache) -> Result<()> {
                     let a = annotator.annotate(g, &text, &l, start, end, v["type"] == "final");
                     v["text"] = serde_json::json!(a.text);
                     v["glossary"] = serde_json::json!({
+                        "corrections": a.corrections,
+                        "hits": a.hits,
+                        "flags": a.flags,
+                    });
+                }
+            }
+            // A revision (real time only): each piece annotated as its final was.
+            let heard = annotator.language(v["language"].as_str().unwrap_or_default());
+            if let (Some(g), Some(pieces)) = (&glossary, v["pieces"].as_array_mut()) {
+                let l = heard;
+                for p in pieces {
+                    let text = p["text"].as_str().unwrap_or_default().to_string();
+                    let (start, end) = (
+                        p["start"].as_f64().unwrap_or_default(),
+                        p["end"].as_f64().unwrap_or_default(),
+                    );
+                    let a = annotator.annotate(g, &text, &l, start, end, false);
+                    p["text"] = serde_json::json!(a.text);
+                    p["glossary"] = serde_json::json!({
                         "corrections": a.corrections,
                         "hits": a.hits,
                         "flags": a.flags,

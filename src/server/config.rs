@@ -48,6 +48,11 @@ pub struct MeetingSection {
     /// alone and rewrote sentences as lists of capitalised names.
     #[serde(default)]
     pub bias: bool,
+    /// Revise the record: each stretch of committed speech decoded again, whole, when a
+    /// core is idle, and its finals replaced in place (archive, exports, pages) about half
+    /// a minute later (`stream::revise`). On by default: it takes only idle cores.
+    #[serde(default = "yes")]
+    pub revise: bool,
     /// Flag stigmatising terms in captions.
     #[serde(default = "yes")]
     pub flags: bool,
@@ -306,6 +311,7 @@ impl MeetingConfig {
                 threads: None,
                 glossary: Some(PathBuf::from("glossaries/sex-work-rights.toml")),
                 bias: false,
+                revise: true,
                 flags: true,
                 demo: true,
                 downloads: false,

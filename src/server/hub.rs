@@ -184,6 +184,25 @@ impl Hub {
         }));
     }
 
+    /// Sends a final's revision (`revised`, the same seq) to every listener of its channel
+    /// and puts it in the final's place for snapshots and resumes (if still kept).
+    pub fn publish_revised(&self, channel: usize, f: Final, said: Option<Final>) {
+        let said = said.map(|s| ServerMessage::Revised(s).to_json().into());
+        let json = ServerMessage::Revised(f.clone()).to_json();
+        let mut st = lock(&self.state[channel]);
+        if let Some(kept) = st.ring.iter_mut().find(|k| k.seq == f.seq) {
+            *kept = f;
+        }
+        let event = st.next_event();
+        let _ = self.tx.send(Arc::new(Published {
+            channel,
+            event,
+            seq: None,
+            json: json.into(),
+            said,
+        }));
+    }
+
     /// Sends a `meeting` event (the meeting changed: off the record or back) to every
     /// subscribed listener.
     pub fn publish_meeting(&self, json: String) {

@@ -120,5 +120,28 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
         "counter",
         &|i| stats.get(i).map(|x| x.untranscribed_secs).unwrap_or(0.0),
     );
+    per(
+        &mut s,
+        "tolk_revisions_total",
+        "Chunks of a channel's finals revised by a decode of the whole passage (revised events follow).",
+        "counter",
+        &|i| stats.get(i).map_or(0.0, |x| x.revisions as f64),
+    );
+    per(
+        &mut s,
+        "tolk_revisions_refused_total",
+        "Revisions not used: they read worse than the stream (far fewer words, a loop), or the decode failed.",
+        "counter",
+        &|i| stats.get(i).map_or(0.0, |x| x.revisions_refused as f64),
+    );
+    per(
+        &mut s,
+        "tolk_revisions_given_up_total",
+        "Chunks of finals not revised: no idle core in time (the finals stay as sent).",
+        "counter",
+        &|i| stats.get(i).map_or(0.0, |x| x.revisions_given_up as f64),
+    );
+    let _ = writeln!(s, "# HELP tolk_revised_finals_total Finals replaced by their revision (archive, snapshots, listeners).\n# TYPE tolk_revised_finals_total counter\ntolk_revised_finals_total {}", p.revisions.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_revised_finals_dropped_total Final revisions dropped: the writer queue was full, or the final was no longer found.\n# TYPE tolk_revised_finals_dropped_total counter\ntolk_revised_finals_dropped_total {}", p.revisions_dropped.load(Relaxed) + p.revisions_unmatched.load(Relaxed));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
 }

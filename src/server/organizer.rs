@@ -42,6 +42,10 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
                 "audio_lost_secs": s.audio_lost_secs,
                 "untranscribed_secs": (s.untranscribed_secs * 10.0).round() / 10.0,
                 "restarts": s.restarts,
+                // The record revised (`stream::revise`): chunks revised, not used, given up.
+                "revisions": s.revisions,
+                "revisions_refused": s.revisions_refused,
+                "revisions_given_up": s.revisions_given_up,
                 "finals_lost": s.finals_lost,
                 "last_fault": s.last_fault.as_ref().map(|f| f.0.clone()),
                 "last_seq": app.hub.last_seq(i),

@@ -23,6 +23,13 @@
 //! archive holds them all. Meanwhile the organizer's page shows an alarm (the error, how many
 //! finals wait), `/healthz` says degraded, `/metrics` counts. While the archive fails, a final
 //! a listener has seen is in that memory only: a kill then loses it.
+//!
+//! A revision of a final (`stream::revise`: the same speech decoded again, whole) comes
+//! through the same queue, about half a minute after its final. The writer finds the final
+//! by its channel and segment (the engine's number of it) among the last [`REVISABLE`] it numbered, gives the
+//! revision that seq, replaces the archived text (only if the final was archived: one sent
+//! off the record stays unwritten) and publishes it (`revised`). A revision is dropped when
+//! the queue is full, like a partial (the final stays as it was; counted).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -55,10 +62,25 @@ pub const RETRY: Duration = Duration::from_secs(2);
 
 enum Job {
     /// A final (protected names withheld), and the words as said if they differ.
-    Final(usize, Final, Option<Box<Final>>),
+    /// With the engine's segment of the final (what a revision names).
+    Final(usize, u64, Final, Option<Box<Final>>),
     Partial(usize, Partial, Option<Partial>),
     /// Off the record (`true`) or back on, and the `meeting` event that says so.
     OffRecord(bool, String),
+    /// A final's revised text (seq 0: the writer finds the final by its segment).
+    Revised(usize, u64, Final, Option<Box<Final>>),
+}
+
+/// Finals per channel a revision can still find (by segment): at a final every two
+/// seconds, ten minutes; a revision comes about half a minute after its final.
+pub const REVISABLE: usize = 300;
+
+/// A final numbered and sent, as a revision finds it.
+struct Sent {
+    segment: u64,
+    seq: u64,
+    wall_ms: u64,
+    archived: bool,
 }
 
 /// Counters the server reports.
@@ -80,6 +102,11 @@ pub struct PipelineStats {
     pub archive_lost: AtomicU64,
     /// Off the record now (switched by the organizer; set by the writer, in order).
     pub off_record: AtomicBool,
+    /// Revisions published; dropped at a full queue; that found no final (older than
+    /// [`REVISABLE`] finals, or not sent).
+    pub revisions: AtomicU64,
+    pub revisions_dropped: AtomicU64,
+    pub revisions_unmatched: AtomicU64,
 }
 
 impl PipelineStats {
@@ -104,8 +131,8 @@ pub struct PipelineTx {
 impl PipelineTx {
     /// Queues a final (protected names withheld) and, if they differ, the words as said
     /// for interpreters (never archived); never waits (see the module doc).
-    pub fn final_(&self, channel: usize, f: Final, said: Option<Box<Final>>) {
-        self.send(Job::Final(channel, f, said));
+    pub fn final_(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>) {
+        self.send(Job::Final(channel, segment, f, said));
     }
 
     /// Queues the switch off the record (or back on) and the event that announces it, in
@@ -126,6 +153,20 @@ impl PipelineTx {
             };
         if !sent {
             self.stats.partials_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Queues a final's revision, or drops it (counted) if the queue is full or finals wait
+    /// behind it: the final stays as it was sent.
+    pub fn revised(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>) {
+        let overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = overflow.is_empty()
+            && !matches!(
+                self.tx.try_send(Job::Revised(channel, segment, f, said)),
+                Err(TrySendError::Full(_))
+            );
+        if !sent {
+            self.stats.revisions_dropped.fetch_add(1, Relaxed);
         }
     }
 
@@ -223,6 +264,7 @@ fn writer(
 ) {
     let mut pending: Vec<Job> = Vec::new();
     let mut store = Unwritten::default();
+    let mut sent: BTreeMap<usize, VecDeque<Sent>> = BTreeMap::new();
     loop {
         let first = match pending.pop() {
             Some(j) => j,
@@ -256,20 +298,49 @@ fn writer(
         }
         let off = stats.off_record.load(Relaxed);
         for job in &mut batch {
-            if let Job::Final(ch, f, said) = job {
-                hub.assign_seq(*ch, f);
-                if let Some(s) = said {
-                    s.seq = f.seq;
+            match job {
+                Job::Final(ch, segment, f, said) => {
+                    hub.assign_seq(*ch, f);
+                    if let Some(s) = said {
+                        s.seq = f.seq;
+                    }
+                    if archive.is_some() {
+                        store.add(f.clone(), off, &stats);
+                    }
+                    let recent = sent.entry(*ch).or_default();
+                    if recent.len() == REVISABLE {
+                        recent.pop_front();
+                    }
+                    recent.push_back(Sent {
+                        segment: *segment,
+                        seq: f.seq,
+                        wall_ms: f.wall_ms,
+                        archived: archive.is_some() && !off,
+                    });
                 }
-                if archive.is_some() {
-                    store.add(f.clone(), off, &stats);
+                Job::Revised(ch, segment, f, said) => {
+                    let found = sent
+                        .get(ch)
+                        .and_then(|r| r.iter().rev().find(|s| s.segment == *segment));
+                    let Some(s) = found else {
+                        stats.revisions_unmatched.fetch_add(1, Relaxed);
+                        continue;
+                    };
+                    (f.seq, f.wall_ms) = (s.seq, s.wall_ms);
+                    if let Some(x) = said {
+                        (x.seq, x.wall_ms) = (s.seq, s.wall_ms);
+                    }
+                    if s.archived {
+                        store.add(f.clone(), false, &stats);
+                    }
                 }
+                _ => {}
             }
         }
         store.write(&mut archive, &stats);
         for job in batch {
             match job {
-                Job::Final(ch, f, said) => {
+                Job::Final(ch, _, f, said) => {
                     stats.finals.fetch_add(1, Relaxed);
                     hub.publish_final_said(ch, f, said.map(|s| *s));
                 }
@@ -282,6 +353,12 @@ fn writer(
                     tracing::info!(off_record = off, "the organizer switched the record");
                     hub.publish_meeting(json);
                 }
+                // Seq 0: no final found (counted above).
+                Job::Revised(ch, _, f, said) if f.seq > 0 => {
+                    stats.revisions.fetch_add(1, Relaxed);
+                    hub.publish_revised(ch, f, said.map(|s| *s));
+                }
+                Job::Revised(..) => {}
             }
         }
     }
@@ -455,7 +532,12 @@ mod tests {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for i in 0..n {
-                    tx.final_(0, Final::test("floor", 0, &format!("final {i}")), None);
+                    tx.final_(
+                        0,
+                        i as u64,
+                        Final::test("floor", 0, &format!("final {i}")),
+                        None,
+                    );
                     if i % 100 == 0 {
                         let p = Partial {
                             channel: "floor".into(),
@@ -504,6 +586,45 @@ mod tests {
             "every final archived once the disk is free"
         );
     }
+    /// A revision finds its final by segment even when two finals share a start (the
+    /// policy clamps starts to go forward): it takes that final's seq, replaces its archived
+    /// text (and nothing else), and is published as `revised`; one naming no final sent is
+    /// counted, not published.
+    #[test]
+    fn a_revision_replaces_its_final_by_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let (mut rx, tx, stats, writer) = floor_pipeline(&path);
+        let at = |text: &str, start: f64| Final {
+            start,
+            end: start + 1.0,
+            ..Final::test("floor", 0, text)
+        };
+        tx.final_(0, 7, at("ask not", 1.0), None);
+        tx.final_(0, 8, at("what you", 1.0), None);
+        tx.revised(0, 8, at("what your country", 1.0), None);
+        tx.revised(0, 99, at("nowhere", 5.0), None);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(rx.blocking_recv().unwrap().json.to_string());
+        }
+        assert!(got[2].contains("\"type\":\"revised\""), "{got:?}");
+        assert!(
+            got[2].contains("\"seq\":2") && got[2].contains("what your country"),
+            "{got:?}"
+        );
+        drop(tx);
+        writer.join().unwrap();
+        assert_eq!(stats.revisions.load(Relaxed), 1);
+        assert_eq!(stats.revisions_unmatched.load(Relaxed), 1);
+        let archived = Archive::open(&path)
+            .unwrap()
+            .finals(Some("m"), "floor")
+            .unwrap();
+        let texts: Vec<(u64, &str)> = archived.iter().map(|f| (f.seq, f.text.as_str())).collect();
+        assert_eq!(texts, [(1, "ask not"), (2, "what your country")]);
+    }
+
     /// Publish after commit: while the archive's transaction cannot commit (another process
     /// holds the file locked) no listener gets the final; once it commits, they do, and it
     /// is on disk. A writer that published first would fail the first check.
@@ -515,7 +636,7 @@ mod tests {
         // Another process holds the archive locked: the writer's transaction waits.
         let lock = rusqlite::Connection::open(&path).unwrap();
         lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        tx.final_(0, Final::test("floor", 0, "held until on disk"), None);
+        tx.final_(0, 0, Final::test("floor", 0, "held until on disk"), None);
         std::thread::sleep(Duration::from_secs(2));
         assert!(
             rx.try_recv().is_err(),

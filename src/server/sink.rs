@@ -22,7 +22,10 @@ use super::wire::{Annotations, Final, Partial};
 /// each, the words as said for interpreters when protected names were withheld from it.
 pub trait Captions {
     fn partial(&self, channel: usize, p: Partial, said: Option<Partial>);
-    fn final_(&self, channel: usize, f: Final, said: Option<Box<Final>>);
+    /// `segment`: the engine's number of the final in its channel (a revision names it).
+    fn final_(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>);
+    /// A final sent before, revised (`f.seq` is 0: the writer finds it by `segment`).
+    fn revised(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>);
 }
 
 impl Captions for PipelineTx {
@@ -30,8 +33,12 @@ impl Captions for PipelineTx {
         PipelineTx::partial(self, channel, p, said)
     }
 
-    fn final_(&self, channel: usize, f: Final, said: Option<Box<Final>>) {
-        PipelineTx::final_(self, channel, f, said)
+    fn final_(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>) {
+        PipelineTx::final_(self, channel, segment, f, said)
+    }
+
+    fn revised(&self, channel: usize, segment: u64, f: Final, said: Option<Box<Final>>) {
+        PipelineTx::revised(self, channel, segment, f, said)
     }
 }
 
@@ -110,12 +117,18 @@ impl<C: Captions> Sink<C> {
                 )
             }
             Event::Final {
+                segment,
                 start,
                 end,
                 raw_text,
                 language,
                 ..
-            } => self.on_final(ch, start, end, raw_text, &language),
+            } => self.on_final(ch, segment, (start, end), raw_text, &language),
+            Event::Revised(r) => {
+                for p in r.pieces {
+                    self.on_revised(ch, p.segment, (p.start, p.end), p.text, &r.language);
+                }
+            }
         }
     }
 
@@ -130,19 +143,56 @@ impl<C: Captions> Sink<C> {
 
     /// A final as the engine gave it (media times of the channel's audio, the language it
     /// was heard in, empty if unknown): annotated, names withheld, queued.
-    pub fn on_final(&mut self, ch: usize, start: f64, end: f64, raw_text: String, heard: &str) {
+    pub fn on_final(
+        &mut self,
+        ch: usize,
+        segment: u64,
+        (start, end): (f64, f64),
+        raw_text: String,
+        heard: &str,
+    ) {
         self.finals[ch] += 1;
-        let c = &mut self.channels[ch];
-        if c.panic_at == Some(self.finals[ch]) {
+        if self.channels[ch].panic_at == Some(self.finals[ch]) {
             panic!("fault injected in the sink (TOLK_FAULT_PANIC)");
         }
+        let (f, said) = self.caption(ch, start, end, raw_text, heard, true);
+        self.out.final_(ch, segment, f, said);
+    }
+
+    /// A final's revised text (the same media times as the final it revises): annotated,
+    /// names withheld, queued — as the final was.
+    pub fn on_revised(
+        &mut self,
+        ch: usize,
+        segment: u64,
+        (start, end): (f64, f64),
+        raw_text: String,
+        heard: &str,
+    ) {
+        let (f, said) = self.caption(ch, start, end, raw_text, heard, false);
+        self.out.revised(ch, segment, f, said);
+    }
+
+    /// A final's text made into what listeners get: glossary annotations (`live`: it counts
+    /// as the channel's latest, for domain context), protected names withheld (then the
+    /// words as said beside it, for interpreters).
+    fn caption(
+        &mut self,
+        ch: usize,
+        start: f64,
+        end: f64,
+        raw_text: String,
+        heard: &str,
+        live: bool,
+    ) -> (Final, Option<Box<Final>>) {
+        let c = &mut self.channels[ch];
         let (start, end) = (c.time_base + start, c.time_base + end);
         let language = c.annotator.language(heard);
         let (text, glossary) = match &self.glossary {
             Some(g) => {
                 let a = c
                     .annotator
-                    .annotate(g, &raw_text, &language, start, end, true);
+                    .annotate(g, &raw_text, &language, start, end, live);
                 (
                     a.text,
                     Annotations {
@@ -166,8 +216,8 @@ impl<C: Captions> Sink<C> {
             glossary,
         };
         match self.redactor.as_ref().and_then(|r| r.final_(&f)) {
-            Some(withheld) => self.out.final_(ch, withheld, Some(Box::new(f))),
-            None => self.out.final_(ch, f, None),
+            Some(withheld) => (withheld, Some(Box::new(f))),
+            None => (f, None),
         }
     }
 }
@@ -190,8 +240,16 @@ mod tests {
                 .push((ch, p.text, said.map(|s| s.text)));
         }
 
-        fn final_(&self, ch: usize, f: Final, said: Option<Box<Final>>) {
+        fn final_(&self, ch: usize, _: u64, f: Final, said: Option<Box<Final>>) {
             let text = format!("{} [{} {}..{}]", f.text, f.language, f.start, f.end);
+            self.0
+                .lock()
+                .unwrap()
+                .push((ch, text, said.map(|s| s.text)));
+        }
+
+        fn revised(&self, ch: usize, _: u64, f: Final, said: Option<Box<Final>>) {
+            let text = format!("revised {} [{} {}..{}]", f.text, f.language, f.start, f.end);
             self.0
                 .lock()
                 .unwrap()
@@ -295,5 +353,47 @@ heard = "NSW P"
         assert!(!text.contains("Maria"), "{text}");
         assert_eq!(said.as_deref(), Some("con Maria Lopez"));
         assert!(last_event.iter().all(|t| t.load(Relaxed) > 0));
+    }
+
+    /// A revision names what it revises by the final's times as the final went out (based
+    /// the same way), and is redacted and corrected as a final is: a protected name the
+    /// long decode heard, and the stream did not, is still withheld.
+    #[test]
+    fn a_revision_is_withheld_and_timed_as_its_finals_were() {
+        let redactor = Redactor::new(&["Maria Lopez".to_string()]).unwrap();
+        let queued = Queued::default();
+        let mut sink = Sink::new(
+            vec![channel("floor", "en", 100.0)],
+            None,
+            redactor,
+            Arc::new(vec![AtomicU64::new(0)]),
+            &queued,
+        );
+        sink.on_event(0, final_("thanks to", "en", 1.0, 3.0));
+        sink.on_event(
+            0,
+            Emitted {
+                event: Event::Revised(crate::stream::revise::Revision {
+                    from: 0.5,
+                    to: 4.0,
+                    language: "en".into(),
+                    pieces: vec![crate::stream::revise::Piece {
+                        segment: 1,
+                        start: 1.0,
+                        end: 3.0,
+                        text: "thanks to Maria Lopez".into(),
+                    }],
+                }),
+                at: 30.0,
+            },
+        );
+        let q = queued.0.lock().unwrap();
+        assert_eq!(q.len(), 2, "{q:?}");
+        let (_, text, said) = &q[1];
+        assert!(text.starts_with("revised thanks to"), "{text}");
+        assert!(!text.contains("Maria"), "a protected name withheld: {text}");
+        assert!(text.ends_with("[en 101..103]"), "the final's times: {text}");
+        assert_eq!(q[0].1, "thanks to [en 101..103]");
+        assert_eq!(said.as_deref(), Some("thanks to Maria Lopez"));
     }
 }

@@ -297,6 +297,7 @@ fn open_channels(
                 },
                 hints,
                 translate,
+                revise: config.meeting.revise,
                 fault: injected.iter().find_map(|i| match i {
                     Injected::Engine(f) => Some(*f),
                     Injected::Sink(_) => None,

@@ -171,6 +171,9 @@ pub enum ServerMessage {
     },
     Partial(Partial),
     Final(Final),
+    /// A final sent before (same channel and seq), its text revised by a decode of the whole
+    /// stretch of speech around it, about half a minute later: replaces that final.
+    Revised(Final),
     Status {
         channel: String,
         state: ChannelState,

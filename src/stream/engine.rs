@@ -159,6 +159,10 @@ pub struct RunStats {
     pub decode_secs: f64,
     pub dropped: super::policy::Dropped,
     pub max_lag: f64,
+    /// In real time: chunks of finals revised, refused, given up ([`super::revise`]).
+    pub revisions: u64,
+    pub revisions_refused: u64,
+    pub revisions_given_up: u64,
 }
 
 /// Audio fed per tick of the driver: 100 ms.
@@ -308,6 +312,8 @@ fn run_realtime(
             policy: cfg,
             hints: Vec::new(),
             translate,
+            // In real time the stream's finals are revised as in a meeting.
+            revise: true,
             fault: None,
         })
         .map_err(stopped)?;
@@ -336,6 +342,9 @@ fn run_realtime(
             stats.max_lag = s.max_lag;
             stats.decodes = s.decodes;
             stats.dropped = s.dropped;
+            stats.revisions = s.revisions;
+            stats.revisions_refused = s.revisions_refused;
+            stats.revisions_given_up = s.revisions_given_up;
             engine.shutdown();
             // Events emitted between the last look and the end.
             while let Ok(e) = rx.try_recv() {

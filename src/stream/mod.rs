@@ -5,12 +5,15 @@
 //! - [`lang`]: language detection locking (pure).
 //! - [`engine`]: the edge: whisper.cpp on its own thread, virtual or real-time pacing.
 //! - [`scheduler`]: several channels on one model: one decoder thread, the floor first.
+//! - [`revise`]: the record revised: committed speech decoded again in long chunks, when a
+//!   core is idle.
 
 pub mod decoder;
 pub mod engine;
 pub mod explain;
 pub mod lang;
 pub mod policy;
+pub mod revise;
 pub mod scheduler;
 pub mod vad;
 

@@ -201,6 +201,10 @@ pub enum Event {
     },
     /// A decision of the policy, when [`PolicyConfig::trace`] is on.
     Trace(Trace),
+    /// Finals already emitted, revised: the same finals (by their times) with the text of
+    /// a long beam decode of their audio ([`super::revise`]; the scheduler's, never the
+    /// policy's). Its times are the channel's already.
+    Revised(super::revise::Revision),
 }
 
 impl Event {
@@ -233,7 +237,7 @@ impl Event {
                     w.end += secs;
                 }
             }
-            Event::Trace(_) => {}
+            Event::Trace(_) | Event::Revised(_) => {}
         }
         self
     }
@@ -1927,7 +1931,7 @@ mod tests {
                     }
                     last = None;
                 }
-                Event::Trace(_) => {}
+                Event::Trace(_) | Event::Revised(_) => {}
             }
         }
         assert!(partials > 0, "tentative text is shown before it is final");

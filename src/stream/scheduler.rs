@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 
 use super::decoder::{Decoder, Decoding, Emitted};
 use super::lang::LanguageMode;
-use super::policy::{Dropped, Policy, PolicyConfig};
+use super::policy::{Dropped, Event, Policy, PolicyConfig};
+use super::revise::{Chunker, Outcome, Reviser, RevisionJob};
 use crate::transcribe::{Model, TranscribeError};
 
 /// Capacity of a channel's audio inbox, in seconds of audio.
@@ -115,6 +116,9 @@ pub struct ChannelSpec {
     pub hints: Vec<String>,
     /// Whisper's translate task: English text of speech in `language`.
     pub translate: bool,
+    /// Revise its finals with long beam decodes when a core is idle ([`super::revise`]):
+    /// `Event::Revised` follows its finals about half a minute later.
+    pub revise: bool,
     /// Fault injection for the tests (the server sets it from `TOLK_FAULT_PANIC`).
     pub fault: Option<Fault>,
 }
@@ -174,6 +178,12 @@ pub struct ChannelStats {
     pub segments: u64,
     /// The last fault, and the engine time (seconds) it happened.
     pub last_fault: Option<(String, f64)>,
+    /// Chunks of its finals revised ([`super::revise`]), refused (the revision looked worse
+    /// than the stream, or whisper.cpp failed), and given up (the reviser's queue was full:
+    /// no idle core); the finals of the last two stay as they were sent.
+    pub revisions: u64,
+    pub revisions_refused: u64,
+    pub revisions_given_up: u64,
 }
 
 /// Errors of the engine.
@@ -473,11 +483,18 @@ struct Live<'m> {
     /// Speech given up by the policies before this one.
     untranscribed_before: f64,
     max_lag: f64,
+    /// Its audio and finals gathered for the reviser (when its spec says `revise`).
+    chunker: Option<Chunker>,
+    /// Its chunks at the reviser, waiting or being decoded.
+    revising: usize,
+    revisions: u64,
+    revisions_refused: u64,
+    revisions_given_up: u64,
 }
 
 /// The decoder thread's body: [`decoder_thread`] until shutdown, started again after a
 /// pause whenever it dies. The sink survives it (a panic in one event is caught there).
-fn supervise(model: &Model, decoding: Decoding, shared: &Shared, mut sink: Sink) {
+fn supervise(model: &Arc<Model>, decoding: Decoding, shared: &Shared, mut sink: Sink) {
     let start = Instant::now();
     let mut pause = RESTART_PAUSE;
     loop {
@@ -542,6 +559,12 @@ fn open_live(model: &Model, decoding: Decoding, o: Opening) -> Result<Live<'_>, 
     } = o;
     Ok(Live {
         id,
+        chunker: (spec.revise && !spec.translate)
+            .then(|| Chunker::new(time_offset, spec.hints.clone())),
+        revising: 0,
+        revisions: before.revisions,
+        revisions_refused: before.revisions_refused,
+        revisions_given_up: before.revisions_given_up,
         floor: spec.floor,
         policy: new_policy(&spec),
         decoder: decoding.decoder(model, spec.language.clone(), spec.translate)?,
@@ -561,14 +584,17 @@ fn open_live(model: &Model, decoding: Decoding, o: Opening) -> Result<Live<'_>, 
 }
 
 fn decoder_thread(
-    model: &Model,
+    model_arc: &Arc<Model>,
     decoding: Decoding,
     shared: &Shared,
     sink: &mut Sink,
     start: Instant,
 ) -> Result<(), EngineError> {
+    let model: &Model = model_arc;
     let now = || start.elapsed().as_secs_f64();
     let mut live: Vec<Live<'_>> = Vec::new();
+    // Started with the first channel that revises; stopped with this thread.
+    let mut reviser: Option<Reviser> = None;
     // The last decode was not the floor's: the floor, if due, goes next (see [`pick`]).
     let mut floor_turn = false;
     loop {
@@ -576,20 +602,30 @@ fn decoder_thread(
             return Ok(());
         };
         for o in opening {
+            let revise = o.spec.revise && !o.spec.translate;
             live.push(open_live(model, decoding, o)?);
+            if revise && reviser.is_none() {
+                // Its own threads: at SCHED_IDLE they take only cores nobody else wants.
+                reviser = Some(Reviser::start(model_arc.clone(), decoding.threads).map_err(
+                    |e| TranscribeError::Whisper(format!("cannot start the reviser thread: {e}")),
+                )?);
+            }
         }
         if !live.is_empty() || lock(shared).channels.is_empty() {
             lock(shared).down = None;
         }
         for taken in audio {
             if let Some(ch) = live.iter_mut().find(|c| c.id == taken.id) {
-                if let Err(why) = feed(ch, taken) {
+                if let Err(why) = feed(ch, taken, reviser.as_ref()) {
                     restart(ch, model, decoding, why, now())?;
                 }
             }
         }
         let decoded = decode_next(&mut live, &mut floor_turn, model, decoding, shared, &now)?;
-        deliver(&mut live, sink, now());
+        deliver(&mut live, sink, now(), reviser.as_ref());
+        if let Some(r) = &reviser {
+            revised(&mut live, r, sink, now());
+        }
         publish(shared, &mut live, decoded);
     }
 }
@@ -647,13 +683,21 @@ fn take_new(shared: &Shared, live: &[Live<'_>]) -> Option<(Vec<Opening>, Vec<Tak
     Some((opening, audio))
 }
 
-/// Feeds a channel's policy the audio taken; `Err` says why its recognition panicked.
-fn feed(ch: &mut Live<'_>, taken: Taken) -> Result<(), String> {
+/// Feeds a channel's policy (and its chunker) the audio taken; `Err` says why its
+/// recognition panicked.
+fn feed(ch: &mut Live<'_>, taken: Taken, reviser: Option<&Reviser>) -> Result<(), String> {
     if taken.lost > 0 {
         ch.lost_secs += taken.lost as f64 / super::SAMPLE_RATE_F;
     }
     let newly_finished = taken.finished && !ch.finished;
     ch.finished |= taken.finished;
+    if let Some(c) = &mut ch.chunker {
+        if taken.lost > 0 {
+            c.push_audio(&vec![0.0; taken.lost]);
+        }
+        let job = c.push_audio(&taken.samples);
+        submit(ch, job, reviser);
+    }
     catch_unwind(AssertUnwindSafe(|| {
         if taken.lost > 0 {
             // Silence in place of what was lost keeps media times true.
@@ -734,26 +778,90 @@ fn decode_next<'m>(
     }
 }
 
-/// Hands every channel's new events to the sink. A panic there loses that one event,
-/// counted and named; the channel and the sink go on.
-fn deliver(live: &mut [Live<'_>], sink: &mut Sink, t: f64) {
+/// Hands every channel's new events to the sink (and its finals to its chunker). A panic
+/// there loses that one event, counted and named; the channel and the sink go on.
+fn deliver(live: &mut [Live<'_>], sink: &mut Sink, t: f64, reviser: Option<&Reviser>) {
     for ch in live.iter_mut() {
         while let Some(event) = ch.policy.poll_event() {
             let event = event.shifted(ch.time_offset, ch.segment_offset);
-            let is_final = matches!(event, super::policy::Event::Final { .. });
-            let delivered =
-                catch_unwind(AssertUnwindSafe(|| sink(ch.id, Emitted { event, at: t })));
-            if let Err(panic) = delivered {
-                let why = format!(
-                    "a {} was lost in caption delivery ({})",
-                    if is_final { "final" } else { "partial" },
-                    panic_message(&*panic)
-                );
-                tracing::error!(channel = %ch.spec.name, "{why}");
-                ch.events_lost += 1;
-                ch.finals_lost += u64::from(is_final);
-                ch.last_fault = Some((why, t));
+            if let (
+                Some(c),
+                Event::Final {
+                    segment,
+                    start,
+                    end,
+                    text,
+                    language,
+                    ..
+                },
+            ) = (&mut ch.chunker, &event)
+            {
+                let job = c.on_final(*segment, *start, *end, text, language);
+                submit(ch, job, reviser);
             }
+            let is_final = matches!(event, Event::Final { .. });
+            to_sink(
+                ch,
+                sink,
+                event,
+                t,
+                if is_final { "final" } else { "partial" },
+            );
+        }
+        // The stream ended and everything is committed: the last chunk goes too.
+        if ch.finished && ch.policy.idle() {
+            let job = ch.chunker.as_mut().and_then(Chunker::finish);
+            submit(ch, job, reviser);
+        }
+    }
+}
+
+/// One event to the sink; a panic there loses it, counted and named.
+fn to_sink(ch: &mut Live<'_>, sink: &mut Sink, event: Event, t: f64, what: &str) {
+    let is_final = matches!(event, Event::Final { .. });
+    let delivered = catch_unwind(AssertUnwindSafe(|| sink(ch.id, Emitted { event, at: t })));
+    if let Err(panic) = delivered {
+        let why = format!(
+            "a {what} was lost in caption delivery ({})",
+            panic_message(&*panic)
+        );
+        tracing::error!(channel = %ch.spec.name, "{why}");
+        ch.events_lost += 1;
+        ch.finals_lost += u64::from(is_final);
+        ch.last_fault = Some((why, t));
+    }
+}
+
+/// Hands a channel's closed chunk to the reviser.
+fn submit(ch: &mut Live<'_>, job: Option<RevisionJob>, reviser: Option<&Reviser>) {
+    if let (Some(job), Some(r)) = (job, reviser) {
+        ch.revising += 1;
+        r.submit(ch.id, job);
+    }
+}
+
+/// Collects the reviser's outcomes: revisions go to the sink as [`Event::Revised`], the
+/// others are counted.
+fn revised(live: &mut [Live<'_>], r: &Reviser, sink: &mut Sink, t: f64) {
+    while let Some((id, outcome)) = r.try_recv() {
+        let Some(ch) = live.iter_mut().find(|c| c.id == id) else {
+            continue;
+        };
+        ch.revising = ch.revising.saturating_sub(1);
+        match outcome {
+            Outcome::Revised(rev) => {
+                ch.revisions += 1;
+                to_sink(ch, sink, Event::Revised(rev), t, "revision");
+            }
+            Outcome::Refused(why) => {
+                ch.revisions_refused += 1;
+                tracing::debug!(channel = %ch.spec.name, "revision not used: {why}");
+            }
+            Outcome::Failed(why) => {
+                ch.revisions_refused += 1;
+                tracing::warn!(channel = %ch.spec.name, "revision failed: {why}");
+            }
+            Outcome::GivenUp => ch.revisions_given_up += 1,
         }
     }
 }
@@ -788,12 +896,15 @@ fn publish(shared: &Shared, live: &mut Vec<Live<'_>>, decoded: bool) {
             }
             s.dropped = ch.policy.dropped;
             s.language = ch.decoder.lang.locked().map(str::to_string);
-            s.done = ch.finished && ch.policy.idle();
+            s.revisions = ch.revisions;
+            s.revisions_refused = ch.revisions_refused;
+            s.revisions_given_up = ch.revisions_given_up;
+            s.done = ch.finished && ch.policy.idle() && ch.revising == 0;
         }
     }
     let done: Vec<ChannelId> = live
         .iter()
-        .filter(|c| c.finished && c.policy.idle())
+        .filter(|c| c.finished && c.policy.idle() && c.revising == 0)
         .map(|c| c.id)
         .collect();
     st.inboxes.retain(|(id, _)| !done.contains(id));

@@ -192,6 +192,91 @@ fn listeners_get_every_final_in_order_and_resume_without_gap() {
 /// The broadcast queue is made small (`--broadcast-capacity 8`, 4,096 in a meeting) and the
 /// listener fills its socket by asking for snapshots again and again without reading them:
 /// what a phone does over half an hour happens here in seconds.
+/// The record revised (`stream::revise`): once the floor's speech is committed, it is
+/// decoded again, whole; each final it covers comes again as `revised` (same seq and
+/// times), replaces that final in the archive, the exports and late joiners' snapshots,
+/// and reads at least as well as the live finals did; the organizer and `/metrics` count it.
+#[test]
+fn the_record_is_revised_in_place_after_the_finals() {
+    let dir = tempfile::tempdir().unwrap();
+    write_meeting(dir.path(), false);
+    let file = dir.path().join("meeting.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("revise = false", "revise = true")).unwrap();
+    let _guard = whisper_lock();
+    let server = serve(dir.path());
+    let addr = server.addr.clone();
+    let mut ws = connect(&addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    let live_text = std::cell::RefCell::new(String::new());
+    follow(&mut ws, &mut seen, 120, |s| {
+        if s.revised.is_empty() {
+            *live_text.borrow_mut() = s.text("floor");
+        }
+        s.revised.iter().any(|r| r["channel"] == "floor")
+    });
+    // Whatever else is still coming (the chunk's other finals' revisions).
+    follow(&mut ws, &mut seen, 3, |_| false);
+    let revised: Vec<&Value> = seen
+        .revised
+        .iter()
+        .filter(|r| r["channel"] == "floor")
+        .collect();
+    assert!(!revised.is_empty(), "no revision came: {:?}", seen.other);
+    let finals = &seen.finals["floor"];
+    for r in &revised {
+        let f = finals
+            .iter()
+            .find(|f| f["seq"] == r["seq"])
+            .unwrap_or_else(|| panic!("a revision of a final never sent: {r}"));
+        assert_eq!((&f["start"], &f["end"]), (&r["start"], &r["end"]), "{r}");
+    }
+    let live = tolk::eval::wer(&reference("jfk.txt"), &live_text.borrow(), "en");
+    let record = tolk::eval::wer(&reference("jfk.txt"), &seen.text("floor"), "en");
+    assert!(
+        record.rate() <= live.rate().max(0.1),
+        "revised {:.2} ({}) against live {:.2} ({})",
+        record.rate(),
+        seen.text("floor"),
+        live.rate(),
+        live_text.borrow()
+    );
+
+    // The archive and a late joiner's snapshot hold the revised text.
+    let (code, body) = get(&addr, "/api/export/floor?format=json", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let archived: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let mut late = connect(&addr);
+    next(&mut late);
+    send_json(
+        &mut late,
+        json!({"type": "subscribe", "channels": ["floor"]}),
+    );
+    let snap = next(&mut late).expect("a snapshot");
+    for r in &revised {
+        let a = archived.iter().find(|a| a["seq"] == r["seq"]).unwrap();
+        assert_eq!(a["text"], r["text"], "archived");
+        let s = snap["finals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["seq"] == r["seq"])
+            .unwrap();
+        assert_eq!(s["text"], r["text"], "snapshot");
+    }
+    assert!(metric(&addr, "tolk_revisions_total{channel=\"floor\"}") >= 1.0);
+    // The floor's and the Spanish channel's.
+    assert!(metric(&addr, "tolk_revised_finals_total") as usize >= seen.revised.len());
+    let (_, organizer) = get(&addr, "/api/organizer", Some(TOKEN));
+    let organizer: Value = serde_json::from_str(&organizer).unwrap();
+    assert!(
+        organizer["channels"][0]["revisions"].as_u64().unwrap() >= 1,
+        "{organizer}"
+    );
+}
+
 #[test]
 fn a_listener_that_stops_reading_is_resynced_then_disconnected() {
     let dir = tempfile::tempdir().unwrap();

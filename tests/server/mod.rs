@@ -100,7 +100,9 @@ fn serve_command(mut cmd: std::process::Command, args: &[&str]) -> Server {
 }
 
 /// A meeting with an English floor (jfk.wav) and a Spanish channel (12 s of a Spanish
-/// recording), both played once at real-time pace.
+/// recording), both played once at real-time pace. The record is not revised: these tests
+/// compare what clients saw at different moments, and a revision in between would differ
+/// by design (`revise = true` is tested on its own, `captions::the_record_is_revised…`).
 fn write_meeting(dir: &Path, off_record: bool) {
     trimmed("es-demo-instruct.wav", dir, "es-12s.wav", 12);
     let text = format!(
@@ -111,6 +113,7 @@ off_record = {off_record}
 archive = "archive.sqlite"
 model = "base"
 glossary = "{glossary}"
+revise = false
 
 [[channel]]
 id = "floor"
@@ -176,6 +179,8 @@ struct Seen {
     ended: BTreeMap<String, bool>,
     statuses: Vec<Value>,
     errors: Vec<Value>,
+    /// `revised` messages (also applied to `finals`, as the pages do).
+    revised: Vec<Value>,
     other: Vec<Value>,
 }
 
@@ -203,6 +208,18 @@ impl Seen {
                 self.statuses.push(m);
             }
             "error" => self.errors.push(m),
+            "revised" => {
+                let ch = m["channel"].as_str().unwrap().to_string();
+                if let Some(f) = self
+                    .finals
+                    .get_mut(&ch)
+                    .and_then(|l| l.iter_mut().find(|f| f["seq"] == m["seq"]))
+                {
+                    *f = m.clone();
+                    f["type"] = "final".into();
+                }
+                self.revised.push(m);
+            }
             _ => self.other.push(m),
         }
     }

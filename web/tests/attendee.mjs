@@ -9,6 +9,15 @@ await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'es-AR' });
   const page = await context.newPage();
   const watched = watch(page);
+  // The floor's revisions as the server sends them (the record revised, about half a
+  // minute after the finals): the page must show each in its final's place.
+  let revised = null;
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => {
+    try {
+      const m = JSON.parse(f.payload);
+      if (m.type === 'revised' && m.channel === 'floor') revised = m;
+    } catch { /* not JSON: not ours to judge here */ }
+  }));
 
   await page.goto(url + '/?channel=floor');
   const finals = () => page.$$eval('#captions .final', (ps) => ps.map((p) => Number(p.dataset.seq)));
@@ -44,6 +53,14 @@ await run(async (browser) => {
   const saved = file ? (await import('node:fs')).readFileSync(file, 'utf8') : '';
   const shown = (await page.innerText('#captions .final')).trim().split(/\s+/).slice(0, 4).join(' ');
   check(saved.includes(shown), `the downloaded transcript (${download.suggestedFilename()}) holds the first final shown: “${shown}”`);
+
+  // The record revised: the final it names shows the revised text, where it stood.
+  for (let i = 0; i < 120 && !revised; i++) await page.waitForTimeout(1000);
+  check(revised, 'a revision of the floor came within two minutes');
+  const rev = revised;
+  await page.waitForTimeout(300);
+  const inPlace = await page.$eval(`#captions .final[data-seq="${rev.seq}"]`, (e) => e.textContent).catch(() => null);
+  check(inPlace !== null && inPlace.trim() === rev.text.trim(), `final ${rev.seq} shows its revision: “${inPlace}” / “${rev.text}”`);
 
   await page.screenshot({ path: `${out}/attendee-phone.png` });
   await accessible(page);
