@@ -25,7 +25,8 @@ await run(async (browser) => {
   const before = await finals();
   check(before.every((s, i) => i === 0 || s === before[i - 1] + 1), `finals in order before the drop: ${before}`);
   const said = await page.textContent('#state');
-  check(/^(en directo|los subtítulos|terminado)/.test(said) && await page.getAttribute('html', 'lang') === 'es', `the state is shown in the phone's language (es): ${said}`);
+  // Any state the meeting may be in (on a slow machine it may be "incomplete"), in Spanish.
+  check(/^(en directo|los subtítulos|subtítulos|terminado|conectando)/.test(said) && await page.getAttribute('html', 'lang') === 'es', `the state is shown in the phone's language (es): ${said}`);
 
   // The network drops for 6 s: the page says so, then catches up with no gap.
   await page.evaluate(() => window.tolkDebug.disconnect(6000));
@@ -75,7 +76,7 @@ await run(async (browser) => {
   await th.goto(url + '/?channel=es');
   await th.waitForFunction(() => document.querySelectorAll('#captions .final').length >= 1, null, { timeout: 120000 });
   const thState = await th.textContent('#state');
-  check(await th.getAttribute('html', 'lang') === 'th' && /^(สด|คำบรรยายล่าช้า|จบแล้ว)/.test(thState), `the state in Thai: ${thState}`);
+  check(await th.getAttribute('html', 'lang') === 'th' && /^(สด|คำบรรยาย|จบแล้ว|หยุดคำบรรยาย|กำลังเชื่อมต่อ)/.test(thState), `the state in Thai: ${thState}`);
   check(await th.getAttribute('#channels', 'aria-label') === 'ช่อง' && (await th.textContent('#larger')).includes('ตัวอักษรใหญ่ขึ้น'), 'the labels in Thai');
   watchedTh.done();
 });
