@@ -173,15 +173,7 @@ impl Hub {
         }
         // The partial it replaces is gone with it.
         st.partial = None;
-        // No listener is not an error: the event is kept in the ring.
-        let event = st.next_event();
-        let _ = self.tx.send(Arc::new(Published {
-            channel,
-            event,
-            seq: Some(seq),
-            json: json.into(),
-            said,
-        }));
+        self.send(&mut st, channel, Some(seq), json, said);
     }
 
     /// Sends a final's revision (`revised`, the same seq) to every listener of its channel
@@ -193,14 +185,7 @@ impl Hub {
         if let Some(kept) = st.ring.iter_mut().find(|k| k.seq == f.seq) {
             *kept = f;
         }
-        let event = st.next_event();
-        let _ = self.tx.send(Arc::new(Published {
-            channel,
-            event,
-            seq: None,
-            json: json.into(),
-            said,
-        }));
+        self.send(&mut st, channel, None, json, said);
     }
 
     /// Sends a `meeting` event (the meeting changed: off the record or back) to every
@@ -226,14 +211,7 @@ impl Hub {
         let json = ServerMessage::Partial(p.clone()).to_json();
         let mut st = lock(&self.state[channel]);
         st.partial = (!p.text.is_empty()).then_some(p);
-        let event = st.next_event();
-        let _ = self.tx.send(Arc::new(Published {
-            channel,
-            event,
-            seq: None,
-            json: json.into(),
-            said,
-        }));
+        self.send(&mut st, channel, None, json, said);
     }
 
     /// Sends a channel's status, if it changed (or the lag moved by more than a second).
@@ -253,13 +231,27 @@ impl Hub {
         }
         let json = status.message(&self.channels[channel].id).to_json();
         st.state = Some(status);
+        self.send(&mut st, channel, None, json, None);
+    }
+
+    /// Numbers a channel's event and queues it for every listener, under the channel's
+    /// lock (`st`), so that events go out in the order they are numbered. No listener is
+    /// not an error: finals are kept in the ring.
+    fn send(
+        &self,
+        st: &mut Slot,
+        channel: usize,
+        seq: Option<u64>,
+        json: String,
+        said: Option<Utf8Bytes>,
+    ) {
         let event = st.next_event();
         let _ = self.tx.send(Arc::new(Published {
             channel,
             event,
-            seq: None,
+            seq,
             json: json.into(),
-            said: None,
+            said,
         }));
     }
 
