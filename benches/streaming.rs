@@ -18,7 +18,10 @@
 //! prints the offline WER with greedy decoding; `--runs 0` stops after the offline ones.
 //! `--second-pass SECS,…` scores, after each run, the stream's text revised by beam-5 decodes
 //! of its utterances, joined into chunks of up to SECS seconds (0: each alone): a design
-//! measured before it is built.
+//! measured before it is built. `--finals-out FILE` writes each run's finals (`FILE.1`, …);
+//! `--replay FILE` then revises those finals again without streaming (the reviser's chunks
+//! and decodes, one after another) and scores the record: a change to the reviser measured
+//! on the same finals, in minutes.
 //! Prints Markdown rows for `benches/README.md`.
 
 use std::path::PathBuf;
@@ -223,6 +226,20 @@ struct Run {
     final_at: Vec<f64>,
     /// In real time: the finals' text with their revisions ([`tolk::stream::revise`]).
     revised: Option<Revised>,
+    /// The finals as emitted (`--finals-out`, `--replay`).
+    emitted: Vec<Emitted>,
+}
+
+/// A final as the engine emitted it: what a revision replay needs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Emitted {
+    segment: u64,
+    start: f64,
+    end: f64,
+    text: String,
+    language: String,
+    /// Engine seconds when it was emitted (the media time then, in real time).
+    at: f64,
 }
 
 /// What the record reads once revised, and when.
@@ -266,6 +283,7 @@ fn stream_once(
     // The first final of each revised chunk (for the marked record).
     let mut chunk_starts: Vec<usize> = Vec::new();
     let mut revised_delay: Vec<f64> = Vec::new();
+    let mut emitted: Vec<Emitted> = Vec::new();
     let stats = engine::run(
         model,
         audio,
@@ -282,11 +300,22 @@ fn stream_once(
                 text,
                 words,
                 segment,
+                start,
+                end,
+                language,
                 ..
             } => {
                 for w in &words {
                     word_lat.push((w.end, e.at - w.end));
                 }
+                emitted.push(Emitted {
+                    segment,
+                    start,
+                    end,
+                    text: text.clone(),
+                    language,
+                    at: e.at,
+                });
                 finals.push(text);
                 starts.push(segment);
                 final_at.extend(words.iter().map(|_| e.at));
@@ -319,32 +348,7 @@ fn stream_once(
     let cpu = cpu_secs() - cpu0;
     let text = finals.join(" ");
     let revised = (pacing == Pacing::RealTime).then(|| {
-        let mut record = finals.clone();
-        for (i, t) in &revised_finals {
-            record[*i].clone_from(t);
-        }
-        // The record as read, "‖" where a revised chunk begins, ⟦unrevised finals⟧.
-        let marked: Vec<String> = (0..record.len())
-            .map(|i| {
-                let bar = if chunk_starts.contains(&i) {
-                    "‖ "
-                } else {
-                    ""
-                };
-                if revised_finals.iter().any(|(j, _)| *j == i) {
-                    format!("{bar}{}", record[i].trim())
-                } else {
-                    format!("⟦{}⟧", finals[i].trim())
-                }
-            })
-            .collect();
-        let marked = marked.join(" ");
-        let record: Vec<&str> = record
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .collect();
-        let text = record.join(" ");
+        let (text, marked) = record(&finals, &revised_finals, &chunk_starts);
         Revised {
             wer: tolk::eval::wer(reference, &text, lang),
             vs_offline: tolk::eval::wer(&offline.text(), &text, lang),
@@ -399,7 +403,90 @@ fn stream_once(
         final_words,
         final_at,
         revised,
+        emitted,
     }
+}
+
+/// The record as read once revised (`finals` with each `(index, revised text)` put in), and
+/// the same marked: "‖" where a revised chunk begins (`chunk_starts`), ⟦unrevised finals⟧.
+fn record(
+    finals: &[String],
+    revised: &[(usize, String)],
+    chunk_starts: &[usize],
+) -> (String, String) {
+    let mut record = finals.to_vec();
+    for (i, t) in revised {
+        record[*i].clone_from(t);
+    }
+    let marked: Vec<String> = (0..record.len())
+        .map(|i| {
+            let bar = if chunk_starts.contains(&i) {
+                "‖ "
+            } else {
+                ""
+            };
+            if revised.iter().any(|(j, _)| *j == i) {
+                format!("{bar}{}", record[i].trim())
+            } else {
+                format!("⟦{}⟧", finals[i].trim())
+            }
+        })
+        .collect();
+    let text: Vec<&str> = record
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    (text.join(" "), marked.join(" "))
+}
+
+/// `--replay FILE`: the revision of a run's finals (written by `--finals-out`) decoded
+/// again here, one chunk after another, as the reviser would: the same chunks, the same
+/// decodes, without the stream (so a change to the reviser is measured on the same finals).
+/// Returns the record, marked, and the chunks revised and refused.
+fn replay(
+    model: &Model,
+    audio: &[f32],
+    emitted: &[Emitted],
+    threads: usize,
+) -> (String, String, usize, usize) {
+    use tolk::stream::revise::{self, Chunker, Outcome};
+    let mut chunker = Chunker::new(0.0, Vec::new());
+    let mut jobs = Vec::new();
+    let mut fed = 0usize;
+    let mut feed_to = |chunker: &mut Chunker, t: f64, jobs: &mut Vec<_>| {
+        let until = ((t * 16_000.0) as usize).min(audio.len());
+        while fed < until {
+            let n = (until - fed).min(1_600);
+            jobs.extend(chunker.push_audio(&audio[fed..fed + n]));
+            fed += n;
+        }
+    };
+    for f in emitted {
+        feed_to(&mut chunker, f.at, &mut jobs);
+        jobs.extend(chunker.on_final(f.segment, f.start, f.end, &f.text, &f.language));
+    }
+    feed_to(&mut chunker, f64::INFINITY, &mut jobs);
+    jobs.extend(chunker.finish());
+    let finals: Vec<String> = emitted.iter().map(|f| f.text.clone()).collect();
+    let index = |segment: u64| emitted.iter().rposition(|f| f.segment == segment);
+    let (mut revised, mut starts, mut refused) = (Vec::new(), Vec::new(), 0);
+    let n = jobs.len();
+    for job in jobs {
+        match revise::revise(model, threads, job) {
+            Outcome::Revised(r) => {
+                starts.extend(r.pieces.first().and_then(|p| index(p.segment)));
+                for p in r.pieces {
+                    if let Some(i) = index(p.segment) {
+                        revised.push((i, p.text));
+                    }
+                }
+            }
+            _ => refused += 1,
+        }
+    }
+    let (text, marked) = record(&finals, &revised, &starts);
+    (text, marked, n - refused, refused)
 }
 
 /// What [`second_pass`] read and what it cost.
@@ -635,10 +722,42 @@ fn main() {
             g.rate() / off.rate().max(1e-9)
         );
     }
+    if let Some(path) = std::env::args()
+        .any(|a| a == "--replay")
+        .then(|| arg("--replay", ""))
+    {
+        let emitted: Vec<Emitted> = std::fs::read_to_string(&path)
+            .expect("--replay FILE: the finals of a run (--finals-out)")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("--replay FILE: a final per line"))
+            .collect();
+        let stream: Vec<&str> = emitted.iter().map(|f| f.text.as_str()).collect();
+        let stream = tolk::eval::wer(&reference, &stream.join(" "), &lang);
+        let t = Instant::now();
+        let (text, marked, revised, refused) = replay(&model, &audio, &emitted, threads);
+        let w = tolk::eval::wer(&reference, &text, &lang);
+        eprintln!("replayed record: {text}\nmarked: {marked}");
+        println!(
+            "replay of {path} ({:.0} s): stream {:.1}% ({:.2} x offline); record revised {:.1}% (S {} / D {} / I {}), {:.2} x offline, {:.1}% against the offline text; chunks revised / refused {revised} / {refused}",
+            t.elapsed().as_secs_f64(),
+            100.0 * stream.rate(),
+            stream.rate() / off.rate().max(1e-9),
+            100.0 * w.rate(),
+            w.substitutions,
+            w.deletions,
+            w.insertions,
+            w.rate() / off.rate().max(1e-9),
+            100.0 * tolk::eval::wer(&offline.text(), &text, &lang).rate(),
+        );
+        return;
+    }
     if runs == 0 {
         // `--runs 0`: the offline transcriptions only.
         return;
     }
+    let finals_out = std::env::args()
+        .any(|a| a == "--finals-out")
+        .then(|| arg("--finals-out", ""));
 
     let mut all = Vec::new();
     for k in 0..runs {
@@ -695,6 +814,14 @@ fn main() {
                 p.cost
             );
             eprintln!("second pass ({chunk} s) text: {}", p.text);
+        }
+        if let Some(path) = &finals_out {
+            let lines: Vec<String> = r
+                .emitted
+                .iter()
+                .map(|f| serde_json::to_string(f).expect("json"))
+                .collect();
+            std::fs::write(format!("{path}.{}", k + 1), lines.join("\n")).expect("--finals-out");
         }
         if let Some(path) = &trace_out {
             let mut lines = Vec::new();

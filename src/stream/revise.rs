@@ -12,8 +12,8 @@
 //!
 //! [`Chunker`] (pure) gathers a channel's audio and finals into chunks of at most
 //! [`CHUNK_SECS`]; [`split`] gives each final of a chunk the revised words heard in its
-//! time; [`check`] refuses a revision that looks worse than the stream (far fewer words, a
-//! loop, an improbable decode). [`Reviser`] is the thread that decodes the chunks, at the
+//! time; [`check`] refuses a revision that looks worse than the stream (far fewer words,
+//! far more, a loop). [`Reviser`] is the thread that decodes the chunks, at the
 //! lowest CPU priority there is (`SCHED_IDLE`): it only ever runs on cores the live decodes
 //! and the server leave idle, so it costs live captions nothing. Its queue holds
 //! [`REVISE_QUEUE`] chunks; when full, the oldest is given up: its finals stay as they were
@@ -32,6 +32,9 @@ use crate::transcribe::{Language, Model, Options, Segment};
 
 /// The longest audio of one revision decode, seconds (whisper's window is 30 s; 28-s
 /// chunks measured 1.03 × offline's WER, 12-s chunks 1.42 ×: context is what helps).
+/// (Decoding 2 s more either side, each chunk keeping the words timed inside its own
+/// stretch, measured far worse: 2.22 × against 1.35 × on the same finals — a segment's
+/// times are too coarse to tell which side of a seam its words were said on.)
 pub const CHUNK_SECS: f64 = 28.0;
 /// Audio before a chunk's first final, when no chunk ends there (seconds).
 pub const LEAD: f64 = 1.0;
@@ -150,6 +153,7 @@ pub fn check(words: &[Word], finals: &[Piece]) -> Result<(), Refused> {
     }
     let text: String = words.iter().map(|w| w.text.as_str()).collect();
     if repeats_itself(words)
+        || says_again(words, finals)
         || words.iter().any(|w| syllable_loop(&w.text))
         || compression_ratio(&text) > MAX_COMPRESSION
     {
@@ -177,6 +181,39 @@ fn repeats_itself(words: &[Word]) -> bool {
             })
     })
 }
+
+/// Whether the revision says a phrase of [`PHRASE`] words (three of them different) at
+/// least twice more often than the stream did: Whisper looping over a sentence it had heard ("Dial 3, to send this
+/// color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and
+/// forevermore. Dial 3, to send this…", recorded at real time), too long for
+/// [`repeats_itself`].
+fn says_again(words: &[Word], finals: &[Piece]) -> bool {
+    use std::collections::HashMap;
+    fn phrases(words: &[String]) -> HashMap<&[String], usize> {
+        let mut n = HashMap::new();
+        for p in words.windows(PHRASE) {
+            // A phrase, not one or two words said again ("word, word, word…"): the
+            // speaker's, judged by `repeats_itself`.
+            if p.iter().collect::<std::collections::HashSet<_>>().len() >= 3 {
+                *n.entry(p).or_insert(0) += 1;
+            }
+        }
+        n
+    }
+    let revised: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
+    let stream: Vec<String> = finals
+        .iter()
+        .flat_map(|f| f.text.split_whitespace())
+        .map(normalise)
+        .collect();
+    let before = phrases(&stream);
+    phrases(&revised)
+        .into_iter()
+        .any(|(p, n)| n >= before.get(p).copied().unwrap_or(0) + 2)
+}
+
+/// See [`says_again`].
+const PHRASE: usize = 5;
 
 /// Each final of a chunk with the revised words heard in its time: a word goes to the
 /// final whose time holds its middle, or, between two finals, to the nearer (the boundary
@@ -443,7 +480,7 @@ fn quietest(audio: &VecDeque<f32>, at: f64, a: f64, b: f64) -> (f64, f32) {
 }
 
 /// `words` without the first ones that repeat the end of `before` (the text before the
-/// chunk, its prompt), when they lie in the chunk's first [`ECHO_SECS`] (from `from`):
+/// chunk, its prompt), when they begin in the chunk's first [`ECHO_SECS`] (from `from`):
 /// Whisper, prompted with text that stops mid-phrase, often writes the phrase's end again
 /// ("…contracted to" | "contracted to thine own bright eyes"), and a cut close to a word can
 /// give it to both chunks. The live path drops such echoes the same way
@@ -458,9 +495,12 @@ pub fn without_echo(mut words: Vec<Word>, before: &str, from: f64) -> Vec<Word> 
         .rev()
         .map(normalise)
         .collect();
+    // The echo starts at the seam; it may run on past ECHO_SECS (a slow speaker, a long
+    // segment's words spread over it).
+    let at_seam = words.first().is_some_and(|w| w.start < from + ECHO_SECS);
     let early: Vec<String> = words
         .iter()
-        .take_while(|w| w.start < from + ECHO_SECS)
+        .take(if at_seam { recent.len() } else { 0 })
         .map(|w| normalise(&w.text))
         .collect();
     if let Some(&k) = overlaps(&recent, &early).first() {
@@ -640,73 +680,115 @@ pub fn spread(segments: &[Segment], from: f64) -> Vec<Word> {
 }
 
 /// Decodes one chunk as `tolk transcribe` decodes (beam 5, timestamps, temperature
-/// fallback), in the channel's language, prompted with the text before it. When Whisper
-/// skipped part of it (far fewer words than the stream: it happens on long windows), each
-/// half is decoded alone and the halves that pass are used.
-fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
+/// fallback), in the channel's language, prompted with the text before it. A chunk
+/// refused (Whisper skipped much of it, or looped) is decoded again in halves ([`part`]):
+/// what still reads worse than the stream stays as the stream sent it. (Decoding again
+/// alone each run of finals a passed decode wrote far fewer words for read worse on the
+/// same finals — 12.2 % against 10.9 % without, some words said twice; `benches/README.md`
+/// — and was not kept.)
+pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
     let (from, to) = (job.from, job.from + job.secs());
-    let language = job.language.clone();
-    match decode(model, threads, &job) {
-        Ok(pieces) => Outcome::Revised(Revision {
+    let revised = |pieces: Vec<Piece>| {
+        Outcome::Revised(Revision {
             from,
             to,
-            language,
+            language: job.language.clone(),
             pieces,
-        }),
-        Err(Outcome::Refused(Refused::Fewer)) if job.finals.len() >= 2 => {
+        })
+    };
+    let words = match words_of(model, threads, &job) {
+        Ok(w) => w,
+        Err(failed) => return failed,
+    };
+    match checked(&words, &job) {
+        Ok(()) => revised(split(&words, &job.finals)),
+        // Whisper skipped much or looped: shorter windows often decode well.
+        Err(why) if job.finals.len() >= 2 => {
             let mut pieces = Vec::new();
-            for half in halves(job) {
-                if let Ok(p) = decode(model, threads, &half) {
-                    pieces.extend(p);
+            for half in halves(&job) {
+                if let Ok(w) = words_of(model, threads, &half) {
+                    if checked(&w, &half).is_ok() {
+                        pieces.extend(split(&w, &half.finals));
+                    }
                 }
             }
             if pieces.is_empty() {
-                Outcome::Refused(Refused::Fewer)
+                Outcome::Refused(why)
             } else {
-                Outcome::Revised(Revision {
-                    from,
-                    to,
-                    language,
-                    pieces,
-                })
+                revised(pieces)
             }
         }
-        Err(other) => other,
+        Err(why) => Outcome::Refused(why),
+    }
+}
+
+/// [`check`], and a debug line with the counts (never the words) when it refuses.
+fn checked(words: &[Word], job: &RevisionJob) -> Result<(), Refused> {
+    check(words, &job.finals).inspect_err(|why| {
+        tracing::debug!(
+            %why,
+            secs = job.secs(),
+            words = words.len(),
+            finals = job.finals.len(),
+            stream_words = job.finals.iter().map(|f| words_in(&f.text)).sum::<usize>(),
+            "revision not used"
+        );
+    })
+}
+
+fn words_in(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// The finals `run` of a chunk as a chunk of their own: their audio runs from half way
+/// through the gap before them to half way through the gap after (the chunk's ends at its
+/// ends); prompted with the text before them.
+fn part(job: &RevisionJob, run: std::ops::Range<usize>) -> RevisionJob {
+    let f = &job.finals;
+    let gap = |i: usize| (f[i - 1].end + f[i].start) / 2.0;
+    let ix =
+        |t: f64| (((t - job.from) * SAMPLE_RATE_F).round().max(0.0) as usize).min(job.audio.len());
+    let a = if run.start == 0 {
+        0
+    } else {
+        ix(gap(run.start))
+    };
+    let b = if run.end >= f.len() {
+        job.audio.len()
+    } else {
+        ix(gap(run.end))
+    };
+    let mut prompt = job.prompt.clone();
+    for p in &f[..run.start] {
+        prompt.push(' ');
+        prompt.push_str(&p.text);
+    }
+    RevisionJob {
+        from: job.from + a as f64 / SAMPLE_RATE_F,
+        audio: job.audio[a..b].to_vec(),
+        finals: f[run].to_vec(),
+        language: job.language.clone(),
+        prompt: prompt.trim().to_string(),
+        hints: job.hints.clone(),
     }
 }
 
 /// A chunk cut in two between the finals nearest its middle (in the gap between them).
-fn halves(job: RevisionJob) -> [RevisionJob; 2] {
+fn halves(job: &RevisionJob) -> [RevisionJob; 2] {
     let middle = job.from + job.secs() / 2.0;
-    let i = (0..job.finals.len() - 1)
+    let f = &job.finals;
+    let i = (1..f.len())
         .min_by(|&a, &b| {
-            let gap = |i: usize| (job.finals[i].end + job.finals[i + 1].start) / 2.0;
+            let gap = |i: usize| (f[i - 1].end + f[i].start) / 2.0;
             (gap(a) - middle).abs().total_cmp(&(gap(b) - middle).abs())
         })
-        .unwrap_or(0);
-    let cut = (job.finals[i].end + job.finals[i + 1].start) / 2.0;
-    let at = (((cut - job.from) * SAMPLE_RATE_F).max(0.0) as usize).min(job.audio.len());
-    let mut first = job;
-    let finals = first.finals.split_off(i + 1);
-    let audio = first.audio.split_off(at);
-    let mut prompt = first.prompt.clone();
-    for f in &first.finals {
-        prompt.push(' ');
-        prompt.push_str(&f.text);
-    }
-    let second = RevisionJob {
-        from: first.from + at as f64 / SAMPLE_RATE_F,
-        audio,
-        finals,
-        language: first.language.clone(),
-        prompt: prompt.trim().to_string(),
-        hints: first.hints.clone(),
-    };
-    [first, second]
+        .unwrap_or(1);
+    [part(job, 0..i), part(job, i..f.len())]
 }
 
-/// One decode of a chunk, its words given to its finals; `Err`: why not (refused or failed).
-fn decode(model: &Model, threads: usize, job: &RevisionJob) -> Result<Vec<Piece>, Outcome> {
+/// One decode of a chunk: its words (tags out, an echo of the text before dropped);
+/// `Err`: whisper.cpp failed, or the chunk has no language.
+fn words_of(model: &Model, threads: usize, job: &RevisionJob) -> Result<Vec<Word>, Outcome> {
     if job.language.is_empty() {
         return Err(Outcome::Refused(Refused::Empty));
     }
@@ -723,28 +805,11 @@ fn decode(model: &Model, threads: usize, job: &RevisionJob) -> Result<Vec<Piece>
             },
         )
         .map_err(|e| Outcome::Failed(e.to_string()))?;
-    let words = without_echo(
+    Ok(without_echo(
         spread(&transcript.segments, job.from),
         &job.prompt,
         job.from,
-    );
-    if let Err(why) = check(&words, &job.finals) {
-        // Counts only: a log must not carry words.
-        tracing::debug!(
-            %why,
-            secs = job.secs(),
-            words = words.len(),
-            finals = job.finals.len(),
-            stream_words = job
-                .finals
-                .iter()
-                .map(|f| f.text.split_whitespace().count())
-                .sum::<usize>(),
-            "revision not used"
-        );
-        return Err(Outcome::Refused(why));
-    }
-    Ok(split(&words, &job.finals))
+    ))
 }
 
 #[cfg(test)]
@@ -828,6 +893,19 @@ mod tests {
         assert_eq!(text(&got), "so the world's");
         let got = without_echo(words("and more", 60.0), "here are some words", 60.0);
         assert_eq!(text(&got), "and more");
+        // A long echo, its words spread over a slow segment (recorded at real time: "…no
+        // voice speech whatsoever here. | be no voice speech whatsoever here. Montreal").
+        let slow: Vec<Word> = "be no voice speech whatsoever here. Montreal forced a liner."
+            .split(' ')
+            .enumerate()
+            .map(|(i, x)| w(x, 90.0 + i as f64 * 0.6, 90.0 + i as f64 * 0.6 + 0.5))
+            .collect();
+        let got = without_echo(
+            slow,
+            "There's going to be no voice speech whatsoever here.",
+            90.0,
+        );
+        assert_eq!(text(&got), "Montreal forced a liner.");
     }
 
     /// Words spread over their segment, tags left out, times from the chunk's start.
@@ -904,11 +982,33 @@ mod tests {
         assert_eq!(check(&fine, &finals), Ok(()));
         let most = &fine[..8];
         assert_eq!(check(most, &finals), Err(Refused::Fewer));
+        // A sentence said once, written three times (recorded at real time).
+        let menu = [f(
+            0.0,
+            9.0,
+            "Dial 2, if you wish to send this color to voicemail now and forevermore. Dial 3, to send this color to the torture menus",
+        )];
+        let looped: Vec<Word> = "Dial 2, if you wish to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this"
+            .split(' ')
+            .enumerate()
+            .map(|(i, t)| w(t, i as f64 * 0.2, i as f64 * 0.2 + 0.2))
+            .collect();
+        assert_eq!(check(&looped, &menu), Err(Refused::Loop));
+        // The same sentence twice in the stream and in the revision is the speaker's.
+        let twice = [f(
+            0.0,
+            9.0,
+            "now and forevermore dial four now and forevermore dial five to allow",
+        )];
+        let said_twice: Vec<Word> =
+            "now and forevermore dial four now and forevermore dial five to allow"
+                .split(' ')
+                .enumerate()
+                .map(|(i, t)| w(t, i as f64 * 0.2, i as f64 * 0.2 + 0.2))
+                .collect();
+        assert_eq!(check(&said_twice, &twice), Ok(()));
     }
 
-    /// Finals of continuous speech: a chunk closes before the final that would take it past
-    /// CHUNK_SECS, its audio runs from just before its first final to where the next begins,
-    /// and the next chunk starts there (no audio between chunks is left out).
     /// A chunk Whisper skipped part of is decoded again in halves, cut between the finals
     /// nearest its middle: every final in one half, the audio split there, the second
     /// half prompted with the first's text.
@@ -926,14 +1026,19 @@ mod tests {
             prompt: "before".into(),
             hints: Vec::new(),
         };
-        let [a, b] = halves(job);
+        let [a, b] = halves(&job);
         assert_eq!(a.finals.len() + b.finals.len(), 3);
         assert_eq!(b.finals[0].text, "e f");
+        // The halves meet in the gap between the finals.
+        assert!((a.from - 10.0).abs() < 1e-3 && (a.secs() - 10.0).abs() < 1e-3);
         assert!((b.from - 20.0).abs() < 1e-3, "{}", b.from);
-        assert!((a.secs() + b.secs() - 20.0).abs() < 1e-3);
+        assert!((b.from + b.secs() - 30.0).abs() < 1e-3);
         assert_eq!(b.prompt, "before a b c d");
     }
 
+    /// Finals of continuous speech: a chunk closes before the final that would take it past
+    /// CHUNK_SECS, its audio runs from just before its first final to where the next begins,
+    /// and the next chunk starts there (no audio between chunks is left out).
     #[test]
     fn chunks_tile_the_speech_and_stay_under_whisper_window() {
         let mut c = Chunker::new(0.0, Vec::new());
