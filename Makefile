@@ -9,7 +9,7 @@ TOLK := target/release/tolk
 # Debian packages: the C/C++ build of whisper.cpp, ALSA and Opus for audio I/O, and the
 # tools the tests use to make and check audio (sox, opusenc, espeak-ng).
 # chromium: the pages' tests run in it (headless, driven by playwright-core from npm).
-DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-all opus-tools espeak-ng chromium pulseaudio pulseaudio-utils libasound2-plugins
+DEB_PACKAGES := cmake pkg-config g++ libasound2-dev libopus-dev sox libsox-fmt-all opus-tools espeak-ng chromium pulseaudio pulseaudio-utils libasound2-plugins nats-server
 MODEL ?= base
 TEST_MODELS := base tiny.en
 

@@ -19,6 +19,7 @@
 //! and calls into these modules.
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
 
+pub mod cluster;
 pub mod audio;
 pub mod eval;
 pub mod fuzz;

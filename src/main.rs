@@ -52,6 +52,8 @@ enum Command {
     },
     /// Run a meeting: transcribe its channels live and serve captions over WebSocket.
     Serve(ServeArgs),
+    /// Decode a room server's channels, offered over NATS (`[cluster]` in its meeting file).
+    Worker(cli::worker::WorkerArgs),
     /// Send a remote booth's audio (a sound card, or a recording) to a meeting's channel.
     Send(SendArgs),
     /// List the sound input devices (for a meeting file's `source = { kind = "device" }`).
@@ -123,6 +125,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Wer(args) => cli::wer::run(args),
         Command::Glossary { action } => cli::glossary::run(action),
         Command::Serve(args) => cli::serve::run(args, &cache),
+        Command::Worker(args) => cli::worker::run(args, &cache),
         Command::Send(args) => cli::send::run(args),
         Command::Devices => cli::send::devices(),
         Command::Export(args) => cli::archive::export(args),

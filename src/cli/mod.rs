@@ -9,6 +9,7 @@ pub mod serve;
 pub mod stream;
 pub mod transcribe;
 pub mod wer;
+pub mod worker;
 
 use std::io::Write;
 use std::path::Path;

@@ -16,6 +16,22 @@ pub struct MeetingConfig {
     pub meeting: MeetingSection,
     #[serde(rename = "channel")]
     pub channels: Vec<ChannelConfig>,
+    /// Recognition on other machines (`tolk worker`) over NATS; without it, all here.
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`: the channels' audio goes out to recognition workers over NATS and their
+/// captions come back (`crate::cluster`). The room server then decodes nothing itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The NATS server: `nats://HOST:4222`, or `tls://HOST:4222` (TLS required).
+    pub nats: String,
+    /// A NATS credentials file (`.creds`: a user JWT and its NKey seed); relative paths
+    /// from the meeting file's folder.
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +212,9 @@ impl MeetingConfig {
                 fix(path);
             }
         }
+        if let Some(p) = self.cluster.as_mut().and_then(|c| c.credentials.as_mut()) {
+            fix(p);
+        }
     }
 
     /// What is wrong with the meeting, in words.
@@ -271,6 +290,10 @@ impl MeetingConfig {
         if self.channels.iter().filter(|c| c.floor).count() > 1 {
             return Err("only one channel can be the floor".into());
         }
+        if self.cluster.is_some() {
+            // The meeting's id names its NATS subjects and keys: one token, no dots.
+            crate::cluster::check_name("meeting id", &self.meeting.id)?;
+        }
         Ok(())
     }
 
@@ -337,6 +360,7 @@ impl MeetingConfig {
                     source: file("es-demo-instruct.wav"),
                 },
             ],
+            cluster: None,
         }
     }
 }

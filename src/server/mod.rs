@@ -109,6 +109,8 @@ struct App {
     /// To switch off the record and back through the writer's queue.
     writer: pipeline::PipelineTx,
     engine: Engine,
+    /// With a `[cluster]`: the link to the workers that decode the channels.
+    room: Option<crate::cluster::room::Room>,
     sources: std::sync::Mutex<Vec<Source>>,
     pipeline: Arc<pipeline::PipelineStats>,
     /// Listeners subscribed, per channel.
@@ -168,7 +170,7 @@ impl App {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -247,6 +249,9 @@ pub async fn run(
     };
     if let Ok(mut s) = app.sources.into_inner() {
         s.iter_mut().for_each(Source::stop);
+    }
+    if let Some(room) = &app.room {
+        room.close().await;
     }
     tokio::task::spawn_blocking(move || app.engine.shutdown())
         .await

@@ -19,6 +19,7 @@ use super::{export, pipeline, App};
 /// the glossary.
 pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) -> Response {
     let stats = app.engine.stats();
+    let cluster = app.room.as_ref().map(|r| r.status.channels());
     let archive = app.pipeline.archive_error();
     let channels: Vec<serde_json::Value> = channel_states(&app)
         .into_iter()
@@ -49,6 +50,10 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
                 "finals_lost": s.finals_lost,
                 "last_fault": s.last_fault.as_ref().map(|f| f.0.clone()),
                 "last_seq": app.hub.last_seq(i),
+                // With a [cluster]: the worker that decodes it, and how often it changed.
+                "worker": cluster.as_ref().and_then(|c| c.get(i)).and_then(|v| v.worker.clone()),
+                "handovers": cluster.as_ref().and_then(|c| c.get(i)).map(|v| v.handovers),
+                "audio_unsent_secs": cluster.as_ref().and_then(|c| c.get(i)).map(|v| (v.audio_dropped_secs * 10.0).round() / 10.0),
             })
         })
         .collect();
@@ -92,6 +97,7 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
         "glossary": app.glossary_info,
         // From a decode timed at start: how many channels this machine can caption.
         "capacity": app.capacity,
+        "cluster": app.room.as_ref().map(|r| r.status.nats.clone()),
         // The organizer hands it to the interpreters (their page's link).
         "interpreter_key": app.interpreter_token,
         "connections": app.connections.load(Relaxed),

@@ -30,10 +30,38 @@ pub enum SourceError {
 }
 
 /// The engine channels a source's audio goes to: its own, then any that translate it
-/// (`kind = "translate"`), each with its own inbox and its organizer's stop switch.
+/// (`kind = "translate"`), each with its own inbox and its organizer's stop switch. With a
+/// `[cluster]`, the channel's one outlet to NATS instead (workers decode it and its
+/// translations from there).
 #[derive(Clone)]
 pub struct Feed {
-    channels: Vec<(Channel, Stopped)>,
+    channels: Vec<(Target, Stopped)>,
+}
+
+/// Where a channel's audio is decoded.
+#[derive(Clone)]
+pub enum Target {
+    Local(Channel),
+    Remote(crate::cluster::room::Outlet),
+}
+
+impl Target {
+    fn push_audio(&self, samples: &[f32]) -> Result<(), EngineError> {
+        match self {
+            Target::Local(c) => c.push_audio(samples),
+            Target::Remote(o) => {
+                o.push_audio(samples);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&self) {
+        match self {
+            Target::Local(c) => c.finish(),
+            Target::Remote(o) => o.finish(),
+        }
+    }
 }
 
 /// A channel the organizer stopped: its audio is not transcribed. The source goes on (a file
@@ -43,10 +71,18 @@ pub struct Feed {
 pub type Stopped = Arc<AtomicBool>;
 
 impl Feed {
-    pub fn new(own: (Channel, Stopped), translations: Vec<(Channel, Stopped)>) -> Feed {
+    pub fn new(own: (Target, Stopped), translations: Vec<(Target, Stopped)>) -> Feed {
         let mut channels = vec![own];
         channels.extend(translations);
         Feed { channels }
+    }
+
+    /// A feed to nothing: a channel whose audio is another's (a translation decoded by a
+    /// worker from the channel it translates).
+    pub fn new_silent() -> Feed {
+        Feed {
+            channels: Vec::new(),
+        }
     }
 
     /// Adds 16 kHz mono audio to every channel (never blocks: see the engine's inboxes);

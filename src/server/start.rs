@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
+use crate::cluster::room::Room;
+use crate::cluster::Spec;
 use crate::glossary::{ChannelAnnotator, Glossary, GlossaryError};
 use crate::stream::decoder::{Decoding, PROMPT_TOKENS};
 use crate::stream::lang::LanguageMode;
@@ -16,7 +18,7 @@ use super::auth::{JOINS_PER_MINUTE, KEY_TRIES_PER_MINUTE, PIN_TRIES_PER_MINUTE};
 use super::config::{MeetingConfig, MeetingSection, SourceConfig};
 use super::hub::Hub;
 use super::sink::{Sink, SinkChannel};
-use super::source::{self, Feed, Source};
+use super::source::{self, Feed, Source, Target};
 use super::wire::{self, ChannelInfo, ServerMessage};
 use super::{limits, now_ms, pipeline, redact, App, ServeOptions, ServerError};
 
@@ -68,37 +70,67 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         .threads
         .unwrap_or_else(crate::transcribe::default_threads)
         .max(1);
-    // What this machine can caption, timed before recognition starts (nothing else decodes
-    // yet); said once the meeting has started, and to the organizer.
     let decoding = Decoding {
         threads,
         speed: options.simulate_speed,
     };
-    let capacity = crate::stream::engine::calibrate(&model, decoding)?;
-    let engine = Engine::start(
-        model.clone(),
-        decoding,
-        Box::new(move |id, e| sink.on_event(id as usize, e)),
-    )
-    .map_err(|e| ServerError::Engine(e.to_string()))?;
-    let opened = open_channels(
-        &engine,
-        &config,
-        &model,
-        &options,
-        glossary.as_deref(),
-        &injected,
-    )?;
-    let stopped: Vec<source::Stopped> = opened.iter().map(|_| Default::default()).collect();
-    let sources = start_sources(&config, opened, &stopped)?;
+    let (engine, room, targets, capacity) = match &config.cluster {
+        None => {
+            // What this machine can caption, timed before recognition starts (nothing else
+            // decodes yet); said once the meeting has started, and to the organizer.
+            let capacity = crate::stream::engine::calibrate(&model, decoding)?;
+            let engine = Engine::start(
+                model.clone(),
+                decoding,
+                Box::new(move |id, e| sink.on_event(id as usize, e)),
+            )
+            .map_err(|e| ServerError::Engine(e.to_string()))?;
+            let opened = open_channels(
+                &engine,
+                &config,
+                &model,
+                &options,
+                glossary.as_deref(),
+                &injected,
+            )?;
+            let fits = capacity.fits(config.channels.len());
+            let capacity = capacity.describe(config.channels.len());
+            if fits {
+                tracing::info!("capacity: {capacity}");
+            } else {
+                tracing::warn!("capacity: {capacity}");
+            }
+            let targets: Vec<Option<Target>> = opened.into_iter().map(|c| Some(Target::Local(c))).collect();
+            (engine, None, targets, capacity)
+        }
+        Some(cluster) => {
+            // Workers decode; this engine holds no channel.
+            let engine = Engine::start(model.clone(), decoding, Box::new(|_, _| {}))
+                .map_err(|e| ServerError::Engine(e.to_string()))?;
+            let session = format!("{}-{}", super::now_ms(), std::process::id());
+            let specs = cluster_specs(&config, &model, glossary.as_deref(), &session);
+            let room = Room::start(
+                cluster,
+                &m.id,
+                specs,
+                move |i, e| sink.on_event(i, e),
+                &tokio::runtime::Handle::current(),
+            )
+            .map_err(|e| ServerError::Meeting(format!("[cluster]: {e}")))?;
+            let targets = (0..config.channels.len())
+                .map(|i| room.outlet(i).map(Target::Remote))
+                .collect();
+            let capacity = format!(
+                "recognition on workers over NATS ({}): `tolk worker --nats URL` on each machine",
+                cluster.nats
+            );
+            tracing::info!("capacity: {capacity}");
+            (engine, Some(room), targets, capacity)
+        }
+    };
+    let stopped: Vec<source::Stopped> = targets.iter().map(|_| Default::default()).collect();
+    let sources = start_sources(&config, targets, &stopped)?;
 
-    let fits = capacity.fits(config.channels.len());
-    let capacity = capacity.describe(config.channels.len());
-    if fits {
-        tracing::info!("capacity: {capacity}");
-    } else {
-        tracing::warn!("capacity: {capacity}");
-    }
     let meeting = ServerMessage::Meeting {
         protocol: wire::PROTOCOL_VERSION,
         title: m.title.clone(),
@@ -112,6 +144,7 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         hub,
         meeting,
         engine,
+        room,
         sources: std::sync::Mutex::new(sources),
         pipeline: pipeline_stats,
         writer,
@@ -309,23 +342,27 @@ fn open_channels(
     Ok(opened)
 }
 
-/// Starts each channel's source, feeding its channel and the channels that translate it.
+/// Starts each channel's source, feeding its channel and the channels that translate it
+/// (a target of `None`: a channel workers decode from another's audio).
 fn start_sources(
     config: &MeetingConfig,
-    opened: Vec<Channel>,
+    targets: Vec<Option<Target>>,
     stopped: &[source::Stopped],
 ) -> Result<Vec<Source>, ServerError> {
     let mut sources = Vec::new();
-    for ((c, channel), stop) in config.channels.iter().zip(&opened).zip(stopped) {
+    for ((c, target), stop) in config.channels.iter().zip(&targets).zip(stopped) {
         let translations = config
             .channels
             .iter()
-            .zip(&opened)
+            .zip(&targets)
             .zip(stopped)
             .filter(|((t, _), _)| matches!(&t.source, SourceConfig::Translate { from } if from == &c.id))
-            .map(|((_, ch), s)| (ch.clone(), s.clone()))
+            .filter_map(|((_, ch), s)| Some((ch.clone()?, s.clone())))
             .collect();
-        let feed = Feed::new((channel.clone(), stop.clone()), translations);
+        let feed = match target {
+            Some(target) => Feed::new((target.clone(), stop.clone()), translations),
+            None => Feed::new_silent(),
+        };
         sources.push(
             Source::start(&c.source, feed).map_err(|source| ServerError::Source {
                 channel: c.id.clone(),
@@ -333,7 +370,7 @@ fn start_sources(
             })?,
         );
     }
-    drop(opened);
+    drop(targets);
     // A translation's audio ends when that of the channel it translates does.
     for (i, c) in config.channels.iter().enumerate() {
         if let SourceConfig::Translate { from } = &c.source {
@@ -343,6 +380,46 @@ fn start_sources(
         }
     }
     Ok(sources)
+}
+
+/// The channels as workers are offered them: what each decodes, in which language.
+fn cluster_specs(
+    config: &MeetingConfig,
+    model: &Model,
+    glossary: Option<&Glossary>,
+    session: &str,
+) -> Vec<Spec> {
+    config
+        .channels
+        .iter()
+        .map(|c| {
+            let (heard, translate) = match &c.source {
+                SourceConfig::Translate { from } => (
+                    config.channels.iter().find(|o| &o.id == from).unwrap_or(c),
+                    true,
+                ),
+                _ => (c, false),
+            };
+            let hints = match (glossary, config.meeting.bias) {
+                (Some(g), true) if c.language != "auto" && !translate => {
+                    g.bias(&c.language, PROMPT_TOKENS / 2, |t| model.token_count(t))
+                }
+                _ => Vec::new(),
+            };
+            Spec {
+                meeting: config.meeting.id.clone(),
+                session: session.to_string(),
+                channel: c.id.clone(),
+                audio: heard.id.clone(),
+                language: heard.language.clone(),
+                allowed: heard.allowed.clone(),
+                floor: c.floor,
+                translate,
+                revise: config.meeting.revise,
+                hints,
+            }
+        })
+        .collect()
 }
 
 /// Where a test injects a panic (`TOLK_FAULT_PANIC`), once.

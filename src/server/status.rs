@@ -37,6 +37,7 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
     let health = app.engine.health();
     let sources = app.sources.lock().ok();
     let now = now_ms();
+    let cluster = app.room.as_ref().map(|r| r.status.channels());
     (0..app.hub.channels.len())
         .map(|i| {
             let lag = stats.get(i).map(|s| s.lag).unwrap_or(0.0);
@@ -45,7 +46,12 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                 .and_then(|s| s.get(i))
                 .map(|s| (s.ended.load(Relaxed), s.describe()))
                 .unwrap_or((true, "none".into()));
-            let done = stats.get(i).map(|s| s.done).unwrap_or(false);
+            // Decoded elsewhere: done when its audio is (the worker's last final follows).
+            let done = match &cluster {
+                Some(_) => true,
+                None => stats.get(i).map(|s| s.done).unwrap_or(false),
+            };
+            let view = cluster.as_ref().and_then(|c| c.get(i));
             let reduced = stats.get(i).is_some_and(reduced);
             let mode = if reduced {
                 ChannelMode::Reduced
@@ -63,6 +69,22 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                 source,
             };
             let mut described = described;
+            if let Some(v) = view {
+                match &v.worker {
+                    Some(w) => described.push_str(&format!("; decoded by worker {w}")),
+                    None => described.push_str("; waiting for a worker (`tolk worker`) to take it"),
+                }
+                if v.handovers > 0 {
+                    described.push_str(&format!("; handed over {}× to another worker", v.handovers));
+                }
+                if v.audio_dropped_secs >= 0.05 {
+                    described.push_str(&format!(
+                        "; {:.1} s of audio could not be sent to the workers",
+                        v.audio_dropped_secs
+                    ));
+                }
+            }
+            let unserved = view.is_some_and(|v| v.worker.is_none() && !ended);
             if let Some(s) = stats.get(i) {
                 if s.restarts > 0 {
                     described.push_str(&format!(
@@ -107,7 +129,7 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                 return status(ChannelState::Stopped, "stopped by the organizer".into());
             } else if ended && done {
                 ChannelState::Ended
-            } else if gave_up_lately {
+            } else if gave_up_lately || unserved {
                 ChannelState::Incomplete
             } else if lag > LAGGING_AFTER {
                 ChannelState::Lagging

@@ -9,7 +9,7 @@ use super::policy::Word;
 use crate::eval::{align, normalize, Step};
 
 /// A guard that drops a whole decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Guard {
     /// Whisper's no-speech probability high and its confidence low.
     NoSpeech,
@@ -39,7 +39,7 @@ impl Guard {
 }
 
 /// One decision of the policy, in media seconds.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "trace", rename_all = "snake_case")]
 pub enum Trace {
     /// The voice detector heard speech start / end.
@@ -82,7 +82,7 @@ pub enum Trace {
 }
 
 /// Why a word of the offline transcript is not in the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Cause {
     /// No decode covered its audio, and the voice detector did not hear speech there.
     DetectorClosed,

@@ -173,7 +173,7 @@ pub struct DecodeJob {
 }
 
 /// A caption event.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// Tentative text of the open segment; a later partial with a higher revision replaces it.

@@ -58,7 +58,7 @@ pub const MAX_OPEN_SECS: f64 = 45.0;
 pub const REVISE_QUEUE: usize = 4;
 
 /// A final as the stream emitted it (media seconds), or its revised text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Piece {
     /// The final's segment: its number in the channel (`Event::Final::segment`, unique; two
     /// finals may share a start, the policy clamping times to go forward).
@@ -90,7 +90,7 @@ impl RevisionJob {
 }
 
 /// The finals of a chunk with their revised text: one piece per final, the same times.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     pub from: f64,
     pub to: f64,

@@ -19,6 +19,7 @@ use crate::util::*;
 mod access;
 mod archive;
 mod captions;
+mod cluster;
 mod ingest;
 mod meeting;
 mod pages;

@@ -1,0 +1,310 @@
+//! Recognition beyond one machine: the room server's channels decoded by `tolk worker`
+//! processes on other machines, over NATS (`nats-server`, JetStream for the audio's replay
+//! and for the key-value buckets).
+//!
+//! ```text
+//! room server ── audio ──► tolk.<meeting>.audio.<channel>  (JetStream TOLK_AUDIO, memory, AUDIO_RETAIN)
+//!     ▲                                │
+//!     │                                ▼
+//!     │                          tolk worker (holds the channel's lease, decodes it)
+//!     └──── events ◄── tolk.<meeting>.events.<channel>  (partials, finals, revisions)
+//! ```
+//!
+//! - **Specs** (`tolk_channels`, key `<meeting>.<channel>`): the room server puts one per
+//!   channel at start (its language, floor, the channel whose audio it decodes) and deletes
+//!   it when the channel's audio ends.
+//! - **Leases** (`tolk_leases`, same key, entries expire after [`LEASE_TTL`]): a worker takes
+//!   a channel by creating its key (only one create can win) and keeps it by updating it
+//!   every [`RENEW`] with the revision it last wrote; an update that fails (the key expired,
+//!   someone else holds it) means the channel is no longer its own: it stops publishing it
+//!   at once. A worker that dies or is cut off loses its leases within [`LEASE_TTL`].
+//! - **Progress** (`tolk_progress`, same key; written by the room server only): the end of
+//!   the last final it accepted and the next segment number. A worker taking a channel
+//!   starts decoding the retained audio there, its times and segments continuing the
+//!   channel's, so finals are neither repeated nor renumbered.
+//! - The room server accepts a channel's events from one worker at a time ([`takeover`]):
+//!   the worker whose final it last took, or a new one whose final begins where the record
+//!   ends. The room server does everything after recognition as with local decoding: the
+//!   glossary, protected names withheld, numbering, the archive, the listeners.
+//!
+//! What a worker sees: the channel's audio and the raw captions, protected names included
+//! (names are withheld by the room server). On any network not closed to the room, NATS
+//! must run with TLS and credentials (SECURITY.md).
+
+pub mod room;
+pub mod takeover;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream::StorageType};
+
+use crate::stream::policy::Event;
+
+/// The stream that holds every channel's audio for [`AUDIO_RETAIN`] (in memory: speech is
+/// never written to NATS's disk).
+pub const AUDIO_STREAM: &str = "TOLK_AUDIO";
+/// How much audio a worker taking over a channel can go back for: the engine's inbox holds
+/// 30 s (`stream::scheduler::INBOX_SECS`), and a lease expires in [`LEASE_TTL`].
+pub const AUDIO_RETAIN: Duration = Duration::from_secs(25);
+pub const CHANNELS_BUCKET: &str = "tolk_channels";
+pub const LEASES_BUCKET: &str = "tolk_leases";
+pub const PROGRESS_BUCKET: &str = "tolk_progress";
+/// A lease not renewed for this long is gone, and another worker may take the channel.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+/// How often a worker renews its leases and looks for channels to take.
+pub const RENEW: Duration = Duration::from_secs(2);
+
+/// Audio message headers: the channel's sample index (16 kHz) of the first sample; the
+/// channel's audio has ended (no payload).
+pub const HEADER_AT: &str = "Tolk-At";
+pub const HEADER_END: &str = "Tolk-End";
+
+/// Why the cluster could not be reached or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("NATS credentials {}: {message}", path.display())]
+    Credentials { path: PathBuf, message: String },
+    #[error("NATS JetStream ({what}): {message} (is nats-server running with -js?)")]
+    JetStream { what: &'static str, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn js_err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterError {
+    move |e| ClusterError::JetStream {
+        what,
+        message: e.to_string(),
+    }
+}
+
+/// A channel as the room server offers it to workers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Spec {
+    pub meeting: String,
+    /// The room server's run (a restarted server's channels are new ones: their media
+    /// clocks start again, and no worker may go on from an older run's progress).
+    pub session: String,
+    pub channel: String,
+    /// The channel whose audio it decodes (itself, or the one it translates).
+    pub audio: String,
+    /// ISO 639-1, or `auto` (among `allowed`).
+    pub language: String,
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    pub floor: bool,
+    /// Whisper's translate task (into English).
+    pub translate: bool,
+    /// Revise the record on the worker's idle cores.
+    pub revise: bool,
+    /// Prompt terms (the meeting's `bias`).
+    #[serde(default)]
+    pub hints: Vec<String>,
+}
+
+/// A worker's caption event for the room server, in the channel's times and segments.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    pub worker: String,
+    /// The channel's media time when it was emitted.
+    pub at: f64,
+    pub event: Event,
+}
+
+/// Where a channel's record stands, as the room server accepted it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// The room server's run it belongs to ([`Spec::session`]).
+    pub session: String,
+    /// End (channel media seconds) of the last final accepted.
+    pub end: f64,
+    /// The segment number a new worker's first final takes.
+    pub next_segment: u64,
+}
+
+pub fn audio_subject(meeting: &str, channel: &str) -> String {
+    format!("tolk.{meeting}.audio.{channel}")
+}
+
+pub fn events_subject(meeting: &str, channel: &str) -> String {
+    format!("tolk.{meeting}.events.{channel}")
+}
+
+/// A channel's key in the buckets.
+pub fn key(meeting: &str, channel: &str) -> String {
+    format!("{meeting}.{channel}")
+}
+
+/// Meeting and channel ids name subjects and keys: letters, digits, `-` and `_` only.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{name}`: with a [cluster], use 1 to 64 letters, digits, - or _ (it names NATS subjects)"
+        ))
+    }
+}
+
+/// Connects to NATS (`nats://` or `tls://`), with a credentials file if given.
+pub async fn connect(
+    url: &str,
+    credentials: Option<&Path>,
+    name: &str,
+) -> Result<async_nats::Client, ClusterError> {
+    let options = match credentials {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| ClusterError::Credentials {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| ClusterError::Connect {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// The stream and buckets, created by whoever comes first (the same configuration from
+/// every process, so creating twice is no error).
+pub struct Buckets {
+    pub js: jetstream::Context,
+    pub channels: kv::Store,
+    pub leases: kv::Store,
+    pub progress: kv::Store,
+}
+
+pub async fn setup(client: async_nats::Client) -> Result<Buckets, ClusterError> {
+    let js = jetstream::new(client);
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: AUDIO_STREAM.into(),
+        subjects: vec!["tolk.*.audio.*".into()],
+        max_age: AUDIO_RETAIN,
+        storage: StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_err("the audio stream")(&e))?;
+    let bucket = |name: &str, max_age: Duration, storage: StorageType| kv::Config {
+        bucket: name.into(),
+        history: 1,
+        max_age,
+        storage,
+        ..Default::default()
+    };
+    let channels = store(&js, bucket(CHANNELS_BUCKET, Duration::ZERO, StorageType::File)).await?;
+    let leases = store(&js, bucket(LEASES_BUCKET, LEASE_TTL, StorageType::Memory)).await?;
+    let progress = store(&js, bucket(PROGRESS_BUCKET, Duration::ZERO, StorageType::File)).await?;
+    Ok(Buckets {
+        js,
+        channels,
+        leases,
+        progress,
+    })
+}
+
+async fn store(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, ClusterError> {
+    if let Ok(s) = js.get_key_value(config.bucket.clone()).await {
+        return Ok(s);
+    }
+    js.create_key_value(config)
+        .await
+        .map_err(|e| js_err("a key-value bucket")(&e))
+}
+
+/// 16-bit little-endian PCM, as the audio subjects carry it.
+pub fn to_pcm(samples: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(samples.len() * 2);
+    for s in samples {
+        let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+pub fn from_pcm(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect()
+}
+
+/// An event `secs` later and `segments` further on, revisions included (a worker's engine
+/// counts from the point where it took the channel).
+pub fn continued(event: Event, secs: f64, segments: u64) -> Event {
+    match event.shifted(secs, segments) {
+        Event::Revised(mut r) => {
+            r.from += secs;
+            r.to += secs;
+            for p in &mut r.pieces {
+                p.start += secs;
+                p.end += secs;
+                p.segment += segments;
+            }
+            Event::Revised(r)
+        }
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_break_a_subject_are_refused() {
+        assert!(check_name("channel id", "es-booth_2").is_ok());
+        for bad in ["", "a.b", "a b", "a*", "a>", "ü"] {
+            let e = check_name("channel id", bad).unwrap_err();
+            assert!(e.contains("NATS subjects"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pcm_round_trips_within_a_step() {
+        let s = [0.0, 0.5, -0.5, 1.0, -1.0, 2.0];
+        let back = from_pcm(&to_pcm(&s));
+        for (a, b) in s.iter().zip(&back) {
+            assert!((a.clamp(-1.0, 1.0) - b).abs() < 1e-4, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn a_revision_continues_the_channel_as_its_finals_do() {
+        use crate::stream::revise::{Piece, Revision};
+        let r = Event::Revised(Revision {
+            from: 1.0,
+            to: 5.0,
+            language: "en".into(),
+            pieces: vec![Piece {
+                segment: 2,
+                start: 1.0,
+                end: 5.0,
+                text: "x".into(),
+            }],
+        });
+        let Event::Revised(r) = continued(r, 10.0, 7) else {
+            panic!()
+        };
+        assert_eq!((r.from, r.to), (11.0, 15.0));
+        assert_eq!(
+            (r.pieces[0].segment, r.pieces[0].start, r.pieces[0].end),
+            (9, 11.0, 15.0)
+        );
+    }
+}

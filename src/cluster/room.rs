@@ -1,0 +1,306 @@
+//! The room server's side: each channel's audio out to NATS, the workers' events back into
+//! the meeting's sink (the same path as local recognition's), the record's progress kept
+//! for a worker that takes a channel over.
+//!
+//! Queues: each channel's outgoing audio waits in [`AUDIO_QUEUE`] frames (a source never
+//! blocks: when NATS stalls that long, frames are given up and counted in the channel's
+//! `audio_dropped_secs`, shown to the organizer); incoming events wait in [`EVENTS_QUEUE`]
+//! (the subscription waits when it is full: the sink is microseconds per event).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+
+use crate::audio::SAMPLE_RATE;
+use crate::server::config::ClusterSection;
+use crate::stream::decoder::Emitted;
+use crate::stream::policy::Event;
+
+use super::takeover::Takeover;
+use super::{
+    audio_subject, connect, events_subject, key, setup, to_pcm, ClusterError, Progress,
+    Published, Spec, HEADER_AT, HEADER_END,
+};
+
+/// Frames of a channel's audio waiting for NATS: at 50 ms a frame, 25 s.
+pub const AUDIO_QUEUE: usize = 500;
+/// Workers' events waiting for the sink.
+pub const EVENTS_QUEUE: usize = 1024;
+
+/// What the organizer sees of a channel decoded elsewhere.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ChannelView {
+    pub channel: String,
+    /// The worker whose captions the channel takes now.
+    pub worker: Option<String>,
+    /// Wall ms of its last event taken.
+    pub last_event_ms: u64,
+    /// Times another worker took the channel over.
+    pub handovers: u64,
+    /// Events refused (another worker's, a final the record had).
+    pub refused: u64,
+    /// Audio given up before it reached NATS (seconds).
+    pub audio_dropped_secs: f64,
+}
+
+/// The cluster as the organizer sees it.
+pub struct RoomStatus {
+    pub nats: String,
+    views: Vec<Mutex<ChannelView>>,
+    dropped: Vec<Arc<AtomicU64>>,
+}
+
+impl RoomStatus {
+    pub fn channels(&self) -> Vec<ChannelView> {
+        self.views
+            .iter()
+            .zip(&self.dropped)
+            .map(|(v, d)| {
+                let mut v = v.lock().map(|v| v.clone()).unwrap_or_default();
+                v.audio_dropped_secs = d.load(Relaxed) as f64 / f64::from(SAMPLE_RATE);
+                v
+            })
+            .collect()
+    }
+}
+
+enum Frame {
+    Audio { at: u64, pcm: Vec<u8> },
+    End,
+}
+
+/// A channel's audio on its way to NATS (what a source feeds instead of a local engine
+/// channel). Never blocks.
+#[derive(Clone)]
+pub struct Outlet {
+    tx: mpsc::Sender<Frame>,
+    /// The next sample's index in the channel.
+    next: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    handle: Handle,
+}
+
+impl Outlet {
+    pub fn push_audio(&self, samples: &[f32]) {
+        let at = self.next.fetch_add(samples.len() as u64, Relaxed);
+        let frame = Frame::Audio {
+            at,
+            pcm: to_pcm(samples),
+        };
+        if self.tx.try_send(frame).is_err() {
+            self.dropped.fetch_add(samples.len() as u64, Relaxed);
+        }
+    }
+
+    /// The channel's audio ended: its worker closes what is open.
+    pub fn finish(&self) {
+        let tx = self.tx.clone();
+        self.handle.spawn(async move {
+            let _ = tx.send(Frame::End).await;
+        });
+    }
+}
+
+/// The room server's link to its workers.
+pub struct Room {
+    pub status: Arc<RoomStatus>,
+    outlets: Vec<Option<Outlet>>,
+    channels: async_nats::jetstream::kv::Store,
+    keys: Vec<String>,
+    _events: JoinHandle<()>,
+}
+
+impl Room {
+    /// Connects, offers the channels (`specs`, in the meeting's order) and starts taking
+    /// their events into `sink` (called with the channel's index). Called off the runtime
+    /// (the server's start-up thread), with the runtime's `handle`.
+    pub fn start(
+        cluster: &ClusterSection,
+        meeting: &str,
+        specs: Vec<Spec>,
+        mut sink: impl FnMut(usize, Emitted) + Send + 'static,
+        handle: &Handle,
+    ) -> Result<Room, ClusterError> {
+        let client = handle.block_on(connect(
+            &cluster.nats,
+            cluster.credentials.as_deref(),
+            &format!("tolk room {meeting}"),
+        ))?;
+        let buckets = handle.block_on(setup(client.clone()))?;
+        let keys: Vec<String> = specs.iter().map(|s| key(meeting, &s.channel)).collect();
+        let session = specs.first().map(|s| s.session.clone()).unwrap_or_default();
+        let mut progress = Vec::new();
+        for (s, k) in specs.iter().zip(&keys) {
+            // The record starts again with this server's media clocks.
+            let start = Progress {
+                session: session.clone(),
+                ..Default::default()
+            };
+            let json = serde_json::to_vec(&start).unwrap_or_default();
+            handle
+                .block_on(buckets.progress.put(k, json.into()))
+                .map_err(|e| ClusterError::Other(format!("cannot write progress: {e}")))?;
+            let json = serde_json::to_vec(s).unwrap_or_default();
+            handle
+                .block_on(buckets.channels.put(k, json.into()))
+                .map_err(|e| ClusterError::Other(format!("cannot offer `{}`: {e}", s.channel)))?;
+            let (tx, mut rx) = watch::channel(start);
+            let store = buckets.progress.clone();
+            let k = k.clone();
+            handle.spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let p = rx.borrow_and_update().clone();
+                    let json = serde_json::to_vec(&p).unwrap_or_default();
+                    if let Err(e) = store.put(&k, json.into()).await {
+                        tracing::warn!(key = %k, "cluster: cannot write progress: {e}");
+                    }
+                }
+            });
+            progress.push(tx);
+        }
+
+        let dropped: Vec<Arc<AtomicU64>> = specs.iter().map(|_| Arc::default()).collect();
+        let outlets = specs
+            .iter()
+            .zip(&dropped)
+            .map(|(s, dropped)| {
+                (s.audio == s.channel).then(|| {
+                    let (tx, rx) = mpsc::channel(AUDIO_QUEUE);
+                    let subject = audio_subject(meeting, &s.channel);
+                    handle.spawn(publish_audio(client.clone(), subject, rx));
+                    Outlet {
+                        tx,
+                        next: Arc::default(),
+                        dropped: dropped.clone(),
+                        handle: handle.clone(),
+                    }
+                })
+            })
+            .collect();
+        let status = Arc::new(RoomStatus {
+            nats: cluster.nats.clone(),
+            views: specs
+                .iter()
+                .map(|s| {
+                    Mutex::new(ChannelView {
+                        channel: s.channel.clone(),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            dropped,
+        });
+
+        let (tx, mut rx) = mpsc::channel::<(usize, Published)>(EVENTS_QUEUE);
+        let names: Vec<String> = specs.iter().map(|s| s.channel.clone()).collect();
+        let subscriber = handle
+            .block_on(client.subscribe(events_subject(meeting, "*")))
+            .map_err(|e| ClusterError::Other(format!("cannot subscribe to events: {e}")))?;
+        handle.spawn(take_events(subscriber, names, tx));
+        let view = status.clone();
+        let events = std::thread::Builder::new()
+            .name("tolk-room-events".into())
+            .spawn(move || {
+                let mut takeovers: Vec<Takeover> = progress.iter().map(|_| Takeover::default()).collect();
+                while let Some((i, p)) = rx.blocking_recv() {
+                    let t = &mut takeovers[i];
+                    if !t.accept(&p.worker, &p.event) {
+                        if let Ok(mut v) = view.views[i].lock() {
+                            v.refused = t.refused;
+                        }
+                        continue;
+                    }
+                    let is_final = matches!(p.event, Event::Final { .. });
+                    if let Ok(mut v) = view.views[i].lock() {
+                        v.worker = t.worker.clone();
+                        v.last_event_ms = crate::server::now_ms();
+                        v.handovers = t.handovers;
+                        v.refused = t.refused;
+                    }
+                    if is_final {
+                        let _ = progress[i].send(Progress {
+                            session: session.clone(),
+                            end: t.end,
+                            next_segment: t.next_segment,
+                        });
+                    }
+                    sink(
+                        i,
+                        Emitted {
+                            event: p.event,
+                            at: p.at,
+                        },
+                    );
+                }
+            })
+            .map_err(|e| ClusterError::Other(format!("cannot start the events thread: {e}")))?;
+        Ok(Room {
+            status,
+            outlets,
+            channels: buckets.channels,
+            keys,
+            _events: events,
+        })
+    }
+
+    /// Where channel `i`'s audio goes (`None` for a channel that decodes another's audio).
+    pub fn outlet(&self, i: usize) -> Option<Outlet> {
+        self.outlets.get(i).cloned().flatten()
+    }
+
+    /// The meeting is over: its channels are no longer offered (workers let them go).
+    pub async fn close(&self) {
+        for k in &self.keys {
+            let _ = self.channels.delete(k).await;
+        }
+    }
+}
+
+async fn publish_audio(client: async_nats::Client, subject: String, mut rx: mpsc::Receiver<Frame>) {
+    while let Some(frame) = rx.recv().await {
+        let mut headers = HeaderMap::new();
+        let payload = match frame {
+            Frame::Audio { at, pcm } => {
+                headers.insert(HEADER_AT, at.to_string().as_str());
+                pcm
+            }
+            Frame::End => {
+                headers.insert(HEADER_END, "1");
+                Vec::new()
+            }
+        };
+        if let Err(e) = client
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+        {
+            tracing::warn!(%subject, "cluster: cannot publish audio: {e}");
+        }
+    }
+}
+
+/// Workers' events, by channel, onto the events thread's queue.
+async fn take_events(
+    mut subscriber: async_nats::Subscriber,
+    names: Vec<String>,
+    tx: mpsc::Sender<(usize, Published)>,
+) {
+    while let Some(m) = subscriber.next().await {
+        let channel = m.subject.as_str().rsplit('.').next().unwrap_or_default();
+        let Some(i) = names.iter().position(|n| n == channel) else {
+            continue;
+        };
+        match serde_json::from_slice::<Published>(&m.payload) {
+            Ok(p) => {
+                if tx.send((i, p)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(channel, "cluster: an event that does not parse: {e}"),
+        }
+    }
+}
