@@ -19,8 +19,8 @@
 //! and calls into these modules.
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
 
-pub mod cluster;
 pub mod audio;
+pub mod cluster;
 pub mod eval;
 pub mod fuzz;
 pub mod glossary;

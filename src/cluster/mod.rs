@@ -13,7 +13,8 @@
 //! - **Specs** (`tolk_channels`, key `<meeting>.<channel>`): the room server puts one per
 //!   channel at start (its language, floor, the channel whose audio it decodes) and deletes
 //!   it when the channel's audio ends.
-//! - **Leases** (`tolk_leases`, same key, entries expire after [`LEASE_TTL`]): a worker takes
+//! - **Leases** (`tolk_leases`, same key, entries expire after [`LEASE_TTL`]; the entry's
+//!   revision is the lease's fencing token, carried by every event): a worker takes
 //!   a channel by creating its key (only one create can win) and keeps it by updating it
 //!   every [`RENEW`] with the revision it last wrote; an update that fails (the key expired,
 //!   someone else holds it) means the channel is no longer its own: it stops publishing it
@@ -45,6 +46,11 @@ use crate::stream::policy::Event;
 /// The stream that holds every channel's audio for [`AUDIO_RETAIN`] (in memory: speech is
 /// never written to NATS's disk).
 pub const AUDIO_STREAM: &str = "TOLK_AUDIO";
+/// The stream that holds the workers' events for [`EVENTS_RETAIN`] (in memory: captions
+/// are written only to the room server's archive), so that the room server, reconnecting,
+/// takes what was published meanwhile; a worker publishes a final until the stream has it.
+pub const EVENTS_STREAM: &str = "TOLK_EVENTS";
+pub const EVENTS_RETAIN: Duration = Duration::from_secs(120);
 /// How much audio a worker taking over a channel can go back for: the engine's inbox holds
 /// 30 s (`stream::scheduler::INBOX_SECS`), and a lease expires in [`LEASE_TTL`].
 pub const AUDIO_RETAIN: Duration = Duration::from_secs(25);
@@ -105,13 +111,33 @@ pub struct Spec {
     pub hints: Vec<String>,
 }
 
-/// A worker's caption event for the room server, in the channel's times and segments.
+/// What a worker publishes on a channel's events subject: a caption event (in the channel's
+/// times and segments), or its numbers for the channel (every [`RENEW`]).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Published {
     pub worker: String,
+    /// The room server's run ([`Spec::session`]) and the revision of the worker's lease on
+    /// the channel (see [`takeover`]).
+    pub session: String,
+    pub epoch: u64,
     /// The channel's media time when it was emitted.
     pub at: f64,
-    pub event: Event,
+    #[serde(default)]
+    pub event: Option<Event>,
+    #[serde(default)]
+    pub stats: Option<WorkerStats>,
+}
+
+/// A channel's numbers on the worker that decodes it (since it took the channel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerStats {
+    /// Seconds the latest decode was behind the audio.
+    pub lag: f64,
+    /// Seconds of speech the engine gave up untranscribed.
+    pub untranscribed_secs: f64,
+    /// Seconds of the channel's audio that never reached the worker (lost while NATS was
+    /// out of reach, or older than the stream's retention when it took the channel).
+    pub missing_secs: f64,
 }
 
 /// Where a channel's record stands, as the room server accepted it.
@@ -154,12 +180,15 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
-/// Connects to NATS (`nats://` or `tls://`), with a credentials file if given.
+/// Connects to NATS (`nats://` or `tls://`), with a credentials file if given. The client
+/// reconnects by itself (every half second to two seconds, for ever); the receiver counts
+/// its reconnections, after which the stream and buckets are set up again (a restarted
+/// nats-server has lost what it kept in memory).
 pub async fn connect(
     url: &str,
     credentials: Option<&Path>,
     name: &str,
-) -> Result<async_nats::Client, ClusterError> {
+) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>), ClusterError> {
     let options = match credentials {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
@@ -169,15 +198,36 @@ pub async fn connect(
             })?,
         None => async_nats::ConnectOptions::new(),
     };
-    options
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let tx = std::sync::Arc::new(tx);
+    let client = options
         .name(name)
         .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((500 * attempts as u64).min(2000))
+        })
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("cluster: connected to NATS again");
+                        tx.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("cluster: NATS connection lost; reconnecting");
+                    }
+                    other => tracing::debug!("cluster: NATS: {other}"),
+                }
+            }
+        })
         .connect(url)
         .await
         .map_err(|e| ClusterError::Connect {
             url: url.to_string(),
             message: e.to_string(),
-        })
+        })?;
+    Ok((client, rx))
 }
 
 /// The stream and buckets, created by whoever comes first (the same configuration from
@@ -200,6 +250,15 @@ pub async fn setup(client: async_nats::Client) -> Result<Buckets, ClusterError> 
     })
     .await
     .map_err(|e| js_err("the audio stream")(&e))?;
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: EVENTS_STREAM.into(),
+        subjects: vec!["tolk.*.events.*".into()],
+        max_age: EVENTS_RETAIN,
+        storage: StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| js_err("the events stream")(&e))?;
     let bucket = |name: &str, max_age: Duration, storage: StorageType| kv::Config {
         bucket: name.into(),
         history: 1,
@@ -207,9 +266,19 @@ pub async fn setup(client: async_nats::Client) -> Result<Buckets, ClusterError> 
         storage,
         ..Default::default()
     };
-    let channels = store(&js, bucket(CHANNELS_BUCKET, Duration::ZERO, StorageType::File)).await?;
-    let leases = store(&js, bucket(LEASES_BUCKET, LEASE_TTL, StorageType::Memory)).await?;
-    let progress = store(&js, bucket(PROGRESS_BUCKET, Duration::ZERO, StorageType::File)).await?;
+    let channels = store(
+        &js,
+        bucket(CHANNELS_BUCKET, Duration::ZERO, StorageType::File),
+    )
+    .await?;
+    // On disk: a restarted nats-server keeps the leases and their revisions (the fencing
+    // tokens only grow).
+    let leases = store(&js, bucket(LEASES_BUCKET, LEASE_TTL, StorageType::File)).await?;
+    let progress = store(
+        &js,
+        bucket(PROGRESS_BUCKET, Duration::ZERO, StorageType::File),
+    )
+    .await?;
     Ok(Buckets {
         js,
         channels,

@@ -5,7 +5,7 @@
 //! Queues: each channel's outgoing audio waits in [`AUDIO_QUEUE`] frames (a source never
 //! blocks: when NATS stalls that long, frames are given up and counted in the channel's
 //! `audio_dropped_secs`, shown to the organizer); incoming events wait in [`EVENTS_QUEUE`]
-//! (the subscription waits when it is full: the sink is microseconds per event).
+//! (the events stream's consumer waits when it is full: the sink is microseconds per event).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -23,9 +23,10 @@ use crate::stream::policy::Event;
 
 use super::takeover::Takeover;
 use super::{
-    audio_subject, connect, events_subject, key, setup, to_pcm, ClusterError, Progress,
-    Published, Spec, HEADER_AT, HEADER_END,
+    audio_subject, connect, events_subject, key, setup, to_pcm, ClusterError, Progress, Published,
+    Spec, HEADER_AT, HEADER_END,
 };
+use super::{WorkerStats, EVENTS_STREAM};
 
 /// Frames of a channel's audio waiting for NATS: at 50 ms a frame, 25 s.
 pub const AUDIO_QUEUE: usize = 500;
@@ -46,6 +47,40 @@ pub struct ChannelView {
     pub refused: u64,
     /// Audio given up before it reached NATS (seconds).
     pub audio_dropped_secs: f64,
+    /// The worker's numbers for the channel (lag, speech untranscribed or never received),
+    /// summed over the workers that decoded it.
+    pub lag: f64,
+    pub untranscribed_secs: f64,
+    pub missing_secs: f64,
+    /// When speech was last given up or missed (for "captions incomplete").
+    #[serde(skip)]
+    pub incomplete_last: Option<std::time::Instant>,
+    /// What earlier workers of the channel counted.
+    #[serde(skip)]
+    before: WorkerStats,
+    #[serde(skip)]
+    latest: WorkerStats,
+}
+
+impl ChannelView {
+    /// The channel's worker says how it goes.
+    fn take_stats(&mut self, s: WorkerStats) {
+        let was = self.untranscribed_secs + self.missing_secs;
+        self.latest = s;
+        self.lag = s.lag;
+        self.untranscribed_secs = self.before.untranscribed_secs + s.untranscribed_secs;
+        self.missing_secs = self.before.missing_secs + s.missing_secs;
+        if self.untranscribed_secs + self.missing_secs > was + 0.05 {
+            self.incomplete_last = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Another worker has the channel now: its counts start from zero.
+    fn handed_over(&mut self) {
+        self.before.untranscribed_secs += self.latest.untranscribed_secs;
+        self.before.missing_secs += self.latest.missing_secs;
+        self.latest = WorkerStats::default();
+    }
 }
 
 /// The cluster as the organizer sees it.
@@ -126,12 +161,37 @@ impl Room {
         mut sink: impl FnMut(usize, Emitted) + Send + 'static,
         handle: &Handle,
     ) -> Result<Room, ClusterError> {
-        let client = handle.block_on(connect(
+        let (client, reconnects) = handle.block_on(connect(
             &cluster.nats,
             cluster.credentials.as_deref(),
             &format!("tolk room {meeting}"),
         ))?;
         let buckets = handle.block_on(setup(client.clone()))?;
+        // A restarted nats-server lost the audio stream and the leases (kept in memory):
+        // set them up again, and offer the channels again (if it lost its disk too).
+        let again = client.clone();
+        let mut reconnected = reconnects.clone();
+        let offers: Vec<(String, Vec<u8>)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    key(meeting, &s.channel),
+                    serde_json::to_vec(s).unwrap_or_default(),
+                )
+            })
+            .collect();
+        handle.spawn(async move {
+            while reconnected.changed().await.is_ok() {
+                match setup(again.clone()).await {
+                    Ok(b) => {
+                        for (k, json) in &offers {
+                            let _ = b.channels.put(k, json.clone().into()).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!("cluster: after reconnecting: {e}"),
+                }
+            }
+        });
         let keys: Vec<String> = specs.iter().map(|s| key(meeting, &s.channel)).collect();
         let session = specs.first().map(|s| s.session.clone()).unwrap_or_default();
         let mut progress = Vec::new();
@@ -198,25 +258,43 @@ impl Room {
 
         let (tx, mut rx) = mpsc::channel::<(usize, Published)>(EVENTS_QUEUE);
         let names: Vec<String> = specs.iter().map(|s| s.channel.clone()).collect();
-        let subscriber = handle
-            .block_on(client.subscribe(events_subject(meeting, "*")))
-            .map_err(|e| ClusterError::Other(format!("cannot subscribe to events: {e}")))?;
-        handle.spawn(take_events(subscriber, names, tx));
+        handle.spawn(take_events(
+            buckets.js.clone(),
+            events_subject(meeting, "*"),
+            names,
+            session.clone(),
+            tx,
+            reconnects,
+        ));
         let view = status.clone();
         let events = std::thread::Builder::new()
             .name("tolk-room-events".into())
             .spawn(move || {
-                let mut takeovers: Vec<Takeover> = progress.iter().map(|_| Takeover::default()).collect();
+                let mut takeovers: Vec<Takeover> =
+                    progress.iter().map(|_| Takeover::default()).collect();
                 while let Some((i, p)) = rx.blocking_recv() {
                     let t = &mut takeovers[i];
-                    if !t.accept(&p.worker, &p.event) {
+                    let Some(event) = p.event else {
+                        // Numbers count from the channel's worker only.
+                        if let (Some(s), true) = (p.stats, t.worker.as_deref() == Some(&p.worker)) {
+                            if let Ok(mut v) = view.views[i].lock() {
+                                v.take_stats(s);
+                            }
+                        }
+                        continue;
+                    };
+                    let handovers = t.handovers;
+                    if !t.accept(&p.worker, p.epoch, &event) {
                         if let Ok(mut v) = view.views[i].lock() {
                             v.refused = t.refused;
                         }
                         continue;
                     }
-                    let is_final = matches!(p.event, Event::Final { .. });
+                    let is_final = matches!(event, Event::Final { .. });
                     if let Ok(mut v) = view.views[i].lock() {
+                        if t.handovers > handovers {
+                            v.handed_over();
+                        }
                         v.worker = t.worker.clone();
                         v.last_event_ms = crate::server::now_ms();
                         v.handovers = t.handovers;
@@ -229,13 +307,7 @@ impl Room {
                             next_segment: t.next_segment,
                         });
                     }
-                    sink(
-                        i,
-                        Emitted {
-                            event: p.event,
-                            at: p.at,
-                        },
-                    );
+                    sink(i, Emitted { event, at: p.at });
                 }
             })
             .map_err(|e| ClusterError::Other(format!("cannot start the events thread: {e}")))?;
@@ -283,24 +355,72 @@ async fn publish_audio(client: async_nats::Client, subject: String, mut rx: mpsc
     }
 }
 
-/// Workers' events, by channel, onto the events thread's queue.
+/// Workers' events, by channel, onto the events thread's queue: from the events stream,
+/// new ones at first; after a reconnection all it holds again (the takeover knows each
+/// final already taken), so what workers published meanwhile is not lost.
 async fn take_events(
-    mut subscriber: async_nats::Subscriber,
+    js: async_nats::jetstream::Context,
+    subject: String,
     names: Vec<String>,
+    session: String,
     tx: mpsc::Sender<(usize, Published)>,
+    mut reconnects: watch::Receiver<u64>,
 ) {
-    while let Some(m) = subscriber.next().await {
-        let channel = m.subject.as_str().rsplit('.').next().unwrap_or_default();
-        let Some(i) = names.iter().position(|n| n == channel) else {
-            continue;
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    let mut deliver = DeliverPolicy::New;
+    loop {
+        reconnects.borrow_and_update();
+        let opened = async {
+            js.get_stream(EVENTS_STREAM)
+                .await
+                .map_err(|e| e.to_string())?
+                .create_consumer(OrderedConfig {
+                    filter_subject: subject.clone(),
+                    deliver_policy: deliver,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .messages()
+                .await
+                .map_err(|e| e.to_string())
         };
-        match serde_json::from_slice::<Published>(&m.payload) {
-            Ok(p) => {
-                if tx.send((i, p)).await.is_err() {
-                    return;
-                }
+        let mut messages = match opened.await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("cluster: the events consumer: {e}; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             }
-            Err(e) => tracing::warn!(channel, "cluster: an event that does not parse: {e}"),
+        };
+        deliver = DeliverPolicy::All;
+        loop {
+            let m = tokio::select! {
+                m = messages.next() => m,
+                _ = reconnects.changed() => break,
+            };
+            let m = match m {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!("cluster: the events consumer failed ({e}): opened again");
+                    break;
+                }
+                None => break,
+            };
+            let channel = m.subject.as_str().rsplit('.').next().unwrap_or_default();
+            let Some(i) = names.iter().position(|n| n == channel) else {
+                continue;
+            };
+            match serde_json::from_slice::<Published>(&m.payload) {
+                Ok(p) if p.session == session => {
+                    if tx.send((i, p)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {} // a worker still decoding an earlier run of this meeting
+                Err(e) => tracing::warn!(channel, "cluster: an event that does not parse: {e}"),
+            }
         }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

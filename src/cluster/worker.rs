@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer;
+use async_nats::jetstream::{self, consumer, kv};
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::audio::SAMPLE_RATE;
 use crate::stream::decoder::{Decoding, Emitted};
@@ -25,11 +25,15 @@ use crate::transcribe::Model;
 
 use super::{
     audio_subject, connect, continued, events_subject, from_pcm, setup, Buckets, ClusterError,
-    Progress, Published, Spec, AUDIO_STREAM, HEADER_AT, HEADER_END, RENEW,
+    Progress, Published, Spec, WorkerStats, AUDIO_STREAM, HEADER_AT, HEADER_END, RENEW,
 };
 
 /// Events waiting to be published.
 pub const OUT_QUEUE: usize = 1024;
+
+/// An event on its way: subject, JSON, and whether it must reach the events stream (finals
+/// and revisions) or may be lost (partials and numbers: the next ones replace them).
+type Out = (String, Vec<u8>, bool);
 
 /// Longest gap in a channel's audio filled with silence (longer ones: the audio jumps, and
 /// the engine's clock would not follow; the stream's retention is shorter anyway).
@@ -55,6 +59,11 @@ struct Route {
     segments: u64,
     /// False once the lease is lost: nothing more is published.
     live: bool,
+    /// Seconds of the channel's audio that never reached this worker.
+    missing_secs: f64,
+    /// The room server's run, and this worker's lease revision on the channel.
+    session: String,
+    epoch: u64,
 }
 
 type Routes = Arc<Mutex<HashMap<ChannelId, Route>>>;
@@ -73,13 +82,13 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let client = connect(
+    let (client, mut reconnects) = connect(
         &options.nats,
         options.credentials.as_deref(),
         &format!("tolk worker {}", options.name),
     )
     .await?;
-    let buckets = setup(client.clone()).await?;
+    let mut buckets = setup(client.clone()).await?;
     let model_path = options.model.clone();
     let threads = options.threads.max(1);
     let decoding = Decoding::threads(threads);
@@ -100,17 +109,34 @@ pub async fn run(
     );
     println!("worker {} ready: up to {max} channel(s)", options.name);
 
-    let (out_tx, mut out_rx) = mpsc::channel::<(String, Vec<u8>)>(OUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
     let publisher = client.clone();
+    let js = buckets.js.clone();
     tokio::spawn(async move {
-        while let Some((subject, bytes)) = out_rx.recv().await {
-            if let Err(e) = publisher.publish(subject, bytes.into()).await {
-                tracing::warn!("cluster: cannot publish an event: {e}");
+        while let Some((subject, bytes, kept)) = out_rx.recv().await {
+            if !kept {
+                if let Err(e) = publisher.publish(subject, bytes.into()).await {
+                    tracing::debug!("cluster: cannot publish: {e}");
+                }
+                continue;
+            }
+            // A final or a revision: published until the events stream has it (the room
+            // server takes a final published twice once).
+            loop {
+                match js.publish(subject.clone(), bytes.clone().into()).await {
+                    Ok(ack) => match ack.await {
+                        Ok(_) => break,
+                        Err(e) => tracing::warn!("cluster: a final not acknowledged ({e}): again"),
+                    },
+                    Err(e) => tracing::warn!("cluster: cannot publish a final ({e}): again"),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     });
     let routes: Routes = Arc::default();
     let sink_routes = routes.clone();
+    let stats_tx = out_tx.clone();
     let name = options.name.clone();
     let engine = Engine::start(
         model,
@@ -128,19 +154,25 @@ pub async fn run(
                     route.subject.clone(),
                     Published {
                         worker: name.clone(),
+                        session: route.session.clone(),
+                        epoch: route.epoch,
                         at: e.at + route.offset,
-                        event: continued(e.event, route.offset, route.segments),
+                        event: Some(continued(e.event, route.offset, route.segments)),
+                        stats: None,
                     },
                 )
             };
-            let is_final = matches!(published.event, Event::Final { .. });
+            let kept = matches!(
+                published.event,
+                Some(Event::Final { .. } | Event::Revised(_))
+            );
             let Ok(bytes) = serde_json::to_vec(&published) else {
                 return;
             };
-            if is_final {
-                let _ = out_tx.blocking_send((subject, bytes));
+            if kept {
+                let _ = out_tx.blocking_send((subject, bytes, true));
             } else {
-                let _ = out_tx.try_send((subject, bytes));
+                let _ = out_tx.try_send((subject, bytes, false));
             }
         }),
     )
@@ -155,12 +187,23 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = tick.tick() => {}
         }
+        if reconnects.has_changed().unwrap_or(false) {
+            reconnects.borrow_and_update();
+            match setup(client.clone()).await {
+                Ok(b) => buckets = b,
+                Err(e) => tracing::warn!("cluster: after reconnecting: {e}"),
+            }
+        }
         renew(&buckets, &options.name, &mut held, &routes).await;
+        publish_stats(&held, &routes, &options.name, &stats_tx);
         let offered = offered(&buckets).await;
         // Withdrawn channels (or offered anew by a restarted room server): released once
         // everything they had is emitted.
         for (k, h) in held.iter_mut() {
-            if !offered.iter().any(|(key, spec)| key == k && spec == &h.spec) {
+            if !offered
+                .iter()
+                .any(|(key, spec)| key == k && spec == &h.spec)
+            {
                 h.withdrawn = true;
                 h.channel.finish();
             }
@@ -182,14 +225,21 @@ pub async fn run(
                 if held.contains_key(k) {
                     continue;
                 }
-                let Ok(revision) = buckets
-                    .leases
-                    .create(k, options.name.clone().into())
-                    .await
+                let Ok(revision) = buckets.leases.create(k, options.name.clone().into()).await
                 else {
                     continue; // someone holds it
                 };
-                match take(&buckets, &engine, &routes, spec, k).await {
+                match take(
+                    &buckets,
+                    &engine,
+                    &routes,
+                    spec,
+                    k,
+                    revision,
+                    reconnects.clone(),
+                )
+                .await
+                {
                     Ok((channel, feeder)) => {
                         tracing::info!(key = %k, worker = %options.name, "cluster: channel taken");
                         held.insert(
@@ -223,25 +273,82 @@ pub async fn run(
     Ok(())
 }
 
-/// Renews every lease; a channel whose lease cannot be renewed is dropped at once.
+/// Renews every lease. A channel whose lease another worker holds now is dropped at once;
+/// one whose lease is gone (it expired while NATS was out of reach, or a restarted
+/// nats-server lost it) is taken again if no one else has; while NATS cannot be asked, the
+/// worker goes on decoding (its events wait in the client until it reconnects, and the
+/// room server takes them only if no other worker's came first).
 async fn renew(buckets: &Buckets, name: &str, held: &mut HashMap<String, Held>, routes: &Routes) {
     let mut lost = Vec::new();
     for (k, h) in held.iter_mut() {
-        match buckets
-            .leases
-            .update(k, name.to_string().into(), h.revision)
-            .await
-        {
-            Ok(r) => h.revision = r,
-            Err(e) => {
-                tracing::warn!(key = %k, "cluster: lease lost ({e}): channel dropped");
+        let me: bytes::Bytes = name.to_string().into();
+        match buckets.leases.update(k, me.clone(), h.revision).await {
+            Ok(r) => {
+                h.revision = r;
+                continue;
+            }
+            Err(e) => tracing::debug!(key = %k, "cluster: lease not renewed: {e}"),
+        }
+        match buckets.leases.entry(k.clone()).await {
+            Ok(Some(e)) if e.operation == kv::Operation::Put && e.value != me => {
+                tracing::warn!(key = %k, holder = ?String::from_utf8_lossy(&e.value), "cluster: another worker holds the channel now: dropped");
                 lost.push(k.clone());
+            }
+            Ok(Some(e)) if e.operation == kv::Operation::Put => h.revision = e.revision,
+            Ok(_) => match buckets.leases.create(k, me).await {
+                Ok(r) => {
+                    tracing::info!(key = %k, "cluster: lease taken again");
+                    h.revision = r;
+                    if let Ok(mut routes) = routes.lock() {
+                        if let Some(route) = routes.get_mut(&h.channel.id()) {
+                            route.epoch = r;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(key = %k, "cluster: lease lost ({e}): channel dropped");
+                    lost.push(k.clone());
+                }
+            },
+            Err(e) => {
+                tracing::warn!(key = %k, "cluster: cannot renew the lease now ({e}); decoding on")
             }
         }
     }
     for k in lost {
         if let Some(h) = held.remove(&k) {
             stop(&h, routes);
+        }
+    }
+}
+
+/// Each held channel's numbers, for the organizer (dropped when the queue is full: the next
+/// ones follow in [`RENEW`]).
+fn publish_stats(
+    held: &HashMap<String, Held>,
+    routes: &Routes,
+    name: &str,
+    tx: &mpsc::Sender<Out>,
+) {
+    let Ok(r) = routes.lock() else { return };
+    for h in held.values() {
+        let (Some(s), Some(route)) = (h.channel.stats(), r.get(&h.channel.id())) else {
+            continue;
+        };
+        let p = Published {
+            worker: name.to_string(),
+            session: route.session.clone(),
+            epoch: route.epoch,
+            at: route.offset + s.audio_secs,
+            event: None,
+            stats: Some(WorkerStats {
+                lag: s.lag,
+                untranscribed_secs: s.untranscribed_secs,
+                missing_secs: route.missing_secs,
+            }),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&p) {
+            let _ = tx.try_send((route.subject.clone(), bytes, false));
         }
     }
 }
@@ -291,6 +398,8 @@ async fn take(
     routes: &Routes,
     spec: &Spec,
     key: &str,
+    epoch: u64,
+    reconnects: watch::Receiver<u64>,
 ) -> Result<(Channel, tokio::task::JoinHandle<()>), ClusterError> {
     let progress: Progress = match buckets.progress.get(key).await {
         Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
@@ -330,79 +439,131 @@ async fn take(
                 offset: start as f64 / f64::from(SAMPLE_RATE),
                 segments: progress.next_segment,
                 live: true,
+                missing_secs: 0.0,
+                session: spec.session.clone(),
+                epoch,
             },
         );
     }
-    let stream = buckets
-        .js
+    let feeder = tokio::spawn(feed(
+        buckets.js.clone(),
+        audio_subject(&spec.meeting, &spec.audio),
+        channel.clone(),
+        start,
+        routes.clone(),
+        reconnects,
+    ));
+    Ok((channel, feeder))
+}
+
+/// The channel's retained audio, from the oldest sample the stream holds.
+async fn open_audio(
+    js: &jetstream::Context,
+    subject: &str,
+) -> Result<consumer::pull::Ordered, String> {
+    let stream = js
         .get_stream(AUDIO_STREAM)
         .await
-        .map_err(|e| ClusterError::Other(format!("the audio stream: {e}")))?;
+        .map_err(|e| format!("the audio stream: {e}"))?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: audio_subject(&spec.meeting, &spec.audio),
+            filter_subject: subject.to_string(),
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         })
         .await
-        .map_err(|e| ClusterError::Other(format!("the audio consumer: {e}")))?;
-    let messages = consumer
+        .map_err(|e| format!("the audio consumer: {e}"))?;
+    consumer
         .messages()
         .await
-        .map_err(|e| ClusterError::Other(format!("the audio consumer: {e}")))?;
-    let feeder = tokio::spawn(feed(messages, channel.clone(), start, routes.clone()));
-    Ok((channel, feeder))
+        .map_err(|e| format!("the audio consumer: {e}"))
 }
 
 /// Feeds the engine from the retained audio on: samples before `start` (the record has
 /// them) skipped, gaps filled with silence, the end passed on. Audio the stream no longer
-/// holds (older than its retention) is not there to decode: the engine's clock starts at
-/// the first sample there is, and the gap is logged.
-async fn feed(mut messages: consumer::pull::Ordered, channel: Channel, start: u64, routes: Routes) {
+/// holds (older than its retention, or lost with a restarted nats-server) is not there to
+/// decode: at first the engine's clock starts at the first sample there is; later the gap
+/// is filled with silence; either way it is logged. When the consumer fails (nats-server
+/// restarted) it is opened again: every sample is known by its index, so none is fed twice.
+async fn feed(
+    js: jetstream::Context,
+    subject: String,
+    channel: Channel,
+    start: u64,
+    routes: Routes,
+    mut reconnects: watch::Receiver<u64>,
+) {
     let mut next = start;
     let mut first = true;
-    while let Some(m) = messages.next().await {
-        let Ok(m) = m else { continue };
-        let headers = m.headers.clone().unwrap_or_default();
-        if headers.get(HEADER_END).is_some() {
-            channel.finish();
-            return;
-        }
-        let Some(at) = headers
-            .get(HEADER_AT)
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-        else {
-            continue;
+    loop {
+        let mut messages = match open_audio(&js, &subject).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%subject, "cluster: {e}; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         };
-        let mut samples = from_pcm(&m.payload);
-        let end = at + samples.len() as u64;
-        if end <= next {
-            continue;
-        }
-        if first && at > next {
-            tracing::warn!(
-                channel = %channel.id(),
-                "cluster: {:.1} s of the channel's audio were no longer retained",
-                (at - next) as f64 / f64::from(SAMPLE_RATE)
-            );
-            if let Ok(mut r) = routes.lock() {
-                if let Some(route) = r.get_mut(&channel.id()) {
-                    route.offset = at as f64 / f64::from(SAMPLE_RATE);
+        reconnects.borrow_and_update();
+        loop {
+            // After a reconnection the consumer may be gone with a restarted nats-server:
+            // opened again at once rather than after its heartbeats fail.
+            let m = tokio::select! {
+                m = messages.next() => m,
+                _ = reconnects.changed() => break,
+            };
+            let Some(m) = m else { break };
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%subject, "cluster: the audio consumer failed ({e}): opened again");
+                    break;
+                }
+            };
+            let headers = m.headers.clone().unwrap_or_default();
+            if headers.get(HEADER_END).is_some() {
+                channel.finish();
+                return;
+            }
+            let Some(at) = headers
+                .get(HEADER_AT)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let mut samples = from_pcm(&m.payload);
+            let end = at + samples.len() as u64;
+            if end <= next {
+                continue;
+            }
+            if at > next {
+                let secs = (at - next) as f64 / f64::from(SAMPLE_RATE);
+                tracing::warn!(%subject, "cluster: {secs:.1} s of the channel's audio missing (not retained): not decoded");
+                if let Ok(mut r) = routes.lock() {
+                    if let Some(route) = r.get_mut(&channel.id()) {
+                        route.missing_secs += secs;
+                        if first {
+                            route.offset = at as f64 / f64::from(SAMPLE_RATE);
+                        }
+                    }
+                }
+                if first {
+                    next = at;
                 }
             }
-            next = at;
+            first = false;
+            if at > next {
+                let gap = (at - next).min(MAX_GAP_SECS * u64::from(SAMPLE_RATE));
+                let _ = channel.push_audio(&vec![0.0; gap as usize]);
+            } else {
+                samples.drain(..(next - at) as usize);
+            }
+            next = end;
+            if channel.push_audio(&samples).is_err() {
+                return;
+            }
         }
-        first = false;
-        if at > next {
-            let gap = (at - next).min(MAX_GAP_SECS * u64::from(SAMPLE_RATE));
-            let _ = channel.push_audio(&vec![0.0; gap as usize]);
-        } else {
-            samples.drain(..(next - at) as usize);
-        }
-        next = end;
-        if channel.push_audio(&samples).is_err() {
-            return;
-        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -413,7 +574,13 @@ pub fn default_name() -> String {
         .unwrap_or_else(|_| "worker".into());
     let host: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{host}-{}", std::process::id())
 }

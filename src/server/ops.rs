@@ -40,6 +40,7 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     use std::fmt::Write;
     let mut s = String::new();
     let stats = app.engine.stats();
+    let cluster = app.room.as_ref().map(|r| r.status.channels());
     let p = &app.pipeline;
     let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.connections.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_listener_resyncs_total Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.\n# TYPE tolk_listener_resyncs_total counter\ntolk_listener_resyncs_total {}", app.resyncs.load(Relaxed));
@@ -109,16 +110,22 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     per(
         &mut s,
         "tolk_audio_dropped_seconds_total",
-        "Seconds of audio dropped because the channel's inbox was full.",
+        "Seconds of audio dropped because the channel's inbox was full (with a cluster: not sent to NATS, or never received by a worker).",
         "counter",
-        &|i| stats.get(i).map(|x| x.audio_lost_secs).unwrap_or(0.0),
+        &|i| match cluster.as_ref().and_then(|c| c.get(i)) {
+            Some(v) => v.audio_dropped_secs + v.missing_secs,
+            None => stats.get(i).map(|x| x.audio_lost_secs).unwrap_or(0.0),
+        },
     );
     per(
         &mut s,
         "tolk_speech_untranscribed_seconds_total",
         "Seconds of speech given up untranscribed (every decode of it failed, or recognition fell too far behind or restarted).",
         "counter",
-        &|i| stats.get(i).map(|x| x.untranscribed_secs).unwrap_or(0.0),
+        &|i| match cluster.as_ref().and_then(|c| c.get(i)) {
+            Some(v) => v.untranscribed_secs,
+            None => stats.get(i).map(|x| x.untranscribed_secs).unwrap_or(0.0),
+        },
     );
     per(
         &mut s,

@@ -41,7 +41,7 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
                 "level_db": (s.level_db * 10.0).round() / 10.0,
                 "audio_secs": s.audio_secs.round(),
                 "audio_lost_secs": s.audio_lost_secs,
-                "untranscribed_secs": (s.untranscribed_secs * 10.0).round() / 10.0,
+                "untranscribed_secs": (cluster.as_ref().and_then(|c| c.get(i)).map_or(s.untranscribed_secs, |v| v.untranscribed_secs) * 10.0).round() / 10.0,
                 "restarts": s.restarts,
                 // The record revised (`stream::revise`): chunks revised, not used, given up.
                 "revisions": s.revisions,
@@ -54,6 +54,7 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
                 "worker": cluster.as_ref().and_then(|c| c.get(i)).and_then(|v| v.worker.clone()),
                 "handovers": cluster.as_ref().and_then(|c| c.get(i)).map(|v| v.handovers),
                 "audio_unsent_secs": cluster.as_ref().and_then(|c| c.get(i)).map(|v| (v.audio_dropped_secs * 10.0).round() / 10.0),
+                "audio_missing_secs": cluster.as_ref().and_then(|c| c.get(i)).map(|v| (v.missing_secs * 10.0).round() / 10.0),
             })
         })
         .collect();

@@ -100,7 +100,8 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             } else {
                 tracing::warn!("capacity: {capacity}");
             }
-            let targets: Vec<Option<Target>> = opened.into_iter().map(|c| Some(Target::Local(c))).collect();
+            let targets: Vec<Option<Target>> =
+                opened.into_iter().map(|c| Some(Target::Local(c))).collect();
             (engine, None, targets, capacity)
         }
         Some(cluster) => {

@@ -40,7 +40,11 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
     let cluster = app.room.as_ref().map(|r| r.status.channels());
     (0..app.hub.channels.len())
         .map(|i| {
-            let lag = stats.get(i).map(|s| s.lag).unwrap_or(0.0);
+            let view = cluster.as_ref().and_then(|c| c.get(i));
+            let lag = match view {
+                Some(v) => v.lag,
+                None => stats.get(i).map(|s| s.lag).unwrap_or(0.0),
+            };
             let (ended, described) = sources
                 .as_ref()
                 .and_then(|s| s.get(i))
@@ -51,7 +55,6 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                 Some(_) => true,
                 None => stats.get(i).map(|s| s.done).unwrap_or(false),
             };
-            let view = cluster.as_ref().and_then(|c| c.get(i));
             let reduced = stats.get(i).is_some_and(reduced);
             let mode = if reduced {
                 ChannelMode::Reduced
@@ -75,7 +78,20 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                     None => described.push_str("; waiting for a worker (`tolk worker`) to take it"),
                 }
                 if v.handovers > 0 {
-                    described.push_str(&format!("; handed over {}× to another worker", v.handovers));
+                    described
+                        .push_str(&format!("; handed over {}× to another worker", v.handovers));
+                }
+                if v.untranscribed_secs >= 0.05 {
+                    described.push_str(&format!(
+                        "; {:.1} s of speech could not be transcribed",
+                        v.untranscribed_secs
+                    ));
+                }
+                if v.missing_secs >= 0.05 {
+                    described.push_str(&format!(
+                        "; {:.1} s of audio never reached a worker (NATS out of reach)",
+                        v.missing_secs
+                    ));
                 }
                 if v.audio_dropped_secs >= 0.05 {
                     described.push_str(&format!(
@@ -84,7 +100,11 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                     ));
                 }
             }
-            let unserved = view.is_some_and(|v| v.worker.is_none() && !ended);
+            let unserved = view.is_some_and(|v| {
+                (v.worker.is_none() && !ended)
+                    || v.incomplete_last
+                        .is_some_and(|t| t.elapsed() < INCOMPLETE_FOR)
+            });
             if let Some(s) = stats.get(i) {
                 if s.restarts > 0 {
                     described.push_str(&format!(

@@ -9,7 +9,9 @@ use super::policy::Word;
 use crate::eval::{align, normalize, Step};
 
 /// A guard that drops a whole decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Guard {
     /// Whisper's no-speech probability high and its confidence low.
     NoSpeech,
@@ -82,7 +84,9 @@ pub enum Trace {
 }
 
 /// Why a word of the offline transcript is not in the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Cause {
     /// No decode covered its audio, and the voice detector did not hear speech there.
     DetectorClosed,

@@ -8,7 +8,7 @@ use super::*;
 struct Nats {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nats {
@@ -25,23 +25,42 @@ fn nats() -> Nats {
         .local_addr()
         .unwrap()
         .port();
+    let child = start_nats(dir.path(), port);
+    Nats {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        dir,
+    }
+}
+
+impl Nats {
+    /// Killed (-9) and started again on the same port and folder after `down`.
+    fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = start_nats(self.dir.path(), port);
+    }
+}
+
+fn start_nats(dir: &Path, port: u16) -> Child {
     let child = std::process::Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nats-server (Debian's package; `make test` installs it)");
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(10), "nats-server did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "nats-server did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Nats {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
-    }
+    child
 }
 
 /// A `tolk worker`; killed when dropped. Returns once it says it is ready.
@@ -78,10 +97,7 @@ fn worker(dir: &Path, url: &str, name: &str, max: usize) -> Worker {
 
 /// Which worker decodes each channel, as the organizer's API says.
 fn workers(addr: &str) -> BTreeMap<String, (Option<String>, u64)> {
-    let (code, body) = get(addr, "/api/organizer", Some(TOKEN));
-    assert_eq!(code, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["channels"]
+    organizer(addr)["channels"]
         .as_array()
         .unwrap()
         .iter()
@@ -97,6 +113,57 @@ fn workers(addr: &str) -> BTreeMap<String, (Option<String>, u64)> {
         .collect()
 }
 
+fn organizer(addr: &str) -> Value {
+    let (code, body) = get(addr, "/api/organizer", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn meeting_file(dir: &Path, url: &str, channels: &[(&str, &str, &str)]) {
+    let mut text = format!(
+        r#"[meeting]
+id = "cluster-test"
+title = "Workers"
+archive = "archive.sqlite"
+model = "base"
+revise = false
+
+[cluster]
+nats = "{url}"
+"#
+    );
+    for (i, (id, language, recording)) in channels.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[channel]]\nid = \"{id}\"\nlanguage = \"{language}\"\nfloor = {}\nsource = {{ kind = \"file\", path = \"{}\" }}\n",
+            i == 0,
+            testdata(recording).display()
+        ));
+    }
+    std::fs::write(dir.join("meeting.toml"), text).unwrap();
+}
+
+/// Checks a channel's finals: numbered without a gap or a repeat, starts only going forward,
+/// the words within `bound` of the recording's reference.
+fn check_channel(seen: &Seen, ch: &str, reference: &str, lang: &str, bound: f64) {
+    gapless(seen, ch);
+    let finals = &seen.finals[ch];
+    for w in finals.windows(2) {
+        let (a, b) = (
+            w[0]["start"].as_f64().unwrap(),
+            w[1]["start"].as_f64().unwrap(),
+        );
+        assert!(b >= a, "{ch}: times go back: {w:?}");
+    }
+    let wer = tolk::eval::wer(&crate::util::reference(reference), &seen.text(ch), lang);
+    eprintln!("{ch}: WER {:.1} % ({})", 100.0 * wer.rate(), seen.text(ch));
+    assert!(
+        wer.rate() < bound,
+        "{ch}: WER {:.1} %: {}",
+        100.0 * wer.rate(),
+        seen.text(ch)
+    );
+}
+
 /// Two workers share the meeting's two channels; one is killed (-9) mid-speech and the
 /// other takes its channel over from the retained audio: both channels captioned to the
 /// end, their finals numbered without a gap or a repeat, their starts only going forward, the
@@ -106,40 +173,24 @@ fn two_workers_caption_the_meeting_and_one_takes_over_when_the_other_dies() {
     let _guard = whisper_lock();
     let nats = nats();
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"[meeting]
-id = "cluster-test"
-title = "Two workers"
-archive = "archive.sqlite"
-model = "base"
-revise = false
-
-[cluster]
-nats = "{url}"
-
-[[channel]]
-id = "floor"
-language = "en"
-floor = true
-source = {{ kind = "file", path = "{sonnet}" }}
-
-[[channel]]
-id = "es"
-language = "es"
-source = {{ kind = "file", path = "{es}" }}
-"#,
-        url = nats.url,
-        sonnet = testdata("sonnet.wav").display(),
-        es = testdata("es-conf-adminmenu-18.wav").display(),
+    meeting_file(
+        dir.path(),
+        &nats.url,
+        &[
+            ("floor", "en", "sonnet.wav"),
+            ("es", "es", "es-conf-adminmenu-18.wav"),
+        ],
     );
-    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
     // One channel each: the first worker may hold one, the second two (so that it can
     // take the other's over).
     let mut first = Some(worker(dir.path(), &nats.url, "worker-a", 1));
     let _second = worker(dir.path(), &nats.url, "worker-b", 2);
     let server = serve(dir.path());
     let mut ws = connect(&server.addr);
-    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor", "es"]}));
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "es"]}),
+    );
     let mut seen = Seen::default();
     follow(&mut ws, &mut seen, 40, |s| {
         s.seqs("floor").len() >= 2 && s.seqs("es").len() >= 2
@@ -150,9 +201,15 @@ source = {{ kind = "file", path = "{es}" }}
         .filter(|(_, (w, _))| w.as_deref() == Some("worker-a"))
         .map(|(c, _)| c.clone())
         .collect();
-    assert_eq!(held_by_a.len(), 1, "each worker decodes a channel: {before:?}");
+    assert_eq!(
+        held_by_a.len(),
+        1,
+        "each worker decodes a channel: {before:?}"
+    );
     assert!(
-        before.values().any(|(w, _)| w.as_deref() == Some("worker-b")),
+        before
+            .values()
+            .any(|(w, _)| w.as_deref() == Some("worker-b")),
         "{before:?}"
     );
     let moved = held_by_a[0].clone();
@@ -172,27 +229,57 @@ source = {{ kind = "file", path = "{es}" }}
         seen.seqs(&moved).len() > had,
         "captions went on after the handover"
     );
-    for (ch, reference, lang) in [
-        ("floor", "sonnet.txt", "en"),
-        ("es", "es-conf-adminmenu-18.txt", "es"),
-    ] {
-        gapless(&seen, ch);
-        let finals = &seen.finals[ch];
-        for w in finals.windows(2) {
-            let (a, b) = (w[0]["start"].as_f64().unwrap(), w[1]["start"].as_f64().unwrap());
-            assert!(b >= a, "{ch}: times go back: {w:?}");
-        }
-        let wer = tolk::eval::wer(&crate::util::reference(reference), &seen.text(ch), lang);
-        eprintln!("{ch}: WER {:.1} % ({})", 100.0 * wer.rate(), seen.text(ch));
-        // Offline base reads these at 2-20 %; live, on one thread each with the machine
-        // shared, and a handover (the audio replayed from the record's end) on one channel.
-        assert!(
-            wer.rate() < 0.4,
-            "{ch}: WER {:.1} %: {}",
-            100.0 * wer.rate(),
-            seen.text(ch)
-        );
-    }
+    // Offline base reads these at 2-20 %; live, on one thread each with the machine
+    // shared, and a handover (the audio replayed from the record's end) on one channel.
+    check_channel(&seen, "floor", "sonnet.txt", "en", 0.4);
+    check_channel(&seen, "es", "es-conf-adminmenu-18.txt", "es", 0.4);
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+}
+
+/// nats-server is killed mid-speech and started again two seconds later: the room server
+/// and the worker reconnect and set the stream up again, the worker takes its lease again,
+/// the finals published meanwhile reach the room (published until the events stream has
+/// them), and the audio sent while NATS was down is counted as never received, shown to
+/// the organizer, not lost in silence.
+#[test]
+fn nats_server_restarted_mid_meeting_loses_no_final_and_counts_what_it_lost() {
+    let _guard = whisper_lock();
+    let mut nats = nats();
+    let dir = tempfile::tempdir().unwrap();
+    meeting_file(dir.path(), &nats.url, &[("floor", "en", "sonnet.wav")]);
+    let _worker = worker(dir.path(), &nats.url, "worker-a", 1);
+    let server = serve(dir.path());
+    let mut ws = connect(&server.addr);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 40, |s| s.seqs("floor").len() >= 2);
+    let had = seen.seqs("floor").len();
+    nats.restart(Duration::from_secs(2));
+    follow(&mut ws, &mut seen, 90, |s| {
+        s.ended.get("floor").copied().unwrap_or(false)
+    });
+    follow(&mut ws, &mut seen, 8, |_| false);
+    assert!(
+        seen.seqs("floor").len() > had + 2,
+        "captions went on after the restart"
+    );
+    let v = organizer(&server.addr);
+    let floor = &v["channels"][0];
+    assert_eq!(floor["worker"], "worker-a", "{floor}");
+    let missing = floor["audio_missing_secs"].as_f64().unwrap();
+    assert!(
+        (0.5..10.0).contains(&missing),
+        "the audio sent while NATS was down is counted: {floor}"
+    );
+    assert!(
+        metric(
+            &server.addr,
+            "tolk_audio_dropped_seconds_total{channel=\"floor\"}"
+        ) >= 0.5,
+        "and in /metrics"
+    );
+    // Two seconds of the sonnet (about six words) were never received.
+    check_channel(&seen, "floor", "sonnet.txt", "en", 0.4);
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
 }
 
@@ -226,10 +313,19 @@ source = {{ kind = "file", path = "{jfk}" }}
     )
     .unwrap();
     let out = tolk(dir.path())
-        .args(["serve", "--config", "meeting.toml", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--config",
+            "meeting.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
-    clean_failure(out, &["[cluster]", "cannot connect to NATS", &port.to_string()]);
+    clean_failure(
+        out,
+        &["[cluster]", "cannot connect to NATS", &port.to_string()],
+    );
     let out = tolk(dir.path())
         .args(["worker", "--nats", &format!("nats://127.0.0.1:{port}")])
         .args(["--model", "tiny.en", "--threads", "1"])
