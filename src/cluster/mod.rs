@@ -32,6 +32,7 @@
 //! (names are withheld by the room server). On any network not closed to the room, NATS
 //! must run with TLS and credentials (SECURITY.md).
 
+pub mod resume;
 pub mod room;
 pub mod takeover;
 pub mod worker;
@@ -63,9 +64,11 @@ pub const LEASE_TTL: Duration = Duration::from_secs(6);
 pub const RENEW: Duration = Duration::from_secs(2);
 
 /// Audio message headers: the channel's sample index (16 kHz) of the first sample; the
-/// channel's audio has ended (no payload).
+/// channel's audio has ended (no payload); the room server's run ([`Spec::session`]: the
+/// stream still holds an earlier run's last seconds when a meeting is started again).
 pub const HEADER_AT: &str = "Tolk-At";
 pub const HEADER_END: &str = "Tolk-End";
+pub const HEADER_SESSION: &str = "Tolk-Session";
 
 /// Why the cluster could not be reached or used.
 #[derive(Debug, thiserror::Error)]

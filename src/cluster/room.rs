@@ -26,7 +26,7 @@ use super::{
     audio_subject, connect, events_subject, key, setup, to_pcm, ClusterError, Progress, Published,
     Spec, HEADER_AT, HEADER_END,
 };
-use super::{WorkerStats, EVENTS_STREAM};
+use super::{WorkerStats, EVENTS_STREAM, HEADER_SESSION};
 
 /// Frames of a channel's audio waiting for NATS: at 50 ms a frame, 25 s.
 pub const AUDIO_QUEUE: usize = 500;
@@ -232,7 +232,7 @@ impl Room {
                 (s.audio == s.channel).then(|| {
                     let (tx, rx) = mpsc::channel(AUDIO_QUEUE);
                     let subject = audio_subject(meeting, &s.channel);
-                    handle.spawn(publish_audio(client.clone(), subject, rx));
+                    handle.spawn(publish_audio(client.clone(), subject, session.clone(), rx));
                     Outlet {
                         tx,
                         next: Arc::default(),
@@ -333,9 +333,15 @@ impl Room {
     }
 }
 
-async fn publish_audio(client: async_nats::Client, subject: String, mut rx: mpsc::Receiver<Frame>) {
+async fn publish_audio(
+    client: async_nats::Client,
+    subject: String,
+    session: String,
+    mut rx: mpsc::Receiver<Frame>,
+) {
     while let Some(frame) = rx.recv().await {
         let mut headers = HeaderMap::new();
+        headers.insert(HEADER_SESSION, session.as_str());
         let payload = match frame {
             Frame::Audio { at, pcm } => {
                 headers.insert(HEADER_AT, at.to_string().as_str());

@@ -23,9 +23,11 @@ use crate::stream::policy::{Event, PolicyConfig};
 use crate::stream::scheduler::{Channel, ChannelId, ChannelSpec, Engine};
 use crate::transcribe::Model;
 
+use super::resume::{Resume, Step};
 use super::{
     audio_subject, connect, continued, events_subject, from_pcm, setup, Buckets, ClusterError,
-    Progress, Published, Spec, WorkerStats, AUDIO_STREAM, HEADER_AT, HEADER_END, RENEW,
+    Progress, Published, Spec, WorkerStats, AUDIO_STREAM, HEADER_AT, HEADER_END, HEADER_SESSION,
+    RENEW,
 };
 
 /// Events waiting to be published.
@@ -34,10 +36,6 @@ pub const OUT_QUEUE: usize = 1024;
 /// An event on its way: subject, JSON, and whether it must reach the events stream (finals
 /// and revisions) or may be lost (partials and numbers: the next ones replace them).
 type Out = (String, Vec<u8>, bool);
-
-/// Longest gap in a channel's audio filled with silence (longer ones: the audio jumps, and
-/// the engine's clock would not follow; the stream's retention is shorter anyway).
-const MAX_GAP_SECS: u64 = 30;
 
 pub struct WorkerOptions {
     pub nats: String,
@@ -448,6 +446,7 @@ async fn take(
     let feeder = tokio::spawn(feed(
         buckets.js.clone(),
         audio_subject(&spec.meeting, &spec.audio),
+        spec.session.clone(),
         channel.clone(),
         start,
         routes.clone(),
@@ -488,13 +487,13 @@ async fn open_audio(
 async fn feed(
     js: jetstream::Context,
     subject: String,
+    session: String,
     channel: Channel,
     start: u64,
     routes: Routes,
     mut reconnects: watch::Receiver<u64>,
 ) {
-    let mut next = start;
-    let mut first = true;
+    let mut resume = Resume::new(&session, start);
     loop {
         let mut messages = match open_audio(&js, &subject).await {
             Ok(m) => m,
@@ -521,45 +520,47 @@ async fn feed(
                 }
             };
             let headers = m.headers.clone().unwrap_or_default();
-            if headers.get(HEADER_END).is_some() {
-                channel.finish();
-                return;
-            }
-            let Some(at) = headers
+            let at = headers
                 .get(HEADER_AT)
-                .and_then(|v| v.as_str().parse::<u64>().ok())
-            else {
-                continue;
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            let step = resume.frame(
+                headers.get(HEADER_SESSION).map(|v| v.as_str()),
+                headers.get(HEADER_END).is_some(),
+                at,
+                m.payload.len() / 2,
+            );
+            let (silence, from, missing, offset) = match step {
+                Step::Skip => continue,
+                Step::End => {
+                    channel.finish();
+                    return;
+                }
+                Step::Feed {
+                    silence,
+                    from,
+                    missing,
+                    offset,
+                } => (silence, from, missing, offset),
             };
-            let mut samples = from_pcm(&m.payload);
-            let end = at + samples.len() as u64;
-            if end <= next {
-                continue;
+            if missing > 0.0 {
+                tracing::warn!(%subject, "cluster: {missing:.1} s of the channel's audio never came (NATS out of reach, or older than its retention): not decoded");
             }
-            if at > next {
-                let secs = (at - next) as f64 / f64::from(SAMPLE_RATE);
-                tracing::warn!(%subject, "cluster: {secs:.1} s of the channel's audio missing (not retained): not decoded");
-                if let Ok(mut r) = routes.lock() {
-                    if let Some(route) = r.get_mut(&channel.id()) {
-                        route.missing_secs += secs;
-                        if first {
-                            route.offset = at as f64 / f64::from(SAMPLE_RATE);
-                        }
+            if let Ok(mut r) = routes.lock() {
+                if let Some(route) = r.get_mut(&channel.id()) {
+                    route.missing_secs += missing;
+                    if let Some(offset) = offset {
+                        route.offset = offset;
                     }
                 }
-                if first {
-                    next = at;
-                }
             }
-            first = false;
-            if at > next {
-                let gap = (at - next).min(MAX_GAP_SECS * u64::from(SAMPLE_RATE));
-                let _ = channel.push_audio(&vec![0.0; gap as usize]);
-            } else {
-                samples.drain(..(next - at) as usize);
+            if silence > 0 {
+                let _ = channel.push_audio(&vec![0.0; silence]);
             }
-            next = end;
-            if channel.push_audio(&samples).is_err() {
+            let samples = from_pcm(&m.payload);
+            if channel
+                .push_audio(&samples[from.min(samples.len())..])
+                .is_err()
+            {
                 return;
             }
         }
