@@ -57,6 +57,7 @@ lint:
 bench: setup
 	$(TOLK) models fetch $(TEST_MODELS) base-q8_0
 	bash benches/offline.sh
+	bash benches/cluster.sh 3 40
 	$(CARGO) bench --bench streaming -- --model base --lang en
 	$(CARGO) bench --bench streaming -- --model tiny.en --lang en
 	$(CARGO) bench --bench streaming -- --model base --lang es

@@ -4,7 +4,8 @@
 # one core with taskset, one Whisper thread), over a real nats-server on loopback; then two
 # workers with one killed (-9) mid-speech, to time the handover.
 #
-#   bash benches/cluster.sh [CHANNELS] [KILL_AT_SECS]     (defaults: 3 channels, 40 s)
+#   bash benches/cluster.sh [CHANNELS] [KILL_AT_SECS] [kill]   (defaults: 3 channels, 40 s;
+#                                                              `kill`: the handover run only)
 #
 # Channels: the floor speaks an English program (sonnet, a conversational recording, jfk;
 # 116 s), the booths alternate a Spanish program (Asterisk prompts; 93 s) and the English
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHANNELS=${1:-3}
 KILL_AT=${2:-40}
+ONLY=${3:-all}
 TOLK=$PWD/target/release/tolk
 export TOLK_CACHE_DIR=${TOLK_CACHE_DIR:-$PWD/.cache/tolk}
 command -v nats-server >/dev/null || { echo "nats-server is missing: run make test (or apt-get install nats-server)"; exit 1; }
@@ -93,6 +95,13 @@ echo
 echo "| setup | channel | WER | finals | final delay p50 / p95 |"
 echo "|---|---|---|---|---|"
 
+if [ "$ONLY" = all ]; then
+# 0. Offline, for reference: `tolk transcribe` (beam 5, both threads) of each program.
+for lang in en es; do
+  $TOLK transcribe "$WORK/$lang.wav" --language "$lang" -f text 2>/dev/null | sed 's/^\[[^]]*\] *//' > "$WORK/offline-$lang.txt"
+  echo "| tolk transcribe (offline) | $lang program | $($TOLK wer "$WORK/$lang.txt" "$WORK/offline-$lang.txt" --language "$lang" | sed 's/^WER //') | | |"
+done
+
 # 1. One machine, no cluster: the engine as today, both threads.
 meeting "$WORK/alone" local
 serve "$WORK/alone"; wait_end; kill $SERVER; wait $SERVER 2>/dev/null || true
@@ -113,6 +122,7 @@ serve "$WORK/two"; wait_end; kill $SERVER; wait $SERVER 2>/dev/null || true
 report "$WORK/two" "room + 2 workers (1 core each)"
 kill "$WA" "$WB"; wait "$WA" "$WB" 2>/dev/null || true
 sleep 7
+fi
 
 # 4. Two workers; the first killed (-9) at KILL_AT s.
 WA=$(worker 0 ka); WB=$(worker 1 kb)

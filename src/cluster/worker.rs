@@ -215,48 +215,55 @@ pub async fn run(
             release(&buckets, &mut held, &routes, &k).await;
             tracing::info!(key = %k, "cluster: channel ended, lease given back");
         }
-        // Take a free channel: one per tick, later the more this worker holds, so that
-        // several workers starting together share the channels.
-        let wait = RENEW * u32::try_from(held.len()).unwrap_or(u32::MAX);
-        if held.len() < max && last_take.elapsed() >= wait {
-            for (k, spec) in &offered {
-                if held.contains_key(k) {
-                    continue;
+        // Take a free channel: one new channel per tick, later the more this worker holds,
+        // so that several workers starting together share them; a channel whose worker is
+        // gone (it has a record) at once, every one this worker has room for.
+        for (k, spec) in &offered {
+            if held.len() >= max {
+                break;
+            }
+            if held.contains_key(k) {
+                continue;
+            }
+            let orphan = has_record(&buckets, k, spec).await;
+            let wait = RENEW * u32::try_from(held.len()).unwrap_or(u32::MAX);
+            if !orphan && last_take.elapsed() < wait {
+                continue;
+            }
+            let Ok(revision) = buckets.leases.create(k, options.name.clone().into()).await else {
+                continue; // someone holds it
+            };
+            match take(
+                &buckets,
+                &engine,
+                &routes,
+                spec,
+                k,
+                revision,
+                reconnects.clone(),
+            )
+            .await
+            {
+                Ok((channel, feeder)) => {
+                    tracing::info!(key = %k, worker = %options.name, "cluster: channel taken");
+                    held.insert(
+                        k.clone(),
+                        Held {
+                            spec: spec.clone(),
+                            channel,
+                            revision,
+                            feeder,
+                            withdrawn: false,
+                        },
+                    );
+                    last_take = Instant::now();
                 }
-                let Ok(revision) = buckets.leases.create(k, options.name.clone().into()).await
-                else {
-                    continue; // someone holds it
-                };
-                match take(
-                    &buckets,
-                    &engine,
-                    &routes,
-                    spec,
-                    k,
-                    revision,
-                    reconnects.clone(),
-                )
-                .await
-                {
-                    Ok((channel, feeder)) => {
-                        tracing::info!(key = %k, worker = %options.name, "cluster: channel taken");
-                        held.insert(
-                            k.clone(),
-                            Held {
-                                spec: spec.clone(),
-                                channel,
-                                revision,
-                                feeder,
-                                withdrawn: false,
-                            },
-                        );
-                        last_take = Instant::now();
-                    }
-                    Err(e) => {
-                        tracing::warn!(key = %k, "cluster: cannot take the channel: {e}");
-                        let _ = buckets.leases.delete(k).await;
-                    }
+                Err(e) => {
+                    tracing::warn!(key = %k, "cluster: cannot take the channel: {e}");
+                    let _ = buckets.leases.delete(k).await;
                 }
+            }
+            if !orphan {
                 break;
             }
         }
@@ -365,6 +372,15 @@ async fn release(buckets: &Buckets, held: &mut HashMap<String, Held>, routes: &R
     if let Some(h) = held.remove(k) {
         stop(&h, routes);
         let _ = buckets.leases.delete(k).await;
+    }
+}
+
+/// Whether the channel has a record in this run: a worker decoded it and is gone.
+async fn has_record(buckets: &Buckets, key: &str, spec: &Spec) -> bool {
+    match buckets.progress.get(key).await {
+        Ok(Some(b)) => serde_json::from_slice::<Progress>(&b)
+            .is_ok_and(|p| p.session == spec.session && p.next_segment > 0),
+        _ => false,
     }
 }
 
