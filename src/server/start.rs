@@ -74,7 +74,7 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         threads,
         speed: options.simulate_speed,
     };
-    let (engine, room, targets, capacity) = match &config.cluster {
+    let (engine, room, targets, capacity, fits) = match &config.cluster {
         None => {
             // What this machine can caption, timed before recognition starts (nothing else
             // decodes yet); said once the meeting has started, and to the organizer.
@@ -95,14 +95,9 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             )?;
             let fits = capacity.fits(config.channels.len());
             let capacity = capacity.describe(config.channels.len());
-            if fits {
-                tracing::info!("capacity: {capacity}");
-            } else {
-                tracing::warn!("capacity: {capacity}");
-            }
             let targets: Vec<Option<Target>> =
                 opened.into_iter().map(|c| Some(Target::Local(c))).collect();
-            (engine, None, targets, capacity)
+            (engine, None, targets, capacity, fits)
         }
         Some(cluster) => {
             // Workers decode; this engine holds no channel.
@@ -125,12 +120,17 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
                 "recognition on workers over NATS ({}): `tolk worker --nats URL` on each machine",
                 cluster.nats
             );
-            tracing::info!("capacity: {capacity}");
-            (engine, Some(room), targets, capacity)
+            (engine, Some(room), targets, capacity, true)
         }
     };
     let stopped: Vec<source::Stopped> = targets.iter().map(|_| Default::default()).collect();
     let sources = start_sources(&config, targets, &stopped)?;
+    // Said once the meeting has started (a meeting that cannot start says only why).
+    if fits {
+        tracing::info!("capacity: {capacity}");
+    } else {
+        tracing::warn!("capacity: {capacity}");
+    }
 
     let meeting = ServerMessage::Meeting {
         protocol: wire::PROTOCOL_VERSION,

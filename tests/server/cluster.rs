@@ -20,11 +20,7 @@ impl Drop for Nats {
 
 fn nats() -> Nats {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = start_nats(dir.path(), port);
     Nats {
         child,
@@ -42,6 +38,15 @@ impl Nats {
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
         self.child = start_nats(self.dir.path(), port);
     }
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_nats(dir: &Path, port: u16) -> Child {
@@ -287,11 +292,7 @@ fn nats_server_restarted_mid_meeting_loses_no_final_and_counts_what_it_lost() {
 #[test]
 fn a_cluster_that_cannot_be_reached_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     std::fs::write(
         dir.path().join("meeting.toml"),
         format!(
