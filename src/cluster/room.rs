@@ -39,8 +39,6 @@ pub struct ChannelView {
     pub channel: String,
     /// The worker whose captions the channel takes now.
     pub worker: Option<String>,
-    /// Wall ms of its last event taken.
-    pub last_event_ms: u64,
     /// Times another worker took the channel over.
     pub handovers: u64,
     /// Events refused (another worker's, a final the record had).
@@ -296,7 +294,6 @@ impl Room {
                             v.handed_over();
                         }
                         v.worker = t.worker.clone();
-                        v.last_event_ms = crate::server::now_ms();
                         v.handovers = t.handovers;
                         v.refused = t.refused;
                     }
