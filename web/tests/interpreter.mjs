@@ -32,7 +32,11 @@ await run(async (browser) => {
   check(!(await page.$eval('#mine', (m) => m.hidden)), 'their own channel beside the floor');
   check(await page.$eval('#desk', (d) => getComputedStyle(d).gridTemplateColumns.split(' ').length) === 3, 'three columns: floor, cards, own channel');
   const healthCls = await page.$eval('#health', (h) => h.className);
-  check(['ok', 'late'].includes(healthCls), `recognition health shown: ${healthCls} "${await page.textContent('#health')}"`);
+  const healthText = await page.textContent('#health');
+  // Live or late; or, on a machine too loaded to keep up, incomplete with how much was lost
+  // (an honest state, seen once in CI): never the placeholder or an unexplained "down".
+  const shown = ['ok', 'late'].includes(healthCls) || (healthCls === 'down' && /incomplete.*\d+(\.\d+)? s of speech/.test(healthText));
+  check(shown, `recognition health shown: ${healthCls} "${healthText}"`);
 
   await page.screenshot({ path: `${out}/interpreter-desk.png` });
   await accessible(page);
