@@ -2,10 +2,11 @@
 # Recognition on workers over NATS (issue 16): the same meeting captioned by `tolk serve`
 # alone, and by a room server with one and with two `tolk worker` processes (each pinned to
 # one core with taskset, one Whisper thread), over a real nats-server on loopback; then two
-# workers with one killed (-9) mid-speech, to time the handover.
+# workers with one killed (-9) mid-speech, to time the handover; then the room server
+# decoding one channel itself (`decode_here = 1`, pinned to core 0) beside one worker.
 #
-#   bash benches/cluster.sh [CHANNELS] [KILL_AT_SECS] [kill]   (defaults: 3 channels, 40 s;
-#                                                              `kill`: the handover run only)
+#   bash benches/cluster.sh [CHANNELS] [KILL_AT_SECS] [kill|here]   (defaults: 3 channels,
+#                                 40 s; `kill`: the handover run only; `here`: the last only)
 #
 # Channels: the floor speaks an English program (sonnet, a conversational recording, jfk;
 # 116 s), the booths alternate a Spanish program (Asterisk prompts; 93 s) and the English
@@ -39,11 +40,13 @@ nats-server -js -a 127.0.0.1 -p "$PORT" -sd "$WORK/js" >/dev/null 2>&1 &
 sleep 1
 URL=nats://127.0.0.1:$PORT
 
-meeting() { # $1: folder, $2: cluster or not
+meeting() { # $1: folder, $2: local (no cluster), cluster (workers only) or here (the room decodes one)
   mkdir -p "$1"
   {
     printf '[meeting]\nid = "bench"\ntitle = "cluster bench"\narchive = "archive.sqlite"\nmodel = "base"\nrevise = false\n'
-    [ "$2" = cluster ] && printf '\n[cluster]\nnats = "%s"\n' "$URL"
+    [ "$2" = here ] && printf 'threads = 1\n'
+    [ "$2" = cluster ] && printf '\n[cluster]\nnats = "%s"\ndecode_here = 0\n' "$URL"
+    [ "$2" = here ] && printf '\n[cluster]\nnats = "%s"\ndecode_here = 1\n' "$URL"
     for i in $(seq 0 $((CHANNELS - 1))); do
       lang=en; [ $((i % 2)) = 1 ] && lang=es
       id=floor; [ "$i" -gt 0 ] && id=booth$i
@@ -54,8 +57,8 @@ meeting() { # $1: folder, $2: cluster or not
 }
 
 # Starts the room server in $1; waits for its address; records the sources' start (ms).
-serve() {
-  (cd "$1" && exec $TOLK serve --config meeting.toml --listen 127.0.0.1:0 --organizer-token bench-organizer-token-0123 > serve.out 2> serve.err) &
+serve() { # $1: folder; $2: the cores it may use (default: all)
+  (cd "$1" && exec taskset -c "${2:-0-$(($(nproc) - 1))}" $TOLK serve --config meeting.toml --listen 127.0.0.1:0 --organizer-token bench-organizer-token-0123 > serve.out 2> serve.err) &
   SERVER=$!
   until grep -q "captions (WebSocket)" "$1/serve.out" 2>/dev/null; do sleep 0.1; done
   date +%s%3N > "$1/t0"
@@ -124,6 +127,7 @@ kill "$WA" "$WB"; wait "$WA" "$WB" 2>/dev/null || true
 sleep 7
 fi
 
+if [ "$ONLY" != here ]; then
 # 4. Two workers; the first killed (-9) at KILL_AT s.
 WA=$(worker 0 ka); WB=$(worker 1 kb)
 meeting "$WORK/kill" cluster
@@ -146,3 +150,14 @@ gaps = [b - a for a, b in zip([x['wall_ms'] for x in f], [x['wall_ms'] for x in 
 print(f'handover of {sys.argv[1]}: last final {(kill - before[-1]) / 1000:.1f} s before the kill, next {(after[0] - kill) / 1000:.1f} s after it (longest wait between its finals {max(gaps) / 1000:.1f} s; median {sorted(gaps)[len(gaps) // 2] / 1000:.1f} s)' if before and after else f'{sys.argv[1]}: no final on one side of the kill')
 " "$id"
 done
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = here ]; then
+# 5. The room server decodes one channel itself on core 0 (one thread); one worker on core 1.
+sleep 7
+WH=$(worker 1 wh)
+meeting "$WORK/here" here
+serve "$WORK/here" 0; wait_end; kill $SERVER; wait $SERVER 2>/dev/null || true
+report "$WORK/here" "room decoding 1 (core 0) + 1 worker (core 1)"
+kill "$WH"; wait "$WH" 2>/dev/null || true
+fi

@@ -14,12 +14,13 @@ use std::thread::JoinHandle;
 use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audio::SAMPLE_RATE;
 use crate::server::config::ClusterSection;
-use crate::stream::decoder::Emitted;
+use crate::stream::decoder::{Decoding, Emitted};
 use crate::stream::policy::Event;
+use crate::transcribe::Model;
 
 use super::takeover::Takeover;
 use super::{
@@ -32,6 +33,17 @@ use super::{WorkerStats, EVENTS_STREAM, HEADER_SESSION};
 pub const AUDIO_QUEUE: usize = 500;
 /// Workers' events waiting for the sink.
 pub const EVENTS_QUEUE: usize = 1024;
+
+/// The room server's own share of the decoding (`[cluster] decode_here`): a worker in its
+/// process ([`super::worker::run_here`]) with the model it loaded.
+pub struct Here {
+    pub model: Arc<Model>,
+    pub decoding: Decoding,
+    /// Channels it takes at most.
+    pub max: usize,
+    /// Its name in leases and on the organizer's page.
+    pub name: String,
+}
 
 /// What the organizer sees of a channel decoded elsewhere.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -146,17 +158,21 @@ pub struct Room {
     channels: async_nats::jetstream::kv::Store,
     keys: Vec<String>,
     _events: JoinHandle<()>,
+    /// The worker in this process, if any: told to stop, and awaited, by [`Room::close`].
+    here: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Room {
     /// Connects, offers the channels (`specs`, in the meeting's order) and starts taking
-    /// their events into `sink` (called with the channel's index). Called off the runtime
-    /// (the server's start-up thread), with the runtime's `handle`.
+    /// their events into `sink` (called with the channel's index); with `here`, this server
+    /// decodes some of them itself. Called off the runtime (the server's start-up thread),
+    /// with the runtime's `handle`.
     pub fn start(
         cluster: &ClusterSection,
         meeting: &str,
         specs: Vec<Spec>,
         mut sink: impl FnMut(usize, Emitted) + Send + 'static,
+        here: Option<Here>,
         handle: &Handle,
     ) -> Result<Room, ClusterError> {
         let (client, reconnects) = handle.block_on(connect(
@@ -308,12 +324,35 @@ impl Room {
                 }
             })
             .map_err(|e| ClusterError::Other(format!("cannot start the events thread: {e}")))?;
+        let here = here.map(|h| {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let (nats, credentials) = (cluster.nats.clone(), cluster.credentials.clone());
+            let task = handle.spawn(async move {
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                let run = super::worker::run_here(
+                    &nats,
+                    credentials.as_deref(),
+                    h.name,
+                    h.model,
+                    h.decoding,
+                    h.max,
+                    stopped,
+                );
+                if let Err(e) = run.await {
+                    tracing::error!("cluster: this server's own decoding stopped: {e}");
+                }
+            });
+            (stop, task)
+        });
         Ok(Room {
             status,
             outlets,
             channels: buckets.channels,
             keys,
             _events: events,
+            here: Mutex::new(here),
         })
     }
 
@@ -322,10 +361,16 @@ impl Room {
         self.outlets.get(i).cloned().flatten()
     }
 
-    /// The meeting is over: its channels are no longer offered (workers let them go).
+    /// The meeting is over: its channels are no longer offered (workers let them go), and
+    /// this server's own decoding stops (its leases given back).
     pub async fn close(&self) {
         for k in &self.keys {
             let _ = self.channels.delete(k).await;
+        }
+        let here = self.here.lock().ok().and_then(|mut h| h.take());
+        if let Some((stop, task)) = here {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,13 +80,12 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let (client, mut reconnects) = connect(
+    let joined = join(
         &options.nats,
         options.credentials.as_deref(),
         &format!("tolk worker {}", options.name),
     )
     .await?;
-    let mut buckets = setup(client.clone()).await?;
     let model_path = options.model.clone();
     let threads = options.threads.max(1);
     let decoding = Decoding::threads(threads);
@@ -106,7 +105,57 @@ pub async fn run(
         "worker ready: takes up to {max} channel(s)"
     );
     println!("worker {} ready: up to {max} channel(s)", options.name);
+    serve(joined, model, decoding, max, options.name, shutdown).await
+}
 
+/// The room server's own share of the decoding (`[cluster] decode_here`): a worker in its
+/// process, with the model it has loaded and calibrated, taking up to `max` channels under
+/// leases like any other (so that a channel it holds fails over the same way).
+pub async fn run_here(
+    nats: &str,
+    credentials: Option<&Path>,
+    name: String,
+    model: Arc<Model>,
+    decoding: Decoding,
+    max: usize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ClusterError> {
+    let joined = join(nats, credentials, &format!("tolk worker {name}")).await?;
+    tracing::info!(worker = %name, max, "cluster: this server decodes up to {max} channel(s) itself");
+    serve(joined, model, decoding, max, name, shutdown).await
+}
+
+/// A connection to NATS with the streams and buckets set up.
+struct Joined {
+    client: async_nats::Client,
+    reconnects: watch::Receiver<u64>,
+    buckets: Buckets,
+}
+
+async fn join(nats: &str, credentials: Option<&Path>, label: &str) -> Result<Joined, ClusterError> {
+    let (client, reconnects) = connect(nats, credentials, label).await?;
+    let buckets = setup(client.clone()).await?;
+    Ok(Joined {
+        client,
+        reconnects,
+        buckets,
+    })
+}
+
+/// Takes channels and decodes them until `shutdown` resolves.
+async fn serve(
+    joined: Joined,
+    model: Arc<Model>,
+    decoding: Decoding,
+    max: usize,
+    name: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ClusterError> {
+    let Joined {
+        client,
+        mut reconnects,
+        mut buckets,
+    } = joined;
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
     let publisher = client.clone();
     let js = buckets.js.clone();
@@ -135,7 +184,7 @@ pub async fn run(
     let routes: Routes = Arc::default();
     let sink_routes = routes.clone();
     let stats_tx = out_tx.clone();
-    let name = options.name.clone();
+    let sink_name = name.clone();
     let engine = Engine::start(
         model,
         decoding,
@@ -151,7 +200,7 @@ pub async fn run(
                 (
                     route.subject.clone(),
                     Published {
-                        worker: name.clone(),
+                        worker: sink_name.clone(),
                         session: route.session.clone(),
                         epoch: route.epoch,
                         at: e.at + route.offset,
@@ -192,8 +241,8 @@ pub async fn run(
                 Err(e) => tracing::warn!("cluster: after reconnecting: {e}"),
             }
         }
-        renew(&buckets, &options.name, &mut held, &routes).await;
-        publish_stats(&held, &routes, &options.name, &stats_tx);
+        renew(&buckets, &name, &mut held, &routes).await;
+        publish_stats(&held, &routes, &name, &stats_tx);
         let offered = offered(&buckets).await;
         // Withdrawn channels (or offered anew by a restarted room server): released once
         // everything they had is emitted.
@@ -230,7 +279,7 @@ pub async fn run(
             if !orphan && last_take.elapsed() < wait {
                 continue;
             }
-            let Ok(revision) = buckets.leases.create(k, options.name.clone().into()).await else {
+            let Ok(revision) = buckets.leases.create(k, name.clone().into()).await else {
                 continue; // someone holds it
             };
             match take(
@@ -245,7 +294,7 @@ pub async fn run(
             .await
             {
                 Ok((channel, feeder)) => {
-                    tracing::info!(key = %k, worker = %options.name, "cluster: channel taken");
+                    tracing::info!(key = %k, worker = %name, "cluster: channel taken");
                     held.insert(
                         k.clone(),
                         Held {

@@ -22,7 +22,8 @@ pub struct MeetingConfig {
 }
 
 /// `[cluster]`: the channels' audio goes out to recognition workers over NATS and their
-/// captions come back (`crate::cluster`). The room server then decodes nothing itself.
+/// captions come back (`crate::cluster`). The room server decodes `decode_here` channels
+/// itself, the same way.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
@@ -32,6 +33,11 @@ pub struct ClusterSection {
     /// from the meeting file's folder.
     #[serde(default)]
     pub credentials: Option<PathBuf>,
+    /// Channels this server decodes itself, as a worker would (under a lease, failing over
+    /// the same way). Default: as many as its start-up calibration says it captions fully
+    /// (none on a machine too busy to caption one); 0: workers only.
+    #[serde(default)]
+    pub decode_here: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

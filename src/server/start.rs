@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use crate::cluster::room::Room;
+use crate::cluster::room::{Here, Room};
 use crate::cluster::Spec;
 use crate::glossary::{ChannelAnnotator, Glossary, GlossaryError};
 use crate::stream::decoder::{Decoding, PROMPT_TOKENS};
@@ -100,24 +100,40 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             (engine, None, targets, capacity, fits)
         }
         Some(cluster) => {
-            // Workers decode; this engine holds no channel.
+            // Workers decode, and this server as one of them (`decode_here`, by default what
+            // its calibration says it captions fully); this engine holds no channel.
+            let here = match cluster.decode_here {
+                Some(n) => n,
+                None => crate::stream::engine::calibrate(&model, decoding)?.full,
+            };
             let engine = Engine::start(model.clone(), decoding, Box::new(|_, _| {}))
                 .map_err(|e| ServerError::Engine(e.to_string()))?;
             let session = format!("{}-{}", super::now_ms(), std::process::id());
             let specs = cluster_specs(&config, &model, glossary.as_deref(), &session);
+            let name = format!("room-{}", crate::cluster::worker::default_name());
             let room = Room::start(
                 cluster,
                 &m.id,
                 specs,
                 move |i, e| sink.on_event(i, e),
+                (here > 0).then(|| Here {
+                    model: model.clone(),
+                    decoding,
+                    max: here,
+                    name: name.clone(),
+                }),
                 &tokio::runtime::Handle::current(),
             )
             .map_err(|e| ServerError::Meeting(format!("[cluster]: {e}")))?;
             let targets = (0..config.channels.len())
                 .map(|i| room.outlet(i).map(Target::Remote))
                 .collect();
+            let here = match here {
+                0 => "none here".to_string(),
+                n => format!("up to {n} here (as {name})"),
+            };
             let capacity = format!(
-                "recognition on workers over NATS ({}): `tolk worker --nats URL` on each machine",
+                "recognition on workers over NATS ({}), {here}: `tolk worker --nats URL` on each machine",
                 cluster.nats
             );
             (engine, Some(room), targets, capacity, true)

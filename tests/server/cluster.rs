@@ -124,7 +124,9 @@ fn organizer(addr: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn meeting_file(dir: &Path, url: &str, channels: &[(&str, &str, &str)]) {
+/// The meeting: its channels decoded by workers, and by the room server itself up to `here`
+/// of them (on one thread).
+fn meeting_file(dir: &Path, url: &str, here: usize, channels: &[(&str, &str, &str)]) {
     let mut text = format!(
         r#"[meeting]
 id = "cluster-test"
@@ -132,9 +134,11 @@ title = "Workers"
 archive = "archive.sqlite"
 model = "base"
 revise = false
+threads = 1
 
 [cluster]
 nats = "{url}"
+decode_here = {here}
 "#
     );
     for (i, (id, language, recording)) in channels.iter().enumerate() {
@@ -181,6 +185,7 @@ fn two_workers_caption_the_meeting_and_one_takes_over_when_the_other_dies() {
     meeting_file(
         dir.path(),
         &nats.url,
+        0,
         &[
             ("floor", "en", "sonnet.wav"),
             ("es", "es", "es-conf-adminmenu-18.wav"),
@@ -241,6 +246,73 @@ fn two_workers_caption_the_meeting_and_one_takes_over_when_the_other_dies() {
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
 }
 
+/// The room server decodes what it has room for itself (`decode_here`), as a worker: with
+/// no worker yet its first channel is captioned and the other waits, said to the organizer;
+/// a worker started later takes that one from its retained audio.
+#[test]
+fn the_room_server_decodes_a_channel_itself_and_a_worker_takes_the_rest() {
+    let _guard = whisper_lock();
+    let nats = nats();
+    let dir = tempfile::tempdir().unwrap();
+    meeting_file(
+        dir.path(),
+        &nats.url,
+        1,
+        &[
+            ("floor", "en", "sonnet.wav"),
+            ("es", "es", "es-conf-adminmenu-18.wav"),
+        ],
+    );
+    let server = serve(dir.path());
+    let mut ws = connect(&server.addr);
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "channels": ["floor", "es"]}),
+    );
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 40, |s| s.seqs("floor").len() >= 2);
+    let alone = workers(&server.addr);
+    let room = alone["floor"].0.clone().unwrap_or_default();
+    assert!(
+        room.starts_with("room-"),
+        "the room decodes the floor: {alone:?}"
+    );
+    assert_eq!(
+        alone["es"].0, None,
+        "the other waits for a worker: {alone:?}"
+    );
+    assert!(seen.seqs("es").is_empty(), "no captions without a worker");
+    let v = organizer(&server.addr);
+    let es = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "es")
+        .unwrap();
+    assert!(
+        es["state"] == "incomplete"
+            && es["source"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("waiting for a worker"),
+        "the organizer is told the channel waits: {es}"
+    );
+    let _worker = worker(dir.path(), &nats.url, "worker-b", 1);
+    follow(&mut ws, &mut seen, 120, Seen::all_ended);
+    assert!(seen.all_ended(), "both channels ended: {:?}", seen.ended);
+    follow(&mut ws, &mut seen, 8, |_| false);
+    let after = workers(&server.addr);
+    assert_eq!(
+        after["floor"].0.as_deref(),
+        Some(room.as_str()),
+        "{after:?}"
+    );
+    assert_eq!(after["es"].0.as_deref(), Some("worker-b"), "{after:?}");
+    check_channel(&seen, "floor", "sonnet.txt", "en", 0.4);
+    check_channel(&seen, "es", "es-conf-adminmenu-18.txt", "es", 0.4);
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+}
+
 /// nats-server is killed mid-speech and started again two seconds later: the room server
 /// and the worker reconnect and set the stream up again, the worker takes its lease again,
 /// the finals published meanwhile reach the room (published until the events stream has
@@ -251,7 +323,7 @@ fn nats_server_restarted_mid_meeting_loses_no_final_and_counts_what_it_lost() {
     let _guard = whisper_lock();
     let mut nats = nats();
     let dir = tempfile::tempdir().unwrap();
-    meeting_file(dir.path(), &nats.url, &[("floor", "en", "sonnet.wav")]);
+    meeting_file(dir.path(), &nats.url, 0, &[("floor", "en", "sonnet.wav")]);
     let _worker = worker(dir.path(), &nats.url, "worker-a", 1);
     let server = serve(dir.path());
     let mut ws = connect(&server.addr);
