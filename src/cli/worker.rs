@@ -14,6 +14,10 @@ pub struct WorkerArgs {
     /// A NATS credentials file (`.creds`).
     #[arg(long)]
     pub credentials: Option<PathBuf>,
+    /// The certificate authority (PEM) that signed nats-server's certificate, if the system
+    /// does not trust it; TLS is then required.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     /// The model (a catalog name or a ggml file); the room's meeting names none to workers.
     #[arg(long, short, default_value = model::DEFAULT_MODEL)]
     pub model: String,
@@ -32,8 +36,11 @@ pub struct WorkerArgs {
 pub fn run(args: WorkerArgs, cache: &Cache) -> Result<()> {
     let model = cache.resolve(&args.model)?;
     let options = tolk::cluster::worker::WorkerOptions {
-        nats: args.nats,
-        credentials: args.credentials,
+        nats: tolk::cluster::Endpoint {
+            url: args.nats,
+            credentials: args.credentials,
+            ca: args.ca,
+        },
         model,
         threads: args
             .threads

@@ -37,7 +37,7 @@ pub mod room;
 pub mod takeover;
 pub mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream::StorageType};
@@ -70,6 +70,73 @@ pub const HEADER_AT: &str = "Tolk-At";
 pub const HEADER_END: &str = "Tolk-End";
 pub const HEADER_SESSION: &str = "Tolk-Session";
 
+/// The next message of a JetStream consumer, or `Err` when the NATS client panicked in it
+/// (async-nats 0.35's pull consumer unwraps a send to its request task, which panics once
+/// that task is gone): the caller opens the consumer again, as after any failure of it,
+/// rather than losing the task that reads it.
+pub async fn next_message<S>(messages: &mut S) -> Result<Option<S::Item>, ()>
+where
+    S: futures_util::Stream + Unpin,
+{
+    use futures_util::{FutureExt, StreamExt};
+    std::panic::AssertUnwindSafe(messages.next())
+        .catch_unwind()
+        .await
+        .map_err(|_| tracing::warn!("cluster: the NATS client failed in a consumer: opened again"))
+}
+
+/// Where NATS is and how to prove who we are to it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `nats://HOST:4222` or `tls://HOST:4222`, perhaps with `user:password@`.
+    pub url: String,
+    /// A credentials file (`.creds`: a user JWT and its NKey seed).
+    pub credentials: Option<PathBuf>,
+    /// The certificate authority (PEM) that signed nats-server's certificate, when it is
+    /// not one the system trusts (a room's own); TLS is then required.
+    pub ca: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// The URL as logs, errors and the organizer's page show it: a password in it replaced.
+    pub fn shown(&self) -> String {
+        shown_url(&self.url)
+    }
+}
+
+/// The URL without its user part, and that part: `(user, Some(password))`, or a token
+/// alone as `(token, None)`.
+fn split_user(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return (url.to_string(), None);
+    };
+    let user = match userinfo.split_once(':') {
+        Some((u, p)) => (u.to_string(), Some(p.to_string())),
+        None => (userinfo.to_string(), None),
+    };
+    (format!("{scheme}://{host}"), Some(user))
+}
+
+/// `scheme://user:secret@host` → `scheme://user:…@host` (a token alone, `scheme://t@host`,
+/// → `scheme://…@host`); anything else as it is.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:…"),
+        None => "…".to_string(),
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{user}@{host}")
+}
+
 /// Why the cluster could not be reached or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -77,6 +144,8 @@ pub enum ClusterError {
     Connect { url: String, message: String },
     #[error("NATS credentials {}: {message}", path.display())]
     Credentials { path: PathBuf, message: String },
+    #[error("NATS certificate authority {}: {message}", path.display())]
+    Ca { path: PathBuf, message: String },
     #[error("NATS JetStream ({what}): {message} (is nats-server running with -js?)")]
     JetStream { what: &'static str, message: String },
     #[error("{0}")]
@@ -188,11 +257,11 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 /// its reconnections, after which the stream and buckets are set up again (a restarted
 /// nats-server has lost what it kept in memory).
 pub async fn connect(
-    url: &str,
-    credentials: Option<&Path>,
+    nats: &Endpoint,
     name: &str,
 ) -> Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>), ClusterError> {
-    let options = match credentials {
+    let (url, user) = split_user(&nats.url);
+    let mut options = match &nats.credentials {
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
             .map_err(|e| ClusterError::Credentials {
@@ -201,6 +270,20 @@ pub async fn connect(
             })?,
         None => async_nats::ConnectOptions::new(),
     };
+    // async-nats reads no user or password from the URL: given to it here.
+    options = match user {
+        Some((user, Some(password))) => options.user_and_password(user, password),
+        Some((token, None)) => options.token(token),
+        None => options,
+    };
+    if let Some(ca) = &nats.ca {
+        // Read here so that a missing file is named as such, not as a failed handshake.
+        std::fs::read(ca).map_err(|e| ClusterError::Ca {
+            path: ca.clone(),
+            message: e.to_string(),
+        })?;
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
     let (tx, rx) = tokio::sync::watch::channel(0u64);
     let tx = std::sync::Arc::new(tx);
     let client = options
@@ -224,11 +307,20 @@ pub async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(url.as_str())
         .await
-        .map_err(|e| ClusterError::Connect {
-            url: url.to_string(),
-            message: e.to_string(),
+        .map_err(|e| {
+            let mut message = e.to_string();
+            if message.contains("UnknownIssuer") {
+                message.push_str(
+                    " (nats-server's certificate is signed by an authority this machine does not \
+                     trust: give its authority's PEM, `ca` in [cluster] or `tolk worker --ca`)",
+                );
+            }
+            ClusterError::Connect {
+                url: nats.shown(),
+                message,
+            }
         })?;
     Ok((client, rx))
 }
@@ -345,6 +437,40 @@ mod tests {
             let e = check_name("channel id", bad).unwrap_err();
             assert!(e.contains("NATS subjects"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        assert_eq!(
+            shown_url("tls://tolk:s3cret@10.0.0.5:4222"),
+            "tls://tolk:…@10.0.0.5:4222"
+        );
+        assert_eq!(shown_url("nats://tok3n@host:4222"), "nats://…@host:4222");
+        assert_eq!(shown_url("nats://host:4222"), "nats://host:4222");
+        // A password holding '@' is hidden whole.
+        assert_eq!(shown_url("nats://u:p@ss@h:1"), "nats://u:…@h:1");
+    }
+
+    #[test]
+    fn the_user_part_of_the_url_is_taken_apart() {
+        assert_eq!(
+            split_user("tls://tolk:p@ss@h:4222"),
+            (
+                "tls://h:4222".to_string(),
+                Some(("tolk".to_string(), Some("p@ss".to_string())))
+            )
+        );
+        assert_eq!(
+            split_user("nats://t0ken@h:4222"),
+            (
+                "nats://h:4222".to_string(),
+                Some(("t0ken".to_string(), None))
+            )
+        );
+        assert_eq!(
+            split_user("nats://h:4222"),
+            ("nats://h:4222".to_string(), None)
+        );
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use async_nats::HeaderMap;
-use futures_util::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -158,6 +157,9 @@ pub struct Room {
     channels: async_nats::jetstream::kv::Store,
     keys: Vec<String>,
     _events: JoinHandle<()>,
+    /// Offers the channels again after a reconnection; stopped by [`Room::close`] (a closed
+    /// meeting's channels are not offered again).
+    reoffer: tokio::task::JoinHandle<()>,
     /// The worker in this process, if any: told to stop, and awaited, by [`Room::close`].
     here: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
@@ -175,11 +177,9 @@ impl Room {
         here: Option<Here>,
         handle: &Handle,
     ) -> Result<Room, ClusterError> {
-        let (client, reconnects) = handle.block_on(connect(
-            &cluster.nats,
-            cluster.credentials.as_deref(),
-            &format!("tolk room {meeting}"),
-        ))?;
+        let endpoint = cluster.endpoint();
+        let (client, reconnects) =
+            handle.block_on(connect(&endpoint, &format!("tolk room {meeting}")))?;
         let buckets = handle.block_on(setup(client.clone()))?;
         // A restarted nats-server lost the audio stream and the leases (kept in memory):
         // set them up again, and offer the channels again (if it lost its disk too).
@@ -194,7 +194,7 @@ impl Room {
                 )
             })
             .collect();
-        handle.spawn(async move {
+        let reoffer = handle.spawn(async move {
             while reconnected.changed().await.is_ok() {
                 match setup(again.clone()).await {
                     Ok(b) => {
@@ -257,7 +257,7 @@ impl Room {
             })
             .collect();
         let status = Arc::new(RoomStatus {
-            nats: cluster.nats.clone(),
+            nats: endpoint.shown(),
             views: specs
                 .iter()
                 .map(|s| {
@@ -326,20 +326,13 @@ impl Room {
             .map_err(|e| ClusterError::Other(format!("cannot start the events thread: {e}")))?;
         let here = here.map(|h| {
             let (stop, stopped) = oneshot::channel::<()>();
-            let (nats, credentials) = (cluster.nats.clone(), cluster.credentials.clone());
+            let endpoint = endpoint.clone();
             let task = handle.spawn(async move {
                 let stopped = async {
                     let _ = stopped.await;
                 };
-                let run = super::worker::run_here(
-                    &nats,
-                    credentials.as_deref(),
-                    h.name,
-                    h.model,
-                    h.decoding,
-                    h.max,
-                    stopped,
-                );
+                let run =
+                    super::worker::run_here(&endpoint, h.name, h.model, h.decoding, h.max, stopped);
                 if let Err(e) = run.await {
                     tracing::error!("cluster: this server's own decoding stopped: {e}");
                 }
@@ -352,6 +345,7 @@ impl Room {
             channels: buckets.channels,
             keys,
             _events: events,
+            reoffer,
             here: Mutex::new(here),
         })
     }
@@ -364,6 +358,7 @@ impl Room {
     /// The meeting is over: its channels are no longer offered (workers let them go), and
     /// this server's own decoding stops (its leases given back).
     pub async fn close(&self) {
+        self.reoffer.abort();
         for k in &self.keys {
             let _ = self.channels.delete(k).await;
         }
@@ -444,7 +439,10 @@ async fn take_events(
         deliver = DeliverPolicy::All;
         loop {
             let m = tokio::select! {
-                m = messages.next() => m,
+                m = super::next_message(&mut messages) => match m {
+                    Ok(m) => m,
+                    Err(()) => break,
+                },
                 _ = reconnects.changed() => break,
             };
             let m = match m {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,8 @@ use crate::transcribe::Model;
 use super::resume::{Resume, Step};
 use super::{
     audio_subject, connect, continued, events_subject, from_pcm, setup, Buckets, ClusterError,
-    Progress, Published, Spec, WorkerStats, AUDIO_STREAM, HEADER_AT, HEADER_END, HEADER_SESSION,
-    RENEW,
+    Endpoint, Progress, Published, Spec, WorkerStats, AUDIO_STREAM, HEADER_AT, HEADER_END,
+    HEADER_SESSION, RENEW,
 };
 
 /// Events waiting to be published.
@@ -38,8 +38,7 @@ pub const OUT_QUEUE: usize = 1024;
 type Out = (String, Vec<u8>, bool);
 
 pub struct WorkerOptions {
-    pub nats: String,
-    pub credentials: Option<PathBuf>,
+    pub nats: Endpoint,
     pub model: PathBuf,
     pub threads: usize,
     /// Channels to hold at most (default: what the calibration says this machine captions
@@ -80,12 +79,7 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let joined = join(
-        &options.nats,
-        options.credentials.as_deref(),
-        &format!("tolk worker {}", options.name),
-    )
-    .await?;
+    let joined = join(&options.nats, &format!("tolk worker {}", options.name)).await?;
     let model_path = options.model.clone();
     let threads = options.threads.max(1);
     let decoding = Decoding::threads(threads);
@@ -112,15 +106,14 @@ pub async fn run(
 /// process, with the model it has loaded and calibrated, taking up to `max` channels under
 /// leases like any other (so that a channel it holds fails over the same way).
 pub async fn run_here(
-    nats: &str,
-    credentials: Option<&Path>,
+    nats: &Endpoint,
     name: String,
     model: Arc<Model>,
     decoding: Decoding,
     max: usize,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError> {
-    let joined = join(nats, credentials, &format!("tolk worker {name}")).await?;
+    let joined = join(nats, &format!("tolk worker {name}")).await?;
     tracing::info!(worker = %name, max, "cluster: this server decodes up to {max} channel(s) itself");
     serve(joined, model, decoding, max, name, shutdown).await
 }
@@ -132,8 +125,8 @@ struct Joined {
     buckets: Buckets,
 }
 
-async fn join(nats: &str, credentials: Option<&Path>, label: &str) -> Result<Joined, ClusterError> {
-    let (client, reconnects) = connect(nats, credentials, label).await?;
+async fn join(nats: &Endpoint, label: &str) -> Result<Joined, ClusterError> {
+    let (client, reconnects) = connect(nats, label).await?;
     let buckets = setup(client.clone()).await?;
     Ok(Joined {
         client,
@@ -573,7 +566,10 @@ async fn feed(
             // After a reconnection the consumer may be gone with a restarted nats-server:
             // opened again at once rather than after its heartbeats fail.
             let m = tokio::select! {
-                m = messages.next() => m,
+                m = super::next_message(&mut messages) => match m {
+                    Ok(m) => m,
+                    Err(()) => break,
+                },
                 _ = reconnects.changed() => break,
             };
             let Some(m) = m else { break };

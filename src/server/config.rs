@@ -33,11 +33,26 @@ pub struct ClusterSection {
     /// from the meeting file's folder.
     #[serde(default)]
     pub credentials: Option<PathBuf>,
+    /// The certificate authority (PEM) that signed nats-server's certificate, if the system
+    /// does not trust it (a room's own); TLS is then required. Relative paths from the
+    /// meeting file's folder.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     /// Channels this server decodes itself, as a worker would (under a lease, failing over
     /// the same way). Default: as many as its start-up calibration says it captions fully
     /// (none on a machine too busy to caption one); 0: workers only.
     #[serde(default)]
     pub decode_here: Option<usize>,
+}
+
+impl ClusterSection {
+    pub fn endpoint(&self) -> crate::cluster::Endpoint {
+        crate::cluster::Endpoint {
+            url: self.nats.clone(),
+            credentials: self.credentials.clone(),
+            ca: self.ca.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,8 +233,10 @@ impl MeetingConfig {
                 fix(path);
             }
         }
-        if let Some(p) = self.cluster.as_mut().and_then(|c| c.credentials.as_mut()) {
-            fix(p);
+        if let Some(c) = self.cluster.as_mut() {
+            for p in [&mut c.credentials, &mut c.ca].into_iter().flatten() {
+                fix(p);
+            }
         }
     }
 

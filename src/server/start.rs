@@ -134,7 +134,7 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             };
             let capacity = format!(
                 "recognition on workers over NATS ({}), {here}: `tolk worker --nats URL` on each machine",
-                cluster.nats
+                cluster.endpoint().shown()
             );
             (engine, Some(room), targets, capacity, true)
         }

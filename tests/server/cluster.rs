@@ -19,9 +19,14 @@ impl Drop for Nats {
 }
 
 fn nats() -> Nats {
+    nats_with(&[])
+}
+
+/// [`nats`] with more of nats-server's arguments (TLS, a user).
+fn nats_with(args: &[&str]) -> Nats {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = start_nats(dir.path(), port);
+    let child = start_nats(dir.path(), port, args);
     Nats {
         child,
         url: format!("nats://127.0.0.1:{port}"),
@@ -36,7 +41,7 @@ impl Nats {
         let _ = self.child.wait();
         std::thread::sleep(down);
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        self.child = start_nats(self.dir.path(), port);
+        self.child = start_nats(self.dir.path(), port, &[]);
     }
 }
 
@@ -49,10 +54,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_nats(dir: &Path, port: u16) -> Child {
+fn start_nats(dir: &Path, port: u16, args: &[&str]) -> Child {
     let child = std::process::Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -311,6 +317,167 @@ fn the_room_server_decodes_a_channel_itself_and_a_worker_takes_the_rest() {
     check_channel(&seen, "floor", "sonnet.txt", "en", 0.4);
     check_channel(&seen, "es", "es-conf-adminmenu-18.txt", "es", 0.4);
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+}
+
+/// A room's own certificate authority (openssl): `ca.pem`, and `server.pem` / `server.key`
+/// for 127.0.0.1 signed by it, in `dir`.
+fn room_ca(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=tolk test room CA",
+            ][..],
+            &key,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-subj", "/CN=127.0.0.1"][..],
+            &key,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+/// NATS over TLS with the room's own certificate authority and a password in the URL: the
+/// room server (decoding its channel itself) captions through it, and the password is
+/// nowhere it shows the URL (its log, the organizer's API). A worker not told the authority
+/// is refused, saying why.
+#[test]
+fn nats_over_tls_with_a_password_captions_and_the_password_is_never_shown() {
+    let _guard = whisper_lock();
+    let certs = tempfile::tempdir().unwrap();
+    room_ca(certs.path());
+    let pem = |f: &str| certs.path().join(f).display().to_string();
+    let secret = "n4ts-Secret-do-not-show";
+    let nats = nats_with(&[
+        "--tls",
+        "--tlscert",
+        &pem("server.pem"),
+        "--tlskey",
+        &pem("server.key"),
+        "--user",
+        "tolk",
+        "--pass",
+        secret,
+    ]);
+    let url = nats
+        .url
+        .replace("nats://", &format!("tls://tolk:{secret}@"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.path().join("ca.pem"), dir.path().join("ca.pem")).unwrap();
+    std::fs::write(
+        dir.path().join("meeting.toml"),
+        format!(
+            r#"[meeting]
+id = "tls-test"
+title = "Over TLS"
+off_record = true
+model = "base"
+revise = false
+threads = 1
+
+[cluster]
+nats = "{url}"
+ca = "ca.pem"
+decode_here = 1
+
+[[channel]]
+id = "floor"
+language = "en"
+source = {{ kind = "file", path = "{jfk}" }}
+"#,
+            jfk = testdata("jfk.wav").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let mut cmd = tolk(dir.path());
+    cmd.env("TOLK_LOG", "debug")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let server = serve_command(cmd, &[]);
+    let mut ws = connect(&server.addr);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 60, |s| {
+        s.ended.get("floor").copied().unwrap_or(false)
+    });
+    follow(&mut ws, &mut seen, 5, |_| false);
+    check_channel(&seen, "floor", "jfk.txt", "en", 0.4);
+    let v = organizer(&server.addr);
+    assert!(
+        v["cluster"]
+            .as_str()
+            .is_some_and(|c| c.contains("tls://tolk:…@")),
+        "the organizer sees where NATS is: {}",
+        v["cluster"]
+    );
+    assert!(!v.to_string().contains(secret), "the organizer's API: {v}");
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("tls://tolk:…@"),
+        "the log names NATS: {logged}"
+    );
+    assert!(!logged.contains(secret), "the password logged: {logged}");
+
+    // A worker that does not know the room's authority: refused, saying why, no password.
+    let out = tolk(dir.path())
+        .args([
+            "worker",
+            "--nats",
+            &url,
+            "--model",
+            "tiny.en",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!said.contains(secret), "the password shown: {said}");
+    clean_failure(out, &["cannot connect to NATS", "tls://tolk:…@"]);
 }
 
 /// nats-server is killed mid-speech and started again two seconds later: the room server
