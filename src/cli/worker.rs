@@ -25,7 +25,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Channels to hold at most (default: as many as the start-up calibration says this
-    /// machine captions fully, at least one).
+    /// machine captions fully, at least one; given, the worker does not calibrate).
     #[arg(long)]
     pub max_channels: Option<usize>,
     /// This worker's name, as the organizer sees it (default: host and process id).

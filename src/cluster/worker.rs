@@ -83,19 +83,26 @@ pub async fn run(
     let model_path = options.model.clone();
     let threads = options.threads.max(1);
     let decoding = Decoding::threads(threads);
-    let (model, capacity) = tokio::task::spawn_blocking(move || {
+    // Calibrated only when the number of channels is the machine's to say.
+    let given = options.max_channels;
+    let (model, max) = tokio::task::spawn_blocking(move || {
         let model = Arc::new(Model::load(&model_path)?);
-        let capacity = crate::stream::engine::calibrate(&model, decoding)?;
-        Ok::<_, crate::transcribe::TranscribeError>((model, capacity))
+        let max = match given {
+            Some(n) => n,
+            None => {
+                let capacity = crate::stream::engine::calibrate(&model, decoding)?;
+                tracing::info!(decode_4s = capacity.decode_4s, "worker calibrated");
+                capacity.full
+            }
+        };
+        Ok::<_, crate::transcribe::TranscribeError>((model, max.max(1)))
     })
     .await
     .map_err(|e| ClusterError::Other(format!("start-up failed: {e}")))?
     .map_err(|e| ClusterError::Other(e.to_string()))?;
-    let max = options.max_channels.unwrap_or(capacity.full).max(1);
     tracing::info!(
         worker = %options.name,
         max,
-        decode_4s = capacity.decode_4s,
         "worker ready: takes up to {max} channel(s)"
     );
     println!("worker {} ready: up to {max} channel(s)", options.name);
