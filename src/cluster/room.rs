@@ -95,6 +95,8 @@ impl ChannelView {
 /// The cluster as the organizer sees it.
 pub struct RoomStatus {
     pub nats: String,
+    /// This server's own worker's name, when it decodes channels itself.
+    pub here: Option<String>,
     views: Vec<Mutex<ChannelView>>,
     dropped: Vec<Arc<AtomicU64>>,
 }
@@ -258,6 +260,7 @@ impl Room {
             .collect();
         let status = Arc::new(RoomStatus {
             nats: endpoint.shown(),
+            here: here.as_ref().map(|h| h.name.clone()),
             views: specs
                 .iter()
                 .map(|s| {

@@ -73,7 +73,11 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
             };
             let mut described = described;
             if let Some(v) = view {
+                let here = app.room.as_ref().and_then(|r| r.status.here.as_deref());
                 match &v.worker {
+                    Some(w) if Some(w.as_str()) == here => {
+                        described.push_str(&format!("; decoded by this server ({w})"))
+                    }
                     Some(w) => described.push_str(&format!("; decoded by worker {w}")),
                     None => described.push_str("; waiting for a worker (`tolk worker`) to take it"),
                 }

@@ -288,6 +288,15 @@ fn the_room_server_decodes_a_channel_itself_and_a_worker_takes_the_rest() {
         alone["es"].0, None,
         "the other waits for a worker: {alone:?}"
     );
+    let v = organizer(&server.addr);
+    assert!(
+        v["channels"][0]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("decoded by this server"),
+        "the organizer is told the floor is decoded here: {}",
+        v["channels"][0]
+    );
     assert!(seen.seqs("es").is_empty(), "no captions without a worker");
     let v = organizer(&server.addr);
     let es = v["channels"]
