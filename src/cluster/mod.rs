@@ -121,20 +121,14 @@ fn split_user(url: &str) -> (String, Option<(String, Option<String>)>) {
 /// `scheme://user:secret@host` → `scheme://user:…@host` (a token alone, `scheme://t@host`,
 /// → `scheme://…@host`); anything else as it is.
 pub fn shown_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
+    let (bare, user) = split_user(url);
+    let hidden = match user {
+        None => return url.to_string(),
+        Some((user, Some(_))) => format!("{user}:…@"),
+        Some((_, None)) => "…@".to_string(),
     };
-    let user = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:…"),
-        None => "…".to_string(),
-    };
-    let scheme = if scheme.is_empty() {
-        String::new()
-    } else {
-        format!("{scheme}://")
-    };
-    format!("{scheme}{user}@{host}")
+    let (scheme, host) = bare.split_once("://").unwrap_or(("nats", &bare));
+    format!("{scheme}://{hidden}{host}")
 }
 
 /// Why the cluster could not be reached or used.
