@@ -157,6 +157,12 @@ decode_here = {here}
     std::fs::write(dir.join("meeting.toml"), text).unwrap();
 }
 
+/// An English floor (a sonnet, 53 s) and a Spanish channel (a phone menu, 33 s).
+const TWO_CHANNELS: &[(&str, &str, &str)] = &[
+    ("floor", "en", "sonnet.wav"),
+    ("es", "es", "es-conf-adminmenu-18.wav"),
+];
+
 /// Checks a channel's finals: numbered without a gap or a repeat, starts only going forward,
 /// the words within `bound` of the recording's reference.
 fn check_channel(seen: &Seen, ch: &str, reference: &str, lang: &str, bound: f64) {
@@ -188,15 +194,7 @@ fn two_workers_caption_the_meeting_and_one_takes_over_when_the_other_dies() {
     let _guard = whisper_lock();
     let nats = nats();
     let dir = tempfile::tempdir().unwrap();
-    meeting_file(
-        dir.path(),
-        &nats.url,
-        0,
-        &[
-            ("floor", "en", "sonnet.wav"),
-            ("es", "es", "es-conf-adminmenu-18.wav"),
-        ],
-    );
+    meeting_file(dir.path(), &nats.url, 0, TWO_CHANNELS);
     // One channel each: the first worker may hold one, the second two (so that it can
     // take the other's over).
     let mut first = Some(worker(dir.path(), &nats.url, "worker-a", 1));
@@ -260,15 +258,7 @@ fn the_room_server_decodes_a_channel_itself_and_a_worker_takes_the_rest() {
     let _guard = whisper_lock();
     let nats = nats();
     let dir = tempfile::tempdir().unwrap();
-    meeting_file(
-        dir.path(),
-        &nats.url,
-        1,
-        &[
-            ("floor", "en", "sonnet.wav"),
-            ("es", "es", "es-conf-adminmenu-18.wav"),
-        ],
-    );
+    meeting_file(dir.path(), &nats.url, 1, TWO_CHANNELS);
     let server = serve(dir.path());
     let mut ws = connect(&server.addr);
     send_json(
