@@ -55,13 +55,17 @@ await run(async (browser) => {
   const shown = (await page.innerText('#captions .final')).trim().split(/\s+/).slice(0, 4).join(' ');
   check(saved.includes(shown), `the downloaded transcript (${download.suggestedFilename()}) holds the first final shown: “${shown}”`);
 
-  // The record revised: the final it names shows the revised text, where it stood.
-  for (let i = 0; i < 120 && !revised; i++) await page.waitForTimeout(1000);
-  check(revised, 'a revision of the floor came within two minutes');
-  const rev = revised;
-  await page.waitForTimeout(300);
-  const inPlace = await page.$eval(`#captions .final[data-seq="${rev.seq}"]`, (e) => e.textContent).catch(() => null);
-  check(inPlace !== null && inPlace.trim() === rev.text.trim(), `final ${rev.seq} shows its revision: “${inPlace}” / “${rev.text}”`);
+  // The record revised: the final it names shows the revised text, where it stood. The
+  // reviser takes only idle cores (SCHED_IDLE), and the server's two live channels leave
+  // few on a loaded 2-core machine: up to four minutes (two were too few once in CI).
+  for (let i = 0; i < 240 && !revised; i++) await page.waitForTimeout(1000);
+  check(revised, 'a revision of the floor came within four minutes');
+  if (revised) {
+    const rev = revised;
+    await page.waitForTimeout(300);
+    const inPlace = await page.$eval(`#captions .final[data-seq="${rev.seq}"]`, (e) => e.textContent).catch(() => null);
+    check(inPlace !== null && inPlace.trim() === rev.text.trim(), `final ${rev.seq} shows its revision: “${inPlace}” / “${rev.text}”`);
+  }
 
   await page.screenshot({ path: `${out}/attendee-phone.png` });
   await accessible(page);
