@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::net::Peer;
+use super::listener::Audience;
 use super::{now_ms, App};
 
 /// New caption connections a minute from one address (not loopback: a local process
@@ -64,7 +65,7 @@ pub(super) struct PinQuery {
 /// that tried too many. Only a PIN given counts as a try (pages first ask without one, to
 /// learn whether the meeting has one). Addresses are not logged.
 #[allow(clippy::result_large_err)]
-pub(super) fn check_pin(app: &App, ip: IpAddr, given: Option<&str>) -> Result<(), Response> {
+pub(super) fn check_pin(app: &Audience, ip: IpAddr, given: Option<&str>) -> Result<(), Response> {
     let Some(pin) = &app.pin else {
         return Ok(());
     };
@@ -104,7 +105,7 @@ pub(super) fn too_many_wrong(what: &str) -> Response {
 /// one (or one where the meeting has none) is refused, and counts as a wrong PIN does.
 #[allow(clippy::result_large_err)]
 pub(super) fn check_interpreter(
-    app: &App,
+    app: &Audience,
     ip: IpAddr,
     given: Option<&str>,
 ) -> Result<bool, Response> {

@@ -1,7 +1,11 @@
 //! Listeners: the `/ws` upgrade and one task per connection, sending the captions of the
-//! channels it follows (protocol: `docs/protocol.md`, types: [`super::wire`]).
+//! channels it follows (protocol: `docs/protocol.md`, types: [`super::wire`]), and the
+//! [`Audience`] they share — the room server's, or an edge's (`tolk edge`,
+//! [`crate::cluster::edge`]), which serves the same pages and `/ws` from captions it
+//! receives over NATS.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +16,76 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::{check_interpreter, check_pin, same_origin, PinQuery};
+use super::auth::{JOINS_PER_MINUTE, PIN_TRIES_PER_MINUTE};
+use super::hub::Hub;
+use super::limits::RateLimit;
 use super::net::Peer;
 use super::wire::{self, ClientMessage, ErrorCode, ServerMessage};
-use super::{hub, now_ms, App};
+use super::{hub, now_ms, pages};
+
+/// The `meeting` message as it is now (off the record or not, for instance).
+pub(crate) type MeetingNow = Box<dyn Fn() -> ServerMessage + Send + Sync>;
+
+/// What serving listeners needs, and what it counts: the captions (the hub), who may join,
+/// the meeting as it is now.
+pub(crate) struct Audience {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) meeting: MeetingNow,
+    /// The attendees' PIN (the meeting's `pin`), if it has one.
+    pub(crate) pin: Option<String>,
+    /// Opens the words as said, protected names included, to interpreters (`None` on an
+    /// edge, which never has them).
+    pub(crate) interpreter_token: Option<String>,
+    pub(crate) joins: RateLimit,
+    /// Wrong PINs and interpreter tokens, per address.
+    pub(crate) pin_failures: RateLimit,
+    /// Listeners subscribed, per channel.
+    pub(crate) listening: Vec<AtomicUsize>,
+    pub(crate) connections: AtomicUsize,
+    /// Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.
+    pub(crate) resyncs: AtomicU64,
+    /// Listeners disconnected because one message took over [`SEND_TIMEOUT`] to send.
+    pub(crate) too_slow: AtomicU64,
+}
+
+impl Audience {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        meeting: MeetingNow,
+        pin: Option<String>,
+        interpreter_token: Option<String>,
+    ) -> Audience {
+        Audience {
+            listening: hub.channels.iter().map(|_| AtomicUsize::new(0)).collect(),
+            hub,
+            meeting,
+            pin: pin.filter(|p| !p.is_empty()),
+            interpreter_token,
+            joins: RateLimit::new(JOINS_PER_MINUTE, 60_000),
+            pin_failures: RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
+            connections: AtomicUsize::new(0),
+            resyncs: AtomicU64::new(0),
+            too_slow: AtomicU64::new(0),
+        }
+    }
+
+    fn meeting(&self) -> ServerMessage {
+        (self.meeting)()
+    }
+}
+
+/// The attendee's page, its `/ws` and `/api/meeting`: what the room server and every edge
+/// serve alike.
+pub(crate) fn routes() -> axum::Router<Arc<Audience>> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/", get(pages::index))
+        .route("/common.js", get(pages::common_js))
+        .route("/app.js", get(pages::app_js))
+        .route("/style.css", get(pages::style_css))
+        .route("/ws", get(ws_upgrade))
+        .route("/api/meeting", get(meeting_info))
+}
 
 /// How often a heartbeat is sent.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -32,9 +103,9 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// refuses to buffer it).
 const MAX_CLIENT_FRAME: usize = 1024 * 1024;
 
-pub(super) async fn ws_upgrade(
+async fn ws_upgrade(
     ws: WebSocketUpgrade,
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Audience>>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Query(q): Query<PinQuery>,
     headers: HeaderMap,
@@ -90,8 +161,8 @@ pub(super) async fn send_msg(ws: &mut WebSocket, m: &ServerMessage) -> bool {
 }
 
 /// Sends one message to a listener; `false` if it is gone or too slow to take it, which is
-/// counted ([`App::too_slow`]).
-async fn to_listener_text(app: &App, ws: &mut WebSocket, text: Utf8Bytes) -> bool {
+/// counted ([`Audience::too_slow`]).
+async fn to_listener_text(app: &Audience, ws: &mut WebSocket, text: Utf8Bytes) -> bool {
     match send(ws, text).await {
         Ok(()) => true,
         Err(Unsent::Gone) => false,
@@ -104,7 +175,7 @@ async fn to_listener_text(app: &App, ws: &mut WebSocket, text: Utf8Bytes) -> boo
 }
 
 /// [`to_listener_text`] of a message.
-async fn to_listener(app: &App, ws: &mut WebSocket, m: &ServerMessage) -> bool {
+async fn to_listener(app: &Audience, ws: &mut WebSocket, m: &ServerMessage) -> bool {
     to_listener_text(app, ws, m.to_json().into()).await
 }
 
@@ -117,7 +188,7 @@ pub(super) fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessag
 
 /// One listener's connection: its subscriptions, and the events of those channels.
 /// `interpreter`: gets protected names as said (see [`redact`]).
-async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
+async fn listener(mut ws: WebSocket, app: Arc<Audience>, interpreter: bool) {
     app.connections.fetch_add(1, Relaxed);
     let n = app.hub.channels.len();
     // The channels followed, each from its last join's fence: nothing is sent twice or
@@ -126,7 +197,7 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
     let mut rx: Option<tokio::sync::broadcast::Receiver<Arc<hub::Published>>> = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.tick().await;
-    let mut open = to_listener(&app, &mut ws, &app.meeting(None)).await;
+    let mut open = to_listener(&app, &mut ws, &app.meeting()).await;
     while open {
         tokio::select! {
             incoming = ws.recv() => {
@@ -234,8 +305,8 @@ async fn listener(mut ws: WebSocket, app: Arc<App>, interpreter: bool) {
     app.connections.fetch_sub(1, Relaxed);
 }
 
-pub(super) async fn meeting_info(
-    State(app): State<Arc<App>>,
+async fn meeting_info(
+    State(app): State<Arc<Audience>>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Query(q): Query<PinQuery>,
 ) -> Response {
@@ -244,7 +315,7 @@ pub(super) async fn meeting_info(
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        app.meeting(None).to_json(),
+        app.meeting().to_json(),
     )
         .into_response()
 }

@@ -41,7 +41,7 @@ pub mod wire;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -104,6 +104,8 @@ pub struct ServeOptions {
 /// Shared by every connection.
 struct App {
     hub: Arc<Hub>,
+    /// The listeners (`/ws`) and what they need: shared with [`listener::routes`].
+    audience: Arc<listener::Audience>,
     /// The `meeting` message as the meeting started; see [`App::meeting`].
     meeting: ServerMessage,
     /// To switch off the record and back through the writer's queue.
@@ -113,8 +115,6 @@ struct App {
     room: Option<crate::cluster::room::Room>,
     sources: std::sync::Mutex<Vec<Source>>,
     pipeline: Arc<pipeline::PipelineStats>,
-    /// Listeners subscribed, per channel.
-    listening: Vec<AtomicUsize>,
     /// Wall ms of each channel's last caption event.
     last_event: Arc<Vec<AtomicU64>>,
     archive_path: Option<PathBuf>,
@@ -122,11 +122,6 @@ struct App {
     archive_sealed: bool,
     meeting_id: String,
     organizer_token: String,
-    connections: AtomicUsize,
-    /// Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.
-    resyncs: AtomicU64,
-    /// Listeners disconnected because one message took over [`listener::SEND_TIMEOUT`] to send.
-    too_slow: AtomicU64,
     /// The glossary in use, in words ("title (N concepts)"), for the organizer.
     glossary_info: Option<String>,
     /// What this machine can caption, in words (`stream::engine::Capacity::describe`).
@@ -135,12 +130,6 @@ struct App {
     downloads: bool,
     /// Per channel: the organizer stopped it (see [`source::Stopped`]).
     stopped: Vec<source::Stopped>,
-    /// The attendees' PIN (the meeting's `pin`), if it has one.
-    pin: Option<String>,
-    /// Opens the words as said, protected names included, to interpreters.
-    interpreter_token: Option<String>,
-    joins: limits::RateLimit,
-    pin_failures: limits::RateLimit,
     /// Wrong organizer and ingest tokens, per address.
     key_failures: limits::RateLimit,
 }
@@ -149,17 +138,7 @@ impl App {
     /// The `meeting` message: off the record if the meeting started so, else as the
     /// organizer last switched it (`off`: as it is about to be).
     fn meeting(&self, off: Option<bool>) -> ServerMessage {
-        let mut m = self.meeting.clone();
-        if let ServerMessage::Meeting {
-            off_record,
-            downloads,
-            ..
-        } = &mut m
-        {
-            *off_record = self.off_record(off);
-            *downloads = self.downloads && !*off_record;
-        }
-        m
+        meeting_now(&self.meeting, self.off_record(off), self.downloads)
     }
 
     /// Whether nothing is archived: the meeting started off the record, or the organizer
@@ -168,6 +147,21 @@ impl App {
         let switched = off.unwrap_or_else(|| self.pipeline.off_record.load(Relaxed));
         self.archive_path.is_none() || switched
     }
+}
+
+/// The `meeting` message `base` as it is now: off the record or not, downloads allowed or not.
+fn meeting_now(base: &ServerMessage, off: bool, allowed: bool) -> ServerMessage {
+    let mut m = base.clone();
+    if let ServerMessage::Meeting {
+        off_record,
+        downloads,
+        ..
+    } = &mut m
+    {
+        *off_record = off;
+        *downloads = allowed && !off;
+    }
+    m
 }
 
 fn now_ms() -> u64 {
@@ -193,16 +187,11 @@ pub async fn run(
     let app = Arc::new(app);
     let status = tokio::spawn(status::status_loop(app.clone()));
     let router = Router::new()
-        .route("/", get(pages::index))
+        .merge(listener::routes().with_state(app.audience.clone()))
         .route("/interpreter", get(pages::interpreter))
-        .route("/common.js", get(pages::common_js))
-        .route("/app.js", get(pages::app_js))
         .route("/interpreter.js", get(pages::interpreter_js))
-        .route("/style.css", get(pages::style_css))
-        .route("/ws", get(listener::ws_upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .route("/api/meeting", get(listener::meeting_info))
         .route("/api/export/{channel}", get(organizer::export_channel))
         .route("/transcript/{channel}", get(organizer::attendee_transcript))
         .route(

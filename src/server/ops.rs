@@ -42,15 +42,15 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let stats = app.engine.stats();
     let cluster = app.room.as_ref().map(|r| r.status.channels());
     let p = &app.pipeline;
-    let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.connections.load(Relaxed));
-    let _ = writeln!(s, "# HELP tolk_listener_resyncs_total Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.\n# TYPE tolk_listener_resyncs_total counter\ntolk_listener_resyncs_total {}", app.resyncs.load(Relaxed));
-    let _ = writeln!(s, "# HELP tolk_listeners_too_slow_total Listeners disconnected because their socket took no message for 10 s.\n# TYPE tolk_listeners_too_slow_total counter\ntolk_listeners_too_slow_total {}", app.too_slow.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_connections WebSocket connections open.\n# TYPE tolk_connections gauge\ntolk_connections {}", app.audience.connections.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_listener_resyncs_total Listeners that fell a whole broadcast queue behind and were sent fresh snapshots.\n# TYPE tolk_listener_resyncs_total counter\ntolk_listener_resyncs_total {}", app.audience.resyncs.load(Relaxed));
+    let _ = writeln!(s, "# HELP tolk_listeners_too_slow_total Listeners disconnected because their socket took no message for 10 s.\n# TYPE tolk_listeners_too_slow_total counter\ntolk_listeners_too_slow_total {}", app.audience.too_slow.load(Relaxed));
     let _ = writeln!(s, "# HELP tolk_tasks Tasks alive on the server's async runtime (one per connection and a few of its own).\n# TYPE tolk_tasks gauge\ntolk_tasks {}", tokio::runtime::Handle::current().metrics().num_alive_tasks());
     let _ = writeln!(
         s,
         "# HELP tolk_listeners Listeners subscribed to a channel.\n# TYPE tolk_listeners gauge"
     );
-    for (c, n) in app.hub.channels.iter().zip(&app.listening) {
+    for (c, n) in app.hub.channels.iter().zip(&app.audience.listening) {
         let _ = writeln!(
             s,
             "tolk_listeners{{channel=\"{}\"}} {}",

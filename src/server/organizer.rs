@@ -37,7 +37,7 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
                 "step": (s.step * 10.0).round() / 10.0,
                 "lag": (status.lag * 10.0).round() / 10.0,
                 "source": status.source,
-                "listeners": app.listening.get(i).map(|l| l.load(Relaxed)).unwrap_or(0),
+                "listeners": app.audience.listening.get(i).map(|l| l.load(Relaxed)).unwrap_or(0),
                 "level_db": (s.level_db * 10.0).round() / 10.0,
                 "audio_secs": s.audio_secs.round(),
                 "audio_lost_secs": s.audio_lost_secs,
@@ -100,8 +100,8 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
         "capacity": app.capacity,
         "cluster": app.room.as_ref().map(|r| r.status.nats.clone()),
         // The organizer hands it to the interpreters (their page's link).
-        "interpreter_key": app.interpreter_token,
-        "connections": app.connections.load(Relaxed),
+        "interpreter_key": app.audience.interpreter_token,
+        "connections": app.audience.connections.load(Relaxed),
         "channels": channels,
     });
     axum::Json(body).into_response()
@@ -229,7 +229,7 @@ pub(super) async fn attendee_transcript(
     Query(q): Query<ExportQuery>,
     ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
 ) -> Response {
-    if let Err(refused) = check_pin(&app, peer.ip(), q.pin.as_deref()) {
+    if let Err(refused) = check_pin(&app.audience, peer.ip(), q.pin.as_deref()) {
         return refused;
     }
     if !app.downloads || app.off_record(None) {

@@ -1,7 +1,7 @@
 //! Starting a meeting: everything that blocks — the model, the glossary, the archive, the
 //! writer, the engine and each channel's source — one step each, in order.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::cluster::room::{Here, Room};
@@ -14,9 +14,10 @@ use crate::stream::scheduler::{Channel, ChannelSpec, Engine, Fault};
 use crate::transcribe::Model;
 
 use super::archive::Archive;
-use super::auth::{JOINS_PER_MINUTE, KEY_TRIES_PER_MINUTE, PIN_TRIES_PER_MINUTE};
+use super::auth::KEY_TRIES_PER_MINUTE;
 use super::config::{MeetingConfig, MeetingSection, SourceConfig};
 use super::hub::Hub;
+use super::listener::Audience;
 use super::sink::{Sink, SinkChannel};
 use super::source::{self, Feed, Source, Target};
 use super::wire::{self, ChannelInfo, ServerMessage};
@@ -156,9 +157,29 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         downloads: false,
         channels: channels.clone(),
     };
+    // What listeners see of the meeting: as it started, off the record as the organizer
+    // last switched it.
+    let now = {
+        let (base, pipeline, archived, downloads) = (
+            meeting.clone(),
+            pipeline_stats.clone(),
+            !m.off_record,
+            m.downloads,
+        );
+        move || {
+            let off = !archived || pipeline.off_record.load(std::sync::atomic::Ordering::Relaxed);
+            super::meeting_now(&base, off, downloads)
+        }
+    };
+    let audience = Arc::new(Audience::new(
+        hub.clone(),
+        Box::new(now),
+        m.pin.clone(),
+        m.interpreter_token.clone(),
+    ));
     Ok(App {
-        listening: channels.iter().map(|_| AtomicUsize::new(0)).collect(),
         hub,
+        audience,
         meeting,
         engine,
         room,
@@ -170,15 +191,8 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         archive_sealed,
         meeting_id: m.id.clone(),
         organizer_token: options.organizer_token,
-        connections: AtomicUsize::new(0),
-        resyncs: AtomicU64::new(0),
-        too_slow: AtomicU64::new(0),
         downloads: m.downloads,
         stopped,
-        pin: m.pin.clone().filter(|p| !p.is_empty()),
-        interpreter_token: m.interpreter_token.clone(),
-        joins: limits::RateLimit::new(JOINS_PER_MINUTE, 60_000),
-        pin_failures: limits::RateLimit::new(PIN_TRIES_PER_MINUTE, 60_000),
         key_failures: limits::RateLimit::new(KEY_TRIES_PER_MINUTE, 60_000),
         capacity,
         glossary_info: glossary.as_ref().map(|g| {
