@@ -54,6 +54,9 @@ enum Command {
     Serve(ServeArgs),
     /// Decode a room server's channels, offered over NATS (`[cluster]` in its meeting file).
     Worker(cli::worker::WorkerArgs),
+    /// Serve a meeting's attendees from the captions its room server publishes over NATS
+    /// (listeners spread over several machines).
+    Edge(cli::edge::EdgeArgs),
     /// Send a remote booth's audio (a sound card, or a recording) to a meeting's channel.
     Send(SendArgs),
     /// List the sound input devices (for a meeting file's `source = { kind = "device" }`).
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Glossary { action } => cli::glossary::run(action),
         Command::Serve(args) => cli::serve::run(args, &cache),
         Command::Worker(args) => cli::worker::run(args, &cache),
+        Command::Edge(args) => cli::edge::run(args),
         Command::Send(args) => cli::send::run(args),
         Command::Devices => cli::send::devices(),
         Command::Export(args) => cli::archive::export(args),

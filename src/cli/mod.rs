@@ -10,6 +10,7 @@ pub mod stream;
 pub mod transcribe;
 pub mod wer;
 pub mod worker;
+pub mod edge;
 
 use std::io::Write;
 use std::path::Path;

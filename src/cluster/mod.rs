@@ -32,6 +32,7 @@
 //! (names are withheld by the room server). On any network not closed to the room, NATS
 //! must run with TLS and credentials (SECURITY.md).
 
+pub mod edge;
 pub mod resume;
 pub mod room;
 pub mod takeover;

@@ -164,6 +164,11 @@ pub struct Room {
     reoffer: tokio::task::JoinHandle<()>,
     /// The worker in this process, if any: told to stop, and awaited, by [`Room::close`].
     here: Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
+    js: async_nats::jetstream::Context,
+    meeting: String,
+    reconnects: watch::Receiver<u64>,
+    /// The captions for edges ([`super::edge::forward`]), stopped by [`Room::close`].
+    captions: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Room {
@@ -281,7 +286,7 @@ impl Room {
             names,
             session.clone(),
             tx,
-            reconnects,
+            reconnects.clone(),
         ));
         let view = status.clone();
         let events = std::thread::Builder::new()
@@ -350,7 +355,30 @@ impl Room {
             _events: events,
             reoffer,
             here: Mutex::new(here),
+            js: buckets.js,
+            meeting: meeting.to_string(),
+            reconnects,
+            captions: Mutex::new(None),
         })
+    }
+
+    /// Publishes what `audience` gets, for edges (`tolk edge`): see [`super::edge`].
+    pub(crate) fn forward_captions(
+        &self,
+        audience: Arc<crate::server::listener::Audience>,
+        handle: &Handle,
+    ) {
+        let task = handle.spawn(super::edge::forward(
+            self.js.clone(),
+            self.meeting.clone(),
+            audience,
+            self.reconnects.clone(),
+        ));
+        if let Ok(mut c) = self.captions.lock() {
+            if let Some(old) = c.replace(task) {
+                old.abort();
+            }
+        }
     }
 
     /// Where channel `i`'s audio goes (`None` for a channel that decodes another's audio).
@@ -362,6 +390,9 @@ impl Room {
     /// this server's own decoding stops (its leases given back).
     pub async fn close(&self) {
         self.reoffer.abort();
+        if let Some(task) = self.captions.lock().ok().and_then(|mut c| c.take()) {
+            task.abort();
+        }
         for k in &self.keys {
             let _ = self.channels.delete(k).await;
         }

@@ -25,7 +25,7 @@ pub mod export;
 pub mod hub;
 mod ingest;
 pub mod limits;
-mod listener;
+pub(crate) mod listener;
 mod net;
 mod ops;
 mod organizer;
@@ -171,6 +171,31 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` resolves: every
+/// response private ([`pages::private`]), each client's address known ([`Peer`]).
+pub(crate) async fn serve(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router
+        .layer(axum::middleware::map_response(pages::private))
+        .into_make_service_with_connect_info::<Peer>();
+    match tls {
+        Some(tls) => {
+            axum::serve(tls::TlsListener::new(listener, tls)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(PlainListener(listener), router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
 /// Runs the meeting until `shutdown` resolves: loads the model and glossary, opens the
 /// archive, starts every channel's source, and serves HTTP and WebSocket on `listener`.
 pub async fn run(
@@ -209,21 +234,8 @@ pub async fn run(
         .route("/booth", get(pages::booth))
         .route("/booth.js", get(pages::booth_js))
         .route("/ingest/{channel}", get(ingest::ingest_upgrade))
-        .layer(axum::middleware::map_response(pages::private))
-        .with_state(app.clone())
-        .into_make_service_with_connect_info::<Peer>();
-    match tls {
-        Some(tls) => {
-            axum::serve(tls::TlsListener::new(listener, tls)?, router)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-        None => {
-            axum::serve(PlainListener(listener), router)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+        .with_state(app.clone());
+    serve(router, listener, tls, shutdown).await?;
     status.abort();
     // Stop the sources, then the engine (its last events reach the writer), then the writer.
     let app = match Arc::try_unwrap(app) {

@@ -177,6 +177,9 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         m.pin.clone(),
         m.interpreter_token.clone(),
     ));
+    if let Some(room) = &room {
+        room.forward_captions(audience.clone(), &tokio::runtime::Handle::current());
+    }
     Ok(App {
         hub,
         audience,
