@@ -2,6 +2,7 @@
 //! dispatches and prints errors.
 
 pub mod archive;
+pub mod edge;
 pub mod glossary;
 pub mod models;
 pub mod send;
@@ -10,7 +11,6 @@ pub mod stream;
 pub mod transcribe;
 pub mod wer;
 pub mod worker;
-pub mod edge;
 
 use std::io::Write;
 use std::path::Path;

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast::error::RecvError, watch};
 
 use super::{check_name, connect, next_message, ClusterError, Endpoint};
-use crate::server::hub::{ChannelStatus, Follow, Hub, BROADCAST_CAPACITY, EVERY_CHANNEL, RING_FINALS};
+use crate::server::hub::{
+    ChannelStatus, Follow, Hub, BROADCAST_CAPACITY, EVERY_CHANNEL, RING_FINALS,
+};
 use crate::server::listener::{self, Audience};
 use crate::server::wire::{Partial, ServerMessage};
 
@@ -167,7 +169,13 @@ pub(crate) async fn forward(
             })
             .unwrap_or_default()
         };
-        publish(&js, meeting_subject(&meeting), announce((audience.meeting)()), true).await;
+        publish(
+            &js,
+            meeting_subject(&meeting),
+            announce((audience.meeting)()),
+            true,
+        )
+        .await;
         let mut follow = Follow::new(n);
         let mut rx = None;
         for i in 0..n {
@@ -235,14 +243,30 @@ async fn forward_one(
         ServerMessage::Revised(_) => (Kind::Final, true),
         ServerMessage::Partial(_) => (Kind::Partial, false),
         ServerMessage::Status { .. } => (Kind::Status, false),
-        ServerMessage::Snapshot { finals, partial, .. } => {
+        ServerMessage::Snapshot {
+            finals, partial, ..
+        } => {
             for f in finals {
-                Box::pin(forward_one(js, meeting, hub, i, ServerMessage::Final(f.clone()), sent))
-                    .await;
+                Box::pin(forward_one(
+                    js,
+                    meeting,
+                    hub,
+                    i,
+                    ServerMessage::Final(f.clone()),
+                    sent,
+                ))
+                .await;
             }
             if let Some(p) = partial {
-                Box::pin(forward_one(js, meeting, hub, i, ServerMessage::Partial(p.clone()), sent))
-                    .await;
+                Box::pin(forward_one(
+                    js,
+                    meeting,
+                    hub,
+                    i,
+                    ServerMessage::Partial(p.clone()),
+                    sent,
+                ))
+                .await;
             }
             return;
         }
@@ -381,7 +405,9 @@ async fn mirror(
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let filter = format!("tolk.{meeting}.captions.>");
     loop {
-        stats.reconnects.store(*reconnects.borrow_and_update(), Relaxed);
+        stats
+            .reconnects
+            .store(*reconnects.borrow_and_update(), Relaxed);
         stats.caught_up.store(false, Relaxed);
         let opened = async {
             let mut consumer = setup(&js)
@@ -394,7 +420,11 @@ async fn mirror(
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            let pending = consumer.info().await.map_err(|e| e.to_string())?.num_pending;
+            let pending = consumer
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .num_pending;
             let messages = consumer.messages().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((pending, messages))
         };
@@ -599,15 +629,177 @@ async fn metrics(State(edge): State<Arc<Edge>>) -> Response {
         "# HELP tolk_listeners Listeners subscribed to a channel.\n# TYPE tolk_listeners gauge"
     );
     for (c, n) in a.hub.channels.iter().zip(&a.listening) {
-        let _ = writeln!(out, "tolk_listeners{{channel=\"{}\"}} {}", c.id, n.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "tolk_listeners{{channel=\"{}\"}} {}",
+            c.id,
+            n.load(Relaxed)
+        );
     }
     let _ = writeln!(out, "# HELP tolk_edge_events_total Caption events taken from the captions stream.\n# TYPE tolk_edge_events_total counter\ntolk_edge_events_total {}", s.events.load(Relaxed));
     let _ = writeln!(out, "# HELP tolk_edge_refused_total Messages of the captions stream not taken (a channel the meeting did not have when the edge started, or one that does not parse).\n# TYPE tolk_edge_refused_total counter\ntolk_edge_refused_total {}", s.refused.load(Relaxed));
     let _ = writeln!(out, "# HELP tolk_edge_caught_up 1 once the edge has replayed the captions stream and takes events as they come.\n# TYPE tolk_edge_caught_up gauge\ntolk_edge_caught_up {}", u8::from(s.caught_up.load(Relaxed)));
     let _ = writeln!(out, "# HELP tolk_nats_reconnects_total Times the edge reconnected to NATS.\n# TYPE tolk_nats_reconnects_total counter\ntolk_nats_reconnects_total {}", s.reconnects.load(Relaxed));
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::wire::{ChannelInfo, ChannelMode, ChannelState, Final};
+
+    fn mirror() -> (Mirror, Arc<Hub>, Arc<Mutex<ServerMessage>>) {
+        let channels = vec![ChannelInfo {
+            id: "floor".into(),
+            language: "en".into(),
+            label: "Floor".into(),
+            floor: true,
+            translates: None,
+        }];
+        let meeting = ServerMessage::Meeting {
+            protocol: 1,
+            title: "t".into(),
+            off_record: false,
+            demo: false,
+            downloads: true,
+            channels: channels.clone(),
+        };
+        let hub = Arc::new(Hub::new(channels, &[1], BROADCAST_CAPACITY));
+        let now = Arc::new(Mutex::new(meeting));
+        (Mirror::new("m", hub.clone(), now.clone()), hub, now)
+    }
+
+    fn final_(seq: u64, text: &str) -> Vec<u8> {
+        ServerMessage::Final(Final::test("floor", seq, text))
+            .to_json()
+            .into_bytes()
+    }
+
+    fn partial(segment: u64, text: &str) -> Vec<u8> {
+        ServerMessage::Partial(Partial {
+            channel: "floor".into(),
+            segment,
+            revision: 1,
+            text: text.into(),
+            start: 0.0,
+            end: 1.0,
+        })
+        .to_json()
+        .into_bytes()
+    }
+
+    fn status(state: ChannelState) -> Vec<u8> {
+        ServerMessage::Status {
+            channel: "floor".into(),
+            state,
+            lag: 0.5,
+            mode: ChannelMode::Full,
+            source: "playing".into(),
+        }
+        .to_json()
+        .into_bytes()
+    }
+
+    const FINAL: &str = "tolk.m.captions.floor.final";
+    const PARTIAL: &str = "tolk.m.captions.floor.partial";
+    const STATUS: &str = "tolk.m.captions.floor.status";
+
+    /// The stream as a late edge replays it: finals go to the hub at once; the partials and
+    /// statuses wait for the end of the replay, and a partial a later final replaced is
+    /// never shown.
+    #[test]
+    fn a_replay_shows_no_stale_partial_and_each_final_once() {
+        let (mut m, hub, _) = mirror();
+        let mut rx = hub.receiver();
+        m.take(PARTIAL, &partial(1, "good mor"), true).unwrap();
+        m.take(FINAL, &final_(1, "Good morning."), true).unwrap();
+        m.take(STATUS, &status(ChannelState::Live), true).unwrap();
+        m.take(PARTIAL, &partial(2, "welcome to"), true).unwrap();
+        m.take(FINAL, &final_(2, "Welcome to the meeting."), true)
+            .unwrap();
+        // Sent again by the room server after a reconnection: taken once.
+        m.take(FINAL, &final_(1, "Good morning."), true).unwrap();
+        m.take(PARTIAL, &partial(3, "the pol"), true).unwrap();
+        let mut during = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            during.push(p.json.to_string());
+        }
+        assert_eq!(during.len(), 2, "only the two finals: {during:?}");
+        assert!(during.iter().all(|j| j.contains("\"final\"")), "{during:?}");
+        m.caught_up();
+        let mut after = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            after.push(p.json.to_string());
+        }
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert!(after[0].contains("the pol"), "{after:?}");
+        assert!(after[1].contains("\"status\""), "{after:?}");
+        assert_eq!(hub.last_seq(0), 2);
+        let (first, _, _) = hub.join(0, Some(1), false);
+        let seqs: Vec<u64> = first
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::Final(f) => Some(f.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, vec![2], "a listener resumes by the room's seqs");
+    }
+
+    #[test]
+    fn live_events_go_straight_to_listeners() {
+        let (mut m, hub, _) = mirror();
+        m.caught_up();
+        let mut rx = hub.receiver();
+        m.take(PARTIAL, &partial(1, "good mor"), false).unwrap();
+        m.take(FINAL, &final_(1, "Good morning."), false).unwrap();
+        let revised = ServerMessage::Revised(Final::test("floor", 1, "Good morning, all."));
+        m.take(FINAL, revised.to_json().as_bytes(), false).unwrap();
+        let kinds: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|p| p.json.to_string())
+            .collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert!(kinds[2].contains("\"revised\"") && kinds[2].contains("all."));
+    }
+
+    #[test]
+    fn the_meeting_is_served_without_downloads_and_strangers_are_refused() {
+        let (mut m, hub, now) = mirror();
+        let announced = Announced {
+            meeting: now.lock().unwrap().clone(),
+            pin: Some("1234".into()),
+        };
+        let mut rx = hub.receiver();
+        m.take(
+            "tolk.m.captions.meeting",
+            &serde_json::to_vec(&announced).unwrap(),
+            false,
+        )
+        .unwrap();
+        assert!(matches!(
+            &*now.lock().unwrap(),
+            ServerMessage::Meeting {
+                downloads: false,
+                ..
+            }
+        ));
+        assert!(rx.try_recv().is_ok(), "listeners are told");
+        let e = m
+            .take("tolk.m.captions.es.final", &final_(1, "Hola."), false)
+            .unwrap_err();
+        assert!(e.contains("no channel `es`"), "{e}");
+        let e = m
+            .take("tolk.other.captions.floor.final", &final_(1, "x"), false)
+            .unwrap_err();
+        assert!(e.contains("not this meeting's"), "{e}");
+        let e = m.take(FINAL, b"{not json", false).unwrap_err();
+        assert!(e.contains("does not parse"), "{e}");
+    }
 }

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::net::Peer;
 use super::listener::Audience;
+use super::net::Peer;
 use super::{now_ms, App};
 
 /// New caption connections a minute from one address (not loopback: a local process

@@ -167,7 +167,10 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             m.downloads,
         );
         move || {
-            let off = !archived || pipeline.off_record.load(std::sync::atomic::Ordering::Relaxed);
+            let off = !archived
+                || pipeline
+                    .off_record
+                    .load(std::sync::atomic::Ordering::Relaxed);
             super::meeting_now(&base, off, downloads)
         }
     };

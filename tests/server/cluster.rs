@@ -573,3 +573,197 @@ source = {{ kind = "file", path = "{jfk}" }}
         .unwrap();
     clean_failure(out, &["cannot connect to NATS", &port.to_string()]);
 }
+
+/// A `tolk edge` serving `meeting` from NATS; killed when dropped.
+fn edge(dir: &Path, url: &str, meeting: &str) -> Server {
+    let mut child = tolk(dir)
+        .args(["edge", "--nats", url, "--meeting", meeting])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("tolk edge: listening on http://") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the edge printed its address");
+    // Ready once it has read the meeting and what its stream holds.
+    let t = Instant::now();
+    while get(&addr, "/healthz", None).0 != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the edge became healthy: {:?}",
+            get(&addr, "/healthz", None)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Server {
+        child,
+        addr,
+        fingerprint: None,
+    }
+}
+
+/// A caption connection with the meeting's PIN (and more of the query), its first message
+/// (`meeting`) read.
+fn connect_with(addr: &str, query: &str) -> Ws {
+    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/ws?{query}")).unwrap();
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    let first = next(&mut ws).expect("the meeting message");
+    assert_eq!(first["type"], "meeting", "{first}");
+    ws
+}
+
+/// Two edges serve a meeting's attendees from what its room server publishes over NATS: the
+/// same finals with the same numbers as the room's own listeners, protected names withheld,
+/// the PIN asked, no interpreter's words; a listener that leaves one edge mid-meeting and
+/// resumes (`since`) on a second edge, started later, gets exactly the finals it missed.
+#[test]
+fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
+    let _guard = whisper_lock();
+    let nats = nats();
+    let dir = tempfile::tempdir().unwrap();
+    say(
+        &dir.path().join("floor.wav"),
+        "Good morning and welcome to the meeting on raids and rescue. \
+         Yesterday Maria Lopez was arrested in a police raid. \
+         The police came at night and took the phones of the workers. \
+         Maria Lopez says sex workers want rights, not rescue. \
+         Outreach teams lost contact with many of them for weeks. \
+         Thank you all for coming, and please ask your questions now.",
+    );
+    meeting_file(dir.path(), &nats.url, 1, &[("floor", "en", "jfk.wav")]);
+    let text = std::fs::read_to_string(dir.path().join("meeting.toml"))
+        .unwrap()
+        .replace(
+            "threads = 1\n",
+            "threads = 1\npin = \"2468\"\nprotected_names = [\"Maria Lopez\", \"Maria\"]\n\
+             interpreter_token = \"interpreters-only-token-for-tests\"\n",
+        )
+        .replace(&testdata("jfk.wav").display().to_string(), "floor.wav");
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+    let server = serve(dir.path());
+    let first = edge(dir.path(), &nats.url, "cluster-test");
+
+    // The edge asks for the PIN as the room does, and serves no interpreter.
+    assert_eq!(get(&first.addr, "/api/meeting", None).0, 401);
+    let (code, body) = get(&first.addr, "/api/meeting?pin=2468", None);
+    assert_eq!(code, 200, "{body}");
+    let meeting: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(meeting["channels"][0]["id"], "floor", "{meeting}");
+    assert_eq!(meeting["downloads"], false, "{meeting}");
+    match tungstenite::connect(format!(
+        "ws://{}/ws?pin=2468&interpreter=interpreters-only-token-for-tests",
+        first.addr
+    )) {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("an edge served an interpreter: {:?}", other.is_ok()),
+    }
+    let (code, page) = get(&first.addr, "/", None);
+    assert!(code == 200 && page.contains("<html"), "{code}");
+
+    let subscribe = json!({"type": "subscribe", "channels": ["floor"]});
+    let mut room = connect_with(&server.addr, "pin=2468");
+    send_json(&mut room, subscribe.clone());
+    let mut on_first = connect_with(&first.addr, "pin=2468");
+    send_json(&mut on_first, subscribe);
+    // Everything an edge's listener is sent, partials included, to look for the name in.
+    let mut raw = Vec::new();
+    let (mut in_room, mut before) = (Seen::default(), Seen::default());
+    let t = Instant::now();
+    while before.seqs("floor").len() < 2 && t.elapsed() < Duration::from_secs(120) {
+        if let Some(m) = next(&mut on_first) {
+            raw.push(m.to_string());
+            before.take(m);
+        }
+        while let Some(m) = next(&mut room) {
+            in_room.take(m);
+        }
+    }
+    let left_at = *before
+        .seqs("floor")
+        .last()
+        .expect("finals on the first edge");
+    drop(on_first);
+
+    // A second edge, started mid-meeting, replays what the stream holds; the listener
+    // resumes there from the last final it saw.
+    let second = edge(dir.path(), &nats.url, "cluster-test");
+    let mut on_second = connect_with(&second.addr, "pin=2468");
+    send_json(
+        &mut on_second,
+        json!({"type": "subscribe", "channels": ["floor"], "since": {"floor": left_at}}),
+    );
+    let (mut after, mut kinds) = (Seen::default(), Vec::new());
+    let t = Instant::now();
+    while !after.ended.get("floor").copied().unwrap_or(false)
+        && t.elapsed() < Duration::from_secs(150)
+    {
+        if let Some(m) = next(&mut on_second) {
+            raw.push(m.to_string());
+            kinds.push(m["type"].as_str().unwrap_or_default().to_string());
+            after.take(m);
+        }
+        while let Some(m) = next(&mut room) {
+            in_room.take(m);
+        }
+    }
+    // The last final may come after the source's end ("ended"): a few seconds more.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(6) {
+        if let Some(m) = next(&mut on_second) {
+            raw.push(m.to_string());
+            kinds.push(m["type"].as_str().unwrap_or_default().to_string());
+            after.take(m);
+        }
+        while let Some(m) = next(&mut room) {
+            in_room.take(m);
+        }
+    }
+    assert_eq!(
+        after.ended.get("floor"),
+        Some(&true),
+        "the end reached the second edge"
+    );
+    assert!(
+        !kinds.iter().any(|k| k == "snapshot"),
+        "a resume, not a snapshot: {kinds:?}"
+    );
+
+    // Exactly the finals missed, then the rest: together the room's, seq for seq.
+    let resumed = after.seqs("floor");
+    assert!(
+        resumed.iter().all(|s| *s > left_at),
+        "nothing seen twice: left at {left_at}, got {resumed:?}"
+    );
+    let mut both = Seen::default();
+    for f in before.finals["floor"].iter().chain(&after.finals["floor"]) {
+        both.take(f.clone());
+    }
+    gapless(&both, "floor");
+    assert_eq!(both.seqs("floor"), in_room.seqs("floor"));
+    assert_eq!(both.text("floor"), in_room.text("floor"));
+    let said = both.text("floor");
+    assert!(said.contains("[name withheld]"), "{said}");
+    assert!(said.contains("police"), "{said}");
+    for m in &raw {
+        assert!(
+            !m.to_lowercase().contains("maria"),
+            "an edge sent the name: {m}"
+        );
+    }
+    assert_eq!(metric(&second.addr, "tolk_edge_caught_up"), 1.0);
+    assert_eq!(metric(&second.addr, "tolk_edge_refused_total"), 0.0);
+    assert!(metric(&second.addr, "tolk_edge_events_total") > 0.0);
+}
