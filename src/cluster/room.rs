@@ -386,12 +386,20 @@ impl Room {
         self.outlets.get(i).cloned().flatten()
     }
 
-    /// The meeting is over: its channels are no longer offered (workers let them go), and
-    /// this server's own decoding stops (its leases given back).
+    /// The meeting is over: its channels are no longer offered (workers let them go), its
+    /// captions for edges are purged from NATS, and this server's own decoding stops (its
+    /// leases given back).
     pub async fn close(&self) {
         self.reoffer.abort();
         if let Some(task) = self.captions.lock().ok().and_then(|mut c| c.take()) {
             task.abort();
+            // The meeting's captions are not kept for edges beyond it.
+            if let Ok(stream) = self.js.get_stream(super::edge::CAPTIONS_STREAM).await {
+                let subjects = format!("tolk.{}.captions.>", self.meeting);
+                if let Err(e) = stream.purge().filter(subjects).await {
+                    tracing::warn!("cluster: the meeting's captions for edges not purged: {e}");
+                }
+            }
         }
         for k in &self.keys {
             let _ = self.channels.delete(k).await;

@@ -237,23 +237,20 @@ pub async fn run(
         .with_state(app.clone());
     serve(router, listener, tls, shutdown).await?;
     status.abort();
-    // Stop the sources, then the engine (its last events reach the writer), then the writer.
-    let app = match Arc::try_unwrap(app) {
-        Ok(app) => app,
-        Err(app) => {
-            // Connections still hold the app: stop what feeds it; the rest ends with them.
-            if let Ok(mut s) = app.sources.lock() {
-                s.iter_mut().for_each(Source::stop);
-            }
-            return Ok(());
-        }
-    };
-    if let Ok(mut s) = app.sources.into_inner() {
+    let _ = status.await;
+    // Stop the sources, then the room's link to the workers (whether or not connections
+    // still hold the app), then the engine (its last events reach the writer), then the
+    // writer.
+    if let Ok(mut s) = app.sources.lock() {
         s.iter_mut().for_each(Source::stop);
     }
     if let Some(room) = &app.room {
         room.close().await;
     }
+    let Ok(app) = Arc::try_unwrap(app) else {
+        // Connections still hold the app: the rest ends with them.
+        return Ok(());
+    };
     tokio::task::spawn_blocking(move || app.engine.shutdown())
         .await
         .ok();

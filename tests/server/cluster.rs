@@ -766,4 +766,28 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
     assert_eq!(metric(&second.addr, "tolk_edge_caught_up"), 1.0);
     assert_eq!(metric(&second.addr, "tolk_edge_refused_total"), 0.0);
     assert!(metric(&second.addr, "tolk_edge_events_total") > 0.0);
+
+    // Stopped (Ctrl-C), the room server purges the meeting's captions from NATS.
+    drop(room);
+    let mut server = server;
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let t = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the room server stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kept = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("TOLK_CAPTIONS").await.unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(kept, 0, "captions left in NATS after the meeting");
 }
