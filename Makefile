@@ -65,6 +65,7 @@ bench: setup
 	$(CARGO) bench --bench terms -- --model base
 	$(CARGO) bench --bench glossary
 	ulimit -n 20000 && $(CARGO) bench --bench fanout
+	ulimit -n 20000 && $(CARGO) bench --bench fanout -- --edge
 
 # The 60-minute soak (about 25 minutes here): the English program looped with 5-minute silences.
 soak: setup

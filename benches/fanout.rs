@@ -9,6 +9,11 @@
 //! cargo bench --bench fanout -- [--listeners 100,1000,5000] [--secs 60] [--model base] [--threads 2]
 //! ```
 //!
+//! With `--edge`: the same meeting with a `[cluster]` (a `nats-server -js` started here on a
+//! free loopback port; the room server decodes the floor itself) and a `tolk edge` serving
+//! it: the listeners connect to the edge, latency is still from the room server's `wall_ms`
+//! (the NATS hop included), memory is the edge's.
+//!
 //! With `--churn SECS`: 1,000 listeners (`--listeners`) connect, subscribe, read for 0.2 to
 //! 3 s and leave (half close properly, half drop the socket), again and again for SECS; the
 //! server's resident memory, open file descriptors and runtime tasks are sampled every
@@ -47,19 +52,77 @@ fn rss_mb(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// The process the listeners connect to (the room server, or the edge), and the others it
+/// needs (nats-server and the room server with `--edge`); all killed when dropped.
 struct Server {
     child: Child,
     addr: String,
+    others: Vec<Child>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in std::iter::once(&mut self.child).chain(&mut self.others) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
-fn serve(root: &std::path::Path, dir: &std::path::Path, model: &str, threads: usize) -> Server {
+/// The first line of `child`'s standard output that starts with `prefix`, without it.
+fn printed(child: &mut Child, prefix: &'static str) -> String {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let _ = tx.send(rest.to_string());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("`{prefix}` printed"))
+}
+
+/// A `nats-server -js` on a free loopback port, its store in `dir`; returns it and its URL.
+fn nats(dir: &std::path::Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server (Debian's package; `make` installs it)");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10), "nats-server started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, format!("nats://127.0.0.1:{port}"))
+}
+
+fn serve(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    model: &str,
+    threads: usize,
+    edge: bool,
+) -> Server {
+    let mut others = Vec::new();
+    let mut nats_url = String::new();
+    let cluster = if edge {
+        let (child, url) = nats(dir);
+        others.push(child);
+        nats_url = url;
+        format!("\n[cluster]\nnats = \"{nats_url}\"\ndecode_here = 1\n")
+    } else {
+        String::new()
+    };
     let meeting = format!(
         r#"[meeting]
 id = "fanout"
@@ -68,7 +131,7 @@ off_record = true
 model = "{model}"
 threads = {threads}
 glossary = "{glossary}"
-
+{cluster}
 [[channel]]
 id = "floor"
 language = "en"
@@ -95,19 +158,28 @@ source = {{ kind = "file", path = "{audio}", loop = true }}
         .stdout(Stdio::piped())
         .spawn()
         .expect("target/release/tolk (run `make build`)");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("server address");
-    Server { child, addr }
+    let addr = printed(&mut child, "listening on http://");
+    if !edge {
+        return Server {
+            child,
+            addr,
+            others,
+        };
+    }
+    others.push(child);
+    let mut edge = Command::new(root.join("target/release/tolk"))
+        .args(["edge", "--nats", &nats_url, "--meeting", "fanout"])
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("target/release/tolk");
+    let addr = printed(&mut edge, "tolk edge: listening on http://");
+    Server {
+        child: edge,
+        addr,
+        others,
+    }
 }
 
 /// The fields of a final the benchmark measures.
@@ -286,6 +358,7 @@ fn main() {
     let secs: u64 = arg("--secs", "60").parse().expect("--secs N");
     let model = arg("--model", "base");
     let threads: usize = arg("--threads", "2").parse().expect("--threads N");
+    let edge = std::env::args().any(|a| a == "--edge");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -293,7 +366,7 @@ fn main() {
         .unwrap();
     if let Ok(secs) = arg("--churn", "").parse::<u64>() {
         let dir = tempfile::tempdir().unwrap();
-        let server = serve(&root, dir.path(), &model, threads);
+        let server = serve(&root, dir.path(), &model, threads, edge);
         churn(&rt, &server, counts[0], secs);
         return;
     }
@@ -301,7 +374,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for n in counts {
         let dir = tempfile::tempdir().unwrap();
-        let server = serve(&root, dir.path(), &model, threads);
+        let server = serve(&root, dir.path(), &model, threads, edge);
         // The server's own memory before listeners: the highest over 20 s of transcription
         // (Whisper's working memory grows over its first decodes).
         let mut before = 0f64;

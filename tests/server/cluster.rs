@@ -791,3 +791,142 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
     });
     assert_eq!(kept, 0, "captions left in NATS after the meeting");
 }
+
+/// A NATS JWT (`alg: ed25519-nkey`) with `claims`, issued (signed) by `issuer` for `subject`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = json!({
+        "jti": format!("{name}-{}", subject.get(..12).unwrap_or(subject)),
+        "iat": 1_700_000_000u64,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+    let signature = issuer.sign(body.as_bytes()).unwrap();
+    format!("{body}.{}", b64(&signature))
+}
+
+/// NATS's decentralised authentication, made here as `nsc` would: an operator, an account
+/// with JetStream, a user; nats-server's configuration (`nats.conf`) trusting the operator
+/// and the user's credentials file (`user.creds`), in `dir`.
+fn operator_and_user(dir: &Path) {
+    let operator = nkeys::KeyPair::new_operator();
+    // JetStream needs the system account (nats-server's own).
+    let system = nkeys::KeyPair::new_account();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "room",
+        json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+    );
+    let system_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        json!({"type": "account", "version": 2}),
+    );
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "tolk",
+        json!({
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1, "mem_storage": -1,
+                "disk_storage": -1, "streams": -1, "consumer": -1},
+            "default_permissions": {"pub": {}, "sub": {}},
+            "type": "account",
+            "version": 2
+        }),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "worker",
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+            "type": "user", "version": 2}),
+    );
+    std::fs::write(
+        dir.join("nats.conf"),
+        format!(
+            "operator: \"{operator_jwt}\"\nsystem_account: {}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {}: \"{system_jwt}\"\n  {}: \"{account_jwt}\"\n}}\n",
+            system.public_key(),
+            system.public_key(),
+            account.public_key()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("user.creds"),
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+}
+
+/// A nats-server that accepts only users of its operator's account: the room server and a
+/// worker with the user's credentials file (`credentials` in [cluster], `tolk worker
+/// --credentials`) caption the meeting; a worker without it is refused.
+#[test]
+fn nats_with_a_credentials_file_captions_and_a_worker_without_one_is_refused() {
+    let _guard = whisper_lock();
+    let keys = tempfile::tempdir().unwrap();
+    operator_and_user(keys.path());
+    let conf = keys.path().join("nats.conf").display().to_string();
+    let nats = nats_with(&["-c", &conf]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        keys.path().join("user.creds"),
+        dir.path().join("user.creds"),
+    )
+    .unwrap();
+    meeting_file(dir.path(), &nats.url, 0, &[("floor", "en", "jfk.wav")]);
+    let text = std::fs::read_to_string(dir.path().join("meeting.toml"))
+        .unwrap()
+        .replace(
+            "decode_here = 0\n",
+            "decode_here = 0\ncredentials = \"user.creds\"\n",
+        );
+    std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
+
+    // Without the credentials: refused.
+    let out = tolk(dir.path())
+        .args(["worker", "--nats", &nats.url, "--model", "tiny.en"])
+        .args(["--threads", "1", "--max-channels", "1"])
+        .output()
+        .unwrap();
+    clean_failure(out, &["cannot connect to NATS"]);
+
+    let server = serve(dir.path());
+    let mut child = tolk(dir.path())
+        .args(["worker", "--nats", &nats.url, "--credentials", "user.creds"])
+        .args(["--threads", "1", "--max-channels", "1", "--model", "base"])
+        .args(["--name", "worker-creds"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut ws = connect(&server.addr);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    let mut seen = Seen::default();
+    follow(&mut ws, &mut seen, 90, |s| {
+        s.ended.get("floor").copied().unwrap_or(false)
+    });
+    follow(&mut ws, &mut seen, 5, |_| false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        workers(&server.addr)["floor"].0.as_deref(),
+        Some("worker-creds")
+    );
+    check_channel(&seen, "floor", "jfk.txt", "en", 0.4);
+}
