@@ -313,9 +313,20 @@ impl Mirror {
             let a: Announced = serde_json::from_slice(payload)
                 .map_err(|e| format!("`{subject}` does not parse: {e}"))?;
             let mut meeting = a.meeting;
-            if let ServerMessage::Meeting { downloads, .. } = &mut meeting {
+            if let ServerMessage::Meeting {
+                downloads,
+                channels,
+                ..
+            } = &mut meeting
+            {
                 // Transcripts are the room server's (its archive): not on an edge.
                 *downloads = false;
+                if *channels != self.hub.channels {
+                    tracing::warn!(
+                        "edge: the meeting's channels changed; this edge serves those it started with (start it again)"
+                    );
+                    channels.clone_from(&self.hub.channels);
+                }
             }
             if let Ok(mut now) = self.meeting.lock() {
                 *now = meeting.clone();
@@ -772,8 +783,15 @@ mod tests {
     #[test]
     fn the_meeting_is_served_without_downloads_and_strangers_are_refused() {
         let (mut m, hub, now) = mirror();
+        let mut meeting = now.lock().unwrap().clone();
+        if let ServerMessage::Meeting { channels, .. } = &mut meeting {
+            // The room server started again with another channel.
+            let mut es = channels[0].clone();
+            es.id = "es".into();
+            channels.push(es);
+        }
         let announced = Announced {
-            meeting: now.lock().unwrap().clone(),
+            meeting,
             pin: Some("1234".into()),
         };
         let mut rx = hub.receiver();
@@ -783,13 +801,17 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(matches!(
-            &*now.lock().unwrap(),
+        match &*now.lock().unwrap() {
             ServerMessage::Meeting {
-                downloads: false,
+                downloads,
+                channels,
                 ..
+            } => {
+                assert!(!downloads);
+                assert_eq!(channels, &hub.channels, "the channels it serves");
             }
-        ));
+            other => panic!("{other:?}"),
+        }
         assert!(rx.try_recv().is_ok(), "listeners are told");
         let e = m
             .take("tolk.m.captions.es.final", &final_(1, "Hola."), false)
