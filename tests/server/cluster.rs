@@ -92,18 +92,31 @@ fn worker(dir: &Path, url: &str, name: &str, max: usize) -> Worker {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    printed(&mut child, 60, "the worker said it was ready", |l| {
+        l.contains("ready").then_some(())
+    });
+    Worker(child)
+}
+
+/// What `pick` takes from the first line of `child`'s standard output it takes anything
+/// from, within `secs` (else the test fails: `what` did not happen).
+fn printed<T: Send + 'static>(
+    child: &mut Child,
+    secs: u64,
+    what: &str,
+    pick: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> T {
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.contains("ready") {
-                let _ = tx.send(());
+            if let Some(v) = pick(&line) {
+                let _ = tx.send(v);
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the worker said it was ready");
-    Worker(child)
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what}"))
 }
 
 /// Which worker decodes each channel, as the organizer's API says.
@@ -583,18 +596,10 @@ fn edge(dir: &Path, url: &str, meeting: &str) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("tolk edge: listening on http://") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
+    let addr = printed(&mut child, 30, "the edge printed its address", |l| {
+        l.strip_prefix("tolk edge: listening on http://")
+            .map(String::from)
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the edge printed its address");
     // Ready once it has read the meeting and what its stream holds.
     let t = Instant::now();
     while get(&addr, "/healthz", None).0 != 200 {
@@ -706,9 +711,11 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
         json!({"type": "subscribe", "channels": ["floor"], "since": {"floor": left_at}}),
     );
     let (mut after, mut kinds) = (Seen::default(), Vec::new());
-    let t = Instant::now();
-    while !after.ended.get("floor").copied().unwrap_or(false)
-        && t.elapsed() < Duration::from_secs(150)
+    // Until the end, and a few seconds more: the last final may come after the source's
+    // end ("ended").
+    let (t, mut ended) = (Instant::now(), None::<Instant>);
+    while t.elapsed() < Duration::from_secs(150)
+        && ended.is_none_or(|e| e.elapsed() < Duration::from_secs(6))
     {
         if let Some(m) = next(&mut on_second) {
             raw.push(m.to_string());
@@ -718,17 +725,8 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
         while let Some(m) = next(&mut room) {
             in_room.take(m);
         }
-    }
-    // The last final may come after the source's end ("ended"): a few seconds more.
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(6) {
-        if let Some(m) = next(&mut on_second) {
-            raw.push(m.to_string());
-            kinds.push(m["type"].as_str().unwrap_or_default().to_string());
-            after.take(m);
-        }
-        while let Some(m) = next(&mut room) {
-            in_room.take(m);
+        if ended.is_none() && after.ended.get("floor").copied().unwrap_or(false) {
+            ended = Some(Instant::now());
         }
     }
     assert_eq!(
