@@ -129,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Glossary { action } => cli::glossary::run(action),
         Command::Serve(args) => cli::serve::run(args, &cache),
         Command::Worker(args) => cli::worker::run(args, &cache),
-        Command::Edge(args) => cli::edge::run(args),
+        Command::Edge(args) => cli::edge::run(args, &cache),
         Command::Send(args) => cli::send::run(args),
         Command::Devices => cli::send::devices(),
         Command::Export(args) => cli::archive::export(args),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use tolk::server;
+use tolk::model::Cache;
 
 #[derive(clap::Args)]
 pub struct EdgeArgs {
@@ -26,19 +26,11 @@ pub struct EdgeArgs {
     /// does not trust it; TLS is then required.
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// HTTPS with this certificate chain (PEM); with --tls-key.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: super::serve::TlsArgs,
 }
 
-pub fn run(args: EdgeArgs) -> Result<()> {
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
-        _ => None,
-    };
+pub fn run(args: EdgeArgs, cache: &Cache) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +40,9 @@ pub fn run(args: EdgeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let tls = args.tls.config(addr, cache)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let options = tolk::cluster::edge::EdgeOptions {
             nats: tolk::cluster::Endpoint {
                 url: args.nats,
@@ -64,6 +58,9 @@ pub fn run(args: EdgeArgs) -> Result<()> {
         let serving = tokio::spawn(tolk::cluster::edge::run(options, listener, shutdown));
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "tolk edge: listening on {scheme}://{addr}");
+        if let Some(f) = fingerprint {
+            let _ = writeln!(out, "TLS certificate SHA-256: {f}");
+        }
         let _ = out.flush();
         drop(out);
         serving.await.context("the edge stopped")??;

@@ -26,17 +26,8 @@ pub struct ServeArgs {
     /// The organizer's token (default: TOLK_ORGANIZER_TOKEN, else a new random one, printed).
     #[arg(long, env = "TOLK_ORGANIZER_TOKEN", hide_env_values = true)]
     pub organizer_token: Option<String>,
-    /// HTTPS with a certificate tolk makes for this machine's addresses (`self-signed`; kept
-    /// in the cache and used again while the addresses stay the same). Its SHA-256
-    /// fingerprint is printed: people compare it with what their browser shows.
-    #[arg(long, value_parser = ["self-signed"], conflicts_with = "tls_cert")]
-    pub tls: Option<String>,
-    /// HTTPS with this certificate chain (PEM); with --tls-key.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Events the listeners' broadcast queue holds; for tests of slow listeners.
     #[arg(long, hide = true, default_value_t = tolk::server::hub::BROADCAST_CAPACITY)]
     pub broadcast_capacity: usize,
@@ -79,21 +70,7 @@ pub fn run(args: ServeArgs, cache: &Cache) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let tls = match (&args.tls, &args.tls_cert, &args.tls_key) {
-            (Some(_), _, _) => {
-                // The names phones may use: this machine's LAN address, the one listened
-                // on, and loopback.
-                let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
-                if addr.ip().is_unspecified() {
-                    names.extend(lan_address());
-                } else {
-                    names.push(addr.ip().to_string());
-                }
-                Some(server::tls::self_signed(&names, &cache.tls())?)
-            }
-            (None, Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
-            _ => None,
-        };
+        let tls = args.tls.config(addr, cache)?;
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let title = config.meeting.title.clone();
         let demo = config.meeting.demo;
@@ -155,6 +132,47 @@ fn print_urls(title: &str, demo: bool, addr: std::net::SocketAddr, token: &str, 
         );
     }
     let _ = out.flush();
+}
+
+/// HTTPS for the listeners (the room server's, an edge's).
+#[derive(clap::Args)]
+pub struct TlsArgs {
+    /// HTTPS with a certificate tolk makes for this machine's addresses (`self-signed`; kept
+    /// in the cache and used again while the addresses stay the same). Its SHA-256
+    /// fingerprint is printed: people compare it with what their browser shows.
+    #[arg(long, value_parser = ["self-signed"], conflicts_with = "tls_cert")]
+    pub tls: Option<String>,
+    /// HTTPS with this certificate chain (PEM); with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS configuration asked for, for a server listening on `addr`; `None`: plain HTTP.
+    pub fn config(
+        &self,
+        addr: std::net::SocketAddr,
+        cache: &Cache,
+    ) -> Result<Option<tolk::server::tls::Tls>> {
+        Ok(match (&self.tls, &self.tls_cert, &self.tls_key) {
+            (Some(_), _, _) => {
+                // The names phones may use: this machine's LAN address, the one listened
+                // on, and loopback.
+                let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+                if addr.ip().is_unspecified() {
+                    names.extend(lan_address());
+                } else {
+                    names.push(addr.ip().to_string());
+                }
+                Some(tolk::server::tls::self_signed(&names, &cache.tls())?)
+            }
+            (None, Some(cert), Some(key)) => Some(tolk::server::tls::from_files(cert, key)?),
+            _ => None,
+        })
+    }
 }
 
 /// This machine's address on the local network (the one a phone in the room can reach),

@@ -587,19 +587,30 @@ source = {{ kind = "file", path = "{jfk}" }}
     clean_failure(out, &["cannot connect to NATS", &port.to_string()]);
 }
 
-/// A `tolk edge` serving `meeting` from NATS; killed when dropped.
-fn edge(dir: &Path, url: &str, meeting: &str) -> Server {
+/// A `tolk edge` serving `meeting` from NATS (with more `args`); killed when dropped.
+/// Returns once it is healthy (over plain HTTP; with `--tls`, once it listens).
+fn edge(dir: &Path, url: &str, meeting: &str, args: &[&str]) -> Server {
+    let tls = args.contains(&"--tls");
     let mut child = tolk(dir)
         .args(["edge", "--nats", url, "--meeting", meeting])
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let addr = printed(&mut child, 30, "the edge printed its address", |l| {
         l.strip_prefix("tolk edge: listening on http://")
+            .or_else(|| l.strip_prefix("tolk edge: listening on https://"))
             .map(String::from)
     });
+    if tls {
+        return Server {
+            child,
+            addr,
+            fingerprint: None,
+        };
+    }
     // Ready once it has read the meeting and what its stream holds.
     let t = Instant::now();
     while get(&addr, "/healthz", None).0 != 200 {
@@ -633,7 +644,8 @@ fn connect_with(addr: &str, query: &str) -> Ws {
 /// Two edges serve a meeting's attendees from what its room server publishes over NATS: the
 /// same finals with the same numbers as the room's own listeners, protected names withheld,
 /// the PIN asked, no interpreter's words; a listener that leaves one edge mid-meeting and
-/// resumes (`since`) on a second edge, started later, gets exactly the finals it missed.
+/// resumes (`since`) on a second edge, started later, gets exactly the finals it missed;
+/// a third, over HTTPS, serves the attendee page to a real browser.
 #[test]
 fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
     let _guard = whisper_lock();
@@ -659,7 +671,7 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
         .replace(&testdata("jfk.wav").display().to_string(), "floor.wav");
     std::fs::write(dir.path().join("meeting.toml"), text).unwrap();
     let server = serve(dir.path());
-    let first = edge(dir.path(), &nats.url, "cluster-test");
+    let first = edge(dir.path(), &nats.url, "cluster-test", &[]);
 
     // The edge asks for the PIN as the room does, and serves no interpreter.
     assert_eq!(get(&first.addr, "/api/meeting", None).0, 401);
@@ -704,7 +716,7 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
 
     // A second edge, started mid-meeting, replays what the stream holds; the listener
     // resumes there from the last final it saw.
-    let second = edge(dir.path(), &nats.url, "cluster-test");
+    let second = edge(dir.path(), &nats.url, "cluster-test", &[]);
     let mut on_second = connect_with(&second.addr, "pin=2468");
     send_json(
         &mut on_second,
@@ -764,6 +776,16 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
     assert_eq!(metric(&second.addr, "tolk_edge_caught_up"), 1.0);
     assert_eq!(metric(&second.addr, "tolk_edge_refused_total"), 0.0);
     assert!(metric(&second.addr, "tolk_edge_events_total") > 0.0);
+
+    // In a real browser, over HTTPS (`--tls self-signed`), with the PIN: the attendee page
+    // from a third edge.
+    let third = edge(
+        dir.path(),
+        &nats.url,
+        "cluster-test",
+        &["--tls", "self-signed"],
+    );
+    page_test("tls.mjs", &format!("https://{}", third.addr), &[]);
 
     // Stopped (Ctrl-C), the room server purges the meeting's captions from NATS.
     drop(room);

@@ -1,4 +1,4 @@
-// The attendee page over HTTPS (tolk serve --tls self-signed at $TOLK_URL, https://…, its
+// The attendee page over HTTPS (tolk serve or tolk edge, --tls self-signed, at $TOLK_URL, https://…, its
 // meeting PIN 2468), in a real browser that accepts the self-signed certificate as a person does after checking its
 // fingerprint. Exits non-zero, saying why, unless the page loads over HTTPS, asks for the PIN, its captions
 // come over WSS, and nothing is fetched from anywhere but the server.
