@@ -19,7 +19,11 @@
     if (!meeting) first(s);
     meeting = s.meeting;
     $('title').textContent = s.meeting.title + ' — organizer';
-    $('health').textContent = 'engine ' + s.engine + ' · ' + s.connections + ' connections';
+    // Listeners served by edges (`tolk edge` on other machines), as they last said.
+    const edges = s.edges || [];
+    const onEdges = edges.reduce((n, e) => n + e.connections, 0);
+    $('health').textContent = 'engine ' + s.engine + ' · ' + s.connections + ' connections' +
+      (edges.length ? ' · ' + onEdges + ' more on ' + edges.length + (edges.length === 1 ? ' edge (' : ' edges (') + edges.map((e) => e.name).join(', ') + ')' : '');
     $('health').className = s.engine.startsWith('running') ? 'ok' : 'down';
     const off = !!s.meeting.off_record;
     $('record').setAttribute('aria-pressed', String(off));
@@ -32,7 +36,7 @@
     $('capacity').textContent = s.capacity || '';
     const body = $('channels').tBodies[0];
     body.textContent = '';
-    for (const c of s.channels) {
+    for (const [i, c] of s.channels.entries()) {
       const tr = el('tr');
       tr.dataset.id = c.id;
       tr.append(el('td', c.label + ' (' + c.language + ')'), el('td', c.state + (c.mode === 'reduced' && c.state !== 'stopped' && c.state !== 'ended' ? ' · reduced: decoded every ' + c.step.toFixed(0) + ' s' : '')), el('td', c.lag.toFixed(1) + ' s'));
@@ -42,7 +46,8 @@
       m.value = Math.max(-60, c.level_db);
       m.title = c.level_db.toFixed(0) + ' dBFS';
       td.append(m);
-      tr.append(td, el('td', String(c.listeners)), el('td', c.source));
+      const listeners = c.listeners + edges.reduce((n, e) => n + (e.listeners[i] || 0), 0);
+      tr.append(td, el('td', String(listeners)), el('td', c.source));
       tr.children[4].className = 'listeners';
       // Stop a channel (its audio is no longer transcribed) or start it again.
       const stopped = c.state === 'stopped';

@@ -43,6 +43,95 @@ pub const CAPTIONS_KEPT: i64 = 2 * RING_FINALS as i64;
 /// How long captions are kept for edges (in nats-server's memory, never on its disk).
 pub const CAPTIONS_RETAIN: Duration = Duration::from_secs(12 * 3600);
 
+/// Where each edge says, every [`super::RENEW`], how many listeners it serves (key
+/// `<meeting>.<edge>`; an entry not renewed is gone after [`super::LEASE_TTL`]): the room
+/// server shows the organizer.
+pub const EDGES_BUCKET: &str = "tolk_edges";
+
+/// An edge as the organizer sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeView {
+    pub name: String,
+    /// WebSocket connections open.
+    pub connections: usize,
+    /// Listeners per channel, in the meeting's order.
+    pub listeners: Vec<usize>,
+}
+
+/// The edges' bucket (in memory: counts only).
+pub async fn edges_bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, ClusterError> {
+    super::store(
+        js,
+        jetstream::kv::Config {
+            bucket: EDGES_BUCKET.into(),
+            history: 1,
+            max_age: super::LEASE_TTL,
+            storage: StorageType::Memory,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The room server's side: the edges of `meeting` now, every [`super::RENEW`], into `edges`.
+pub(crate) async fn watch_edges(
+    js: jetstream::Context,
+    meeting: String,
+    edges: Arc<Mutex<Vec<EdgeView>>>,
+) {
+    use futures_util::StreamExt;
+    let prefix = format!("{meeting}.");
+    let mut tick = tokio::time::interval(super::RENEW);
+    loop {
+        tick.tick().await;
+        let Ok(store) = edges_bucket(&js).await else {
+            continue;
+        };
+        let Ok(keys) = store.keys().await else {
+            continue;
+        };
+        let keys: Vec<String> = keys
+            .filter_map(|k| async move { k.ok() })
+            .filter(|k| std::future::ready(k.starts_with(&prefix)))
+            .collect()
+            .await;
+        let mut now = Vec::new();
+        for k in keys {
+            if let Ok(Some(v)) = store.get(&k).await {
+                if let Ok(view) = serde_json::from_slice::<EdgeView>(&v) {
+                    now.push(view);
+                }
+            }
+        }
+        now.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Ok(mut e) = edges.lock() {
+            *e = now;
+        }
+    }
+}
+
+/// The edge's side: its listeners, every [`super::RENEW`], for the room server.
+async fn report(js: jetstream::Context, key: String, name: String, audience: Arc<Audience>) {
+    let mut tick = tokio::time::interval(super::RENEW);
+    loop {
+        tick.tick().await;
+        let view = EdgeView {
+            name: name.clone(),
+            connections: audience.connections.load(Relaxed),
+            listeners: audience.listening.iter().map(|l| l.load(Relaxed)).collect(),
+        };
+        let json = serde_json::to_vec(&view).unwrap_or_default();
+        match edges_bucket(&js).await {
+            Ok(store) => {
+                if let Err(e) = store.put(&key, json.into()).await {
+                    tracing::debug!("edge: cannot report its listeners: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("edge: cannot report its listeners: {e}"),
+        }
+    }
+}
+
 /// What a channel's subject carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -570,6 +659,13 @@ pub async fn run(
         &serde_json::to_vec(&announced).unwrap_or_default(),
         true,
     );
+    let name = format!("edge-{}", super::worker::default_name());
+    let reporting = tokio::spawn(report(
+        js.clone(),
+        format!("{meeting}.{name}"),
+        name,
+        audience.clone(),
+    ));
     let task = tokio::spawn(mirror(
         js,
         meeting.clone(),
@@ -598,6 +694,7 @@ pub async fn run(
     };
     let served = crate::server::serve(router, listener, options.tls, shutdown).await;
     task.abort();
+    reporting.abort();
     served.map_err(|e| ClusterError::Other(format!("serving: {e}")))
 }
 

@@ -99,9 +99,15 @@ pub struct RoomStatus {
     pub here: Option<String>,
     views: Vec<Mutex<ChannelView>>,
     dropped: Vec<Arc<AtomicU64>>,
+    /// The edges serving this meeting's listeners (`tolk edge`), as they last said.
+    edges: Arc<Mutex<Vec<super::edge::EdgeView>>>,
 }
 
 impl RoomStatus {
+    pub fn edges(&self) -> Vec<super::edge::EdgeView> {
+        self.edges.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     pub fn channels(&self) -> Vec<ChannelView> {
         self.views
             .iter()
@@ -167,8 +173,9 @@ pub struct Room {
     js: async_nats::jetstream::Context,
     meeting: String,
     reconnects: watch::Receiver<u64>,
-    /// The captions for edges ([`super::edge::forward`]), stopped by [`Room::close`].
-    captions: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The captions for edges ([`super::edge::forward`]) and the edges' reports, stopped by
+    /// [`Room::close`].
+    captions: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Room {
@@ -276,6 +283,7 @@ impl Room {
                 })
                 .collect(),
             dropped,
+            edges: Arc::default(),
         });
 
         let (tx, mut rx) = mpsc::channel::<(usize, Published)>(EVENTS_QUEUE);
@@ -358,7 +366,7 @@ impl Room {
             js: buckets.js,
             meeting: meeting.to_string(),
             reconnects,
-            captions: Mutex::new(None),
+            captions: Mutex::new(Vec::new()),
         })
     }
 
@@ -368,16 +376,22 @@ impl Room {
         audience: Arc<crate::server::listener::Audience>,
         handle: &Handle,
     ) {
-        let task = handle.spawn(super::edge::forward(
+        let forward = handle.spawn(super::edge::forward(
             self.js.clone(),
             self.meeting.clone(),
             audience,
             self.reconnects.clone(),
         ));
+        let edges = handle.spawn(super::edge::watch_edges(
+            self.js.clone(),
+            self.meeting.clone(),
+            self.status.edges.clone(),
+        ));
         if let Ok(mut c) = self.captions.lock() {
-            if let Some(old) = c.replace(task) {
+            for old in c.drain(..) {
                 old.abort();
             }
+            c.extend([forward, edges]);
         }
     }
 
@@ -391,8 +405,13 @@ impl Room {
     /// leases given back).
     pub async fn close(&self) {
         self.reoffer.abort();
-        if let Some(task) = self.captions.lock().ok().and_then(|mut c| c.take()) {
-            task.abort();
+        let tasks: Vec<_> = self
+            .captions
+            .lock()
+            .map(|mut c| c.drain(..).collect())
+            .unwrap_or_default();
+        if !tasks.is_empty() {
+            tasks.iter().for_each(|t| t.abort());
             // The meeting's captions are not kept for edges beyond it.
             if let Ok(stream) = self.js.get_stream(super::edge::CAPTIONS_STREAM).await {
                 let subjects = format!("tolk.{}.captions.>", self.meeting);

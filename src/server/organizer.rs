@@ -99,6 +99,8 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
         // From a decode timed at start: how many channels this machine can caption.
         "capacity": app.capacity,
         "cluster": app.room.as_ref().map(|r| r.status.nats.clone()),
+        // With a [cluster]: the edges serving listeners elsewhere, as they last said.
+        "edges": app.room.as_ref().map(|r| r.status.edges()),
         // The organizer hands it to the interpreters (their page's link).
         "interpreter_key": app.audience.interpreter_token,
         "connections": app.audience.connections.load(Relaxed),

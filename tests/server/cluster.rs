@@ -712,6 +712,28 @@ fn edges_serve_the_captions_and_a_listener_resumes_on_another_edge() {
         .seqs("floor")
         .last()
         .expect("finals on the first edge");
+    // The organizer sees the edge and its listener (reported every 2 s).
+    let t = Instant::now();
+    let edges = loop {
+        let v = organizer(&server.addr);
+        let serving = v["edges"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["connections"] == 1 && e["listeners"][0] == 1)
+        });
+        if serving || t.elapsed() > Duration::from_secs(10) {
+            break v["edges"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        edges.as_array().is_some_and(|e| e.len() == 1
+            && e[0]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("edge-")
+            && e[0]["listeners"][0] == 1),
+        "the organizer sees the edge's listener: {edges}"
+    );
     drop(on_first);
 
     // A second edge, started mid-meeting, replays what the stream holds; the listener
