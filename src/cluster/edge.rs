@@ -251,6 +251,18 @@ pub(crate) async fn forward(
                 sent[i] = last;
             }
         }
+        if sent.iter().enumerate().any(|(i, s)| *s > hub.last_seq(i)) {
+            // An earlier run's finals (a meeting off the record numbers from 1 again after a
+            // crash): not this run's to skip.
+            tracing::warn!("cluster: the captions stream held an earlier run's finals: purged");
+            if let Ok(stream) = setup(&js).await {
+                let _ = stream
+                    .purge()
+                    .filter(format!("tolk.{meeting}.captions.>"))
+                    .await;
+            }
+            sent.iter_mut().for_each(|s| *s = 0);
+        }
         let announce = |m: ServerMessage| {
             serde_json::to_vec(&Announced {
                 meeting: m,
