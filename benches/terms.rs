@@ -5,7 +5,7 @@
 //! Whisper's prompt (`--bias`).
 //!
 //! ```sh
-//! cargo bench --bench terms -- [--model base]
+//! cargo bench --bench terms -- [--model base] [--langs en,es,zh-Hant]
 //! ```
 //!
 //! Also counts what the bias must never do: a caption that is mostly prompt terms (an echo),
@@ -56,10 +56,23 @@ impl Setup {
     }
 }
 
+/// Whisper's code for a glossary language tag ("zh-Hant" → "zh").
+fn whisper_lang(lang: &str) -> &str {
+    lang.split('-').next().unwrap_or(lang)
+}
+
+/// espeak-ng's voice for a glossary language tag (Chinese: its Mandarin voice).
+fn voice(lang: &str) -> &str {
+    match whisper_lang(lang) {
+        "zh" => "cmn",
+        l => l,
+    }
+}
+
 /// Speaks `text` in `lang` into a WAV file.
 fn say(path: &Path, text: &str, lang: &str) {
     let out = std::process::Command::new("espeak-ng")
-        .args(["-v", lang, "-s", "150", "-w"])
+        .args(["-v", voice(lang), "-s", "150", "-w"])
         .arg(path)
         .arg(text)
         .output()
@@ -72,12 +85,27 @@ fn say(path: &Path, text: &str, lang: &str) {
 }
 
 /// Whether one of the `|`-separated forms is in `text`, as whole words from its start
-/// (`задержани` finds `задержанием`), compared as the WER scorer compares words.
+/// (`задержани` finds `задержанием`), compared as the WER scorer compares words; in Chinese
+/// and Thai, written without spaces between words, anywhere.
 fn found(text: &str, forms: &str, lang: &str) -> bool {
-    let hay = format!(" {} ", tolk::eval::normalize(text, lang).join(" "));
+    let unspaced = matches!(whisper_lang(lang), "zh" | "th" | "ja");
+    let words = |t: &str| {
+        let w = tolk::eval::normalize(t, lang);
+        if unspaced {
+            w.concat()
+        } else {
+            w.join(" ")
+        }
+    };
+    let hay = format!(" {} ", words(text));
     forms.split('|').any(|f| {
-        let needle = tolk::eval::normalize(f, lang).join(" ");
-        !needle.is_empty() && hay.contains(&format!(" {needle}"))
+        let needle = words(f);
+        !needle.is_empty()
+            && if unspaced {
+                hay.contains(&needle)
+            } else {
+                hay.contains(&format!(" {needle}"))
+            }
     })
 }
 
@@ -118,6 +146,9 @@ fn main() {
     let sentences: Sentences =
         toml::from_str(&std::fs::read_to_string(root.join("benches/terms.toml")).unwrap())
             .expect("benches/terms.toml");
+    // `--langs en,es`: only these languages' sentences (and false-correction counts).
+    let langs = arg("--langs", "");
+    let wanted = |l: &str| langs.is_empty() || langs.split(',').any(|w| w == l);
     let dir = tempfile::tempdir().unwrap();
     let threads = tolk::transcribe::default_threads();
     let opts = AnnotateOptions {
@@ -129,11 +160,21 @@ fn main() {
     // (setup, lang) → (terms found, terms expected, echoes, loops, broken characters)
     let mut tally: BTreeMap<(Setup, String), [usize; 5]> = BTreeMap::new();
     for (n, s) in sentences.sentence.iter().enumerate() {
+        if !wanted(&s.lang) {
+            continue;
+        }
         let wav = dir.path().join(format!("{n}.wav"));
         say(&wav, &s.text, &s.lang);
         let audio = tolk::audio::decode_file(&wav)
             .expect("espeak-ng wrote it")
             .samples;
+        // How many of Whisper's tokens a second of this speech needs (a decode is capped at
+        // `MAX_TOKENS_PER_SEC` of its audio).
+        println!(
+            "{} sentence {n}: {:.1} tokens a second of speech",
+            s.lang,
+            model.token_count(&s.text) as f64 / (audio.len() as f64 / 16_000.0)
+        );
         let hints = glossary.bias(&s.lang, tolk::stream::decoder::PROMPT_TOKENS / 2, |t| {
             model.token_count(t)
         });
@@ -150,7 +191,7 @@ fn main() {
             engine::run(
                 &model,
                 &audio,
-                LanguageMode::Fixed(s.lang.clone()),
+                LanguageMode::Fixed(whisper_lang(&s.lang).to_string()),
                 false,
                 cfg,
                 threads,
@@ -192,7 +233,7 @@ fn main() {
 
     // False corrections on ordinary speech.
     let mut false_rows = Vec::new();
-    for lang in ["en", "es"] {
+    for lang in ["en", "es"].into_iter().filter(|l| wanted(l)) {
         let (audio, _) = program(&root, lang, 1e9);
         let transcript = common::offline(&model, &audio, lang, threads);
         // As one caption alone, and as a caption of a meeting whose recent captions held

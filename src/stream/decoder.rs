@@ -17,8 +17,26 @@ const MIN_DETECT_SECS: f64 = 3.0;
 /// Beam width of the decode that closes an utterance.
 const CLOSING_BEAM: i32 = 5;
 
-/// Fast speech is about 4 words, 5–6 tokens a second; well beyond that is a loop.
+/// Fast English is about 4 words, 5–6 tokens a second; well beyond that is a loop. Other
+/// scripts take more of Whisper's tokens for the same speech: see [`max_tokens_per_sec`].
 const MAX_TOKENS_PER_SEC: f64 = 10.0;
+
+/// The most tokens a second of audio may decode to in `language` before it is taken for a
+/// loop and cut: about twice what speech at 150 words a minute takes (measured by
+/// `cargo bench --bench terms`, which prints each sentence's tokens a second: Bengali 20–21,
+/// Hindi 12.5–13.5, Ukrainian 7.0, Thai 6.1–6.2, Russian 4.7–5.4, Chinese 2.3–2.9). With
+/// English's cap a Bengali or Hindi decode was cut mid-sentence.
+pub fn max_tokens_per_sec(language: &str) -> f64 {
+    match language {
+        // Bengali (measured) and the other Brahmic scripts, taken to cost as much.
+        "bn" | "as" | "ta" | "te" | "kn" | "ml" | "gu" | "pa" | "si" | "my" | "km" | "lo" => 45.0,
+        // Devanagari.
+        "hi" | "mr" | "ne" | "sa" => 30.0,
+        // Cyrillic and Thai.
+        "ru" | "uk" | "be" | "bg" | "sr" | "mk" | "kk" | "th" => 15.0,
+        _ => MAX_TOKENS_PER_SEC,
+    }
+}
 
 /// Encoder frames per second of audio (whisper's 30 s window is 1500 frames).
 const FRAMES_PER_SEC: f64 = 50.0;
@@ -150,7 +168,12 @@ impl<'m> Decoder<'m> {
         // anyone can say in the window is a loop (short encoder windows make them likelier);
         // the cap stops it early instead of paying for it.
         params.set_single_segment(true);
-        params.set_max_tokens((secs * MAX_TOKENS_PER_SEC) as i32 + 8);
+        let written = if self.translate {
+            "en"
+        } else {
+            language.as_str()
+        };
+        params.set_max_tokens((secs * max_tokens_per_sec(written)) as i32 + 8);
         // whisper.cpp wants at least one second; pad short windows with silence.
         let min = super::SAMPLE_RATE_F as usize * 11 / 10;
         let padded;
@@ -163,21 +186,11 @@ impl<'m> Decoder<'m> {
         self.state
             .full(params, audio)
             .map_err(|e| TranscribeError::Whisper(e.to_string()))?;
-        let mut words: Vec<Word> = Vec::new();
-        let mut probs: Vec<f32> = Vec::new();
+        let mut pieces: Vec<Piece> = Vec::new();
         let mut no_speech = 0f32;
         let (mut logp, mut n_tok) = (0f64, 0usize);
         let eot = self.model.token_eot();
         let end_of_audio = job.start + secs;
-        // Words from tokens: a token that starts with a space starts a word.
-        let flush = |words: &mut Vec<Word>, probs: &mut Vec<f32>| {
-            if let Some(w) = words.last_mut() {
-                if !probs.is_empty() {
-                    w.prob = probs.iter().sum::<f32>() / probs.len() as f32;
-                }
-            }
-            probs.clear();
-        };
         for seg in self.state.as_iter() {
             no_speech = no_speech.max(seg.no_speech_probability());
             for i in 0..seg.n_tokens() {
@@ -190,32 +203,15 @@ impl<'m> Decoder<'m> {
                 }
                 logp += d.plog as f64;
                 n_tok += 1;
-                let text = tok
-                    .to_str_lossy()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let (t0, t1) = (
-                    (job.start + d.t0 as f64 / 100.0).min(end_of_audio),
-                    (job.start + d.t1 as f64 / 100.0).min(end_of_audio),
-                );
-                let starts_word = text.starts_with(' ') || words.is_empty();
-                if starts_word {
-                    flush(&mut words, &mut probs);
-                    words.push(Word {
-                        text,
-                        start: t0.min(t1),
-                        end: t1,
-                        prob: d.p,
-                    });
-                } else if let Some(w) = words.last_mut() {
-                    w.text.push_str(&text);
-                    w.end = w.end.max(t1);
-                }
-                probs.push(d.p);
+                pieces.push(Piece {
+                    bytes: tok.to_bytes().unwrap_or_default().to_vec(),
+                    start: (job.start + d.t0 as f64 / 100.0).min(end_of_audio),
+                    end: (job.start + d.t1 as f64 / 100.0).min(end_of_audio),
+                    prob: d.p,
+                });
             }
         }
-        flush(&mut words, &mut probs);
-        words.retain(|w| !w.text.trim().is_empty());
+        let words = words_from_tokens(&pieces);
         if self.speed < 1.0 {
             std::thread::sleep(t0.elapsed().mul_f64(1.0 / self.speed - 1.0));
         }
@@ -244,6 +240,71 @@ impl<'m> Decoder<'m> {
             language,
         })
     }
+}
+
+/// One text token of a decode: its bytes (a character may be cut between two tokens), media
+/// times and probability.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub bytes: Vec<u8>,
+    pub start: f64,
+    pub end: f64,
+    pub prob: f32,
+}
+
+/// A decode's words from its tokens: a token that begins with a space begins a word, and in
+/// scripts written without spaces (Chinese, Thai…) every token is a word of its own, so the
+/// policy can agree on them one by one (as one word, a Chinese sentence waited for the
+/// pause). A character cut between tokens is joined whole (decoded token by token, base's
+/// Chinese and Thai captions held U+FFFD for every cut character); one left unfinished at the
+/// end is dropped. A word's probability is its tokens' mean.
+pub fn words_from_tokens(pieces: &[Piece]) -> Vec<Word> {
+    use crate::transcribe::utf8::{unspaced, Utf8Carry};
+    let mut words: Vec<Word> = Vec::new();
+    let mut probs: Vec<f32> = Vec::new();
+    let flush = |words: &mut Vec<Word>, probs: &mut Vec<f32>| {
+        if let (Some(w), false) = (words.last_mut(), probs.is_empty()) {
+            w.prob = probs.iter().sum::<f32>() / probs.len() as f32;
+        }
+        probs.clear();
+    };
+    let mut carry = Utf8Carry::default();
+    // The tokens of a character still being joined: where it starts, their probabilities.
+    let mut held: Option<f64> = None;
+    let mut held_probs: Vec<f32> = Vec::new();
+    for p in pieces {
+        let start = *held.get_or_insert(p.start);
+        held_probs.push(p.prob);
+        let text = carry.push(&p.bytes);
+        if text.is_empty() {
+            continue;
+        }
+        held = None;
+        let after_unspaced = words
+            .last()
+            .and_then(|w| w.text.chars().last())
+            .is_some_and(unspaced);
+        let starts_word = words.is_empty()
+            || text.starts_with(' ')
+            || after_unspaced
+            || text.chars().next().is_some_and(unspaced);
+        if starts_word {
+            flush(&mut words, &mut probs);
+            words.push(Word {
+                text,
+                start: start.min(p.end),
+                end: p.end,
+                prob: p.prob,
+            });
+        } else if let Some(w) = words.last_mut() {
+            w.text.push_str(&text);
+            w.end = w.end.max(p.end);
+        }
+        probs.append(&mut held_probs);
+    }
+    flush(&mut words, &mut probs);
+    words.retain(|w| !w.text.trim().is_empty());
+    words
 }
 
 /// Whisper's prompt holds at most this many tokens (half its 448-token text context, less
@@ -325,4 +386,57 @@ impl Decoding {
 pub struct Emitted {
     pub event: Event,
     pub at: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(cut: &[&[u8]]) -> Vec<Piece> {
+        cut.iter()
+            .enumerate()
+            .map(|(i, b)| Piece {
+                bytes: b.to_vec(),
+                start: i as f64 * 0.2,
+                end: i as f64 * 0.2 + 0.2,
+                prob: 0.5 + i as f32 * 0.05,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn latin_words_begin_at_a_space() {
+        let w = words_from_tokens(&pieces(&[b" Tais", b" Pl", b"us", b" in"]));
+        let text: Vec<&str> = w.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(text, [" Tais", " Plus", " in"]);
+        assert!((w[1].start - 0.2).abs() < 1e-9 && (w[1].end - 0.6).abs() < 1e-9);
+        assert!((w[1].prob - 0.575).abs() < 1e-6);
+    }
+
+    /// Base's Chinese as it came: characters cut between tokens (each three bytes). Decoded
+    /// token by token the caption read "��4 ��2"; joined, every character is whole, each
+    /// token's characters a word of their own, and the words join back into the text.
+    #[test]
+    fn characters_cut_between_tokens_are_whole_words() {
+        let text = "性工作除罪化";
+        let b = text.as_bytes();
+        let w = words_from_tokens(&pieces(&[
+            &b[..2],
+            &b[2..4],
+            &b[4..9],
+            &b[9..10],
+            &b[10..15],
+            &b[15..],
+        ]));
+        let got: Vec<&str> = w.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(got, ["性", "工作", "除罪", "化"]);
+        assert_eq!(crate::stream::policy::join_words(&w), text);
+        // "性" began in the first token and ended in the second.
+        assert!(w[0].start.abs() < 1e-9 && (w[0].end - 0.4).abs() < 1e-9);
+        // A character cut off at the end of the decode is dropped, not written broken.
+        let w = words_from_tokens(&pieces(&[" ชุม".as_bytes(), &"ชน".as_bytes()[..4]]));
+        let got: String = w.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(got, " ชุมช");
+        assert!(!got.contains('\u{FFFD}'));
+    }
 }

@@ -5,6 +5,7 @@
 //! thread (it keeps the CPU busy for seconds).
 
 pub mod format;
+pub mod utf8;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -252,15 +253,18 @@ impl Model {
         let detected = whisper_rs::get_lang_str(state.full_lang_id_from_state())
             .unwrap_or("en")
             .to_string();
+        // A character may be cut between two segments: its bytes are joined, not written
+        // as U+FFFD.
+        let mut carry = utf8::Utf8Carry::default();
         let segments = state
             .as_iter()
             .map(|seg| Segment {
                 start: seg.start_timestamp() as f64 / 100.0,
                 end: seg.end_timestamp() as f64 / 100.0,
-                text: seg
-                    .to_str_lossy()
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_default(),
+                text: carry
+                    .push(seg.to_bytes().unwrap_or_default())
+                    .trim()
+                    .to_string(),
                 no_speech_prob: seg.no_speech_probability(),
             })
             .collect();
