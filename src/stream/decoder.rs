@@ -22,18 +22,19 @@ const CLOSING_BEAM: i32 = 5;
 const MAX_TOKENS_PER_SEC: f64 = 10.0;
 
 /// The most tokens a second of audio may decode to in `language` before it is taken for a
-/// loop and cut: about twice what speech at 150 words a minute takes (measured by
-/// `cargo bench --bench terms`, which prints each sentence's tokens a second: Bengali 20–21,
-/// Hindi 12.5–13.5, Ukrainian 7.0, Thai 6.1–6.2, Russian 4.7–5.4, Chinese 2.3–2.9). With
-/// English's cap a Bengali or Hindi decode was cut mid-sentence.
+/// loop and cut: about three times what speech at 150 words a minute takes, as English's
+/// 10 is (measured by `cargo bench --bench terms`, which prints each sentence's tokens a
+/// second: English 2.7–3.6, Spanish 3.3–5.4, Bengali 20–21, Hindi 12.5–13.5, Ukrainian 7.0,
+/// Thai 6.1–6.2, Russian 4.7–5.4, Chinese 2.3–2.9). With English's cap a Bengali or Hindi
+/// decode was cut mid-sentence.
 pub fn max_tokens_per_sec(language: &str) -> f64 {
     match language {
         // Bengali (measured) and the other Brahmic scripts, taken to cost as much.
-        "bn" | "as" | "ta" | "te" | "kn" | "ml" | "gu" | "pa" | "si" | "my" | "km" | "lo" => 45.0,
+        "bn" | "as" | "ta" | "te" | "kn" | "ml" | "gu" | "pa" | "si" | "my" | "km" | "lo" => 60.0,
         // Devanagari.
-        "hi" | "mr" | "ne" | "sa" => 30.0,
+        "hi" | "mr" | "ne" | "sa" => 40.0,
         // Cyrillic and Thai.
-        "ru" | "uk" | "be" | "bg" | "sr" | "mk" | "kk" | "th" => 15.0,
+        "ru" | "uk" | "be" | "bg" | "sr" | "mk" | "kk" | "th" => 20.0,
         _ => MAX_TOKENS_PER_SEC,
     }
 }
