@@ -1897,6 +1897,88 @@ mod tests {
         assert!(p.dropped.sparse >= 1, "{:?}", p.dropped);
     }
 
+    /// Chinese is written without spaces: a decode's words used to be its tokens joined up to
+    /// the next space, so a whole Chinese sentence over seconds of speech was one word, which
+    /// the sparse guard (under half a word a second) took for a failed decode, and which
+    /// could be agreed on or cut only whole. With each token a word (`words_from_tokens`),
+    /// the sentence is committed whole, once. The tokens cut characters, as byte-level tokens do.
+    #[test]
+    fn chinese_written_without_spaces_is_committed_not_taken_for_a_failed_decode() {
+        use crate::stream::decoder::{words_from_tokens, Piece};
+        // One Chinese chunk for each word JFK says, at his words' times.
+        const ZH: [&str; 11] = [
+            "我們",
+            "的",
+            "社群",
+            "要求",
+            "性工作",
+            "除罪化",
+            "，",
+            "從",
+            "第一次",
+            "會議",
+            "開始",
+        ];
+        let said = |i: usize| ZH[i % ZH.len()];
+        let chinese = |one_word: bool| {
+            move |job: &DecodeJob| {
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                let mut pieces = Vec::new();
+                for (i, (_, a, b)) in JFK.iter().enumerate() {
+                    if *b <= job.start + 0.05 || *a >= end {
+                        continue;
+                    }
+                    // Each chunk as two tokens, cut inside its first character.
+                    let bytes = said(i).as_bytes();
+                    for part in [&bytes[..2], &bytes[2..]] {
+                        pieces.push(Piece {
+                            bytes: part.to_vec(),
+                            start: *a,
+                            end: b.min(end),
+                            prob: 0.9,
+                        });
+                    }
+                }
+                let mut words = words_from_tokens(&pieces);
+                if one_word && !words.is_empty() {
+                    // As words were made before: one word up to the next space.
+                    let text: String = words.iter().map(|w| w.text.as_str()).collect();
+                    let (start, end) = (words[0].start, words[words.len() - 1].end);
+                    words = vec![word(&text, start, end)];
+                }
+                Hypothesis {
+                    words,
+                    no_speech_prob: 0.01,
+                    avg_logprob: -0.3,
+                    language: "zh".into(),
+                }
+            }
+        };
+        let sentence: String = (0..JFK.len()).map(said).collect();
+        let (events, p) = replay(
+            &jfk_like_audio(),
+            PolicyConfig::default(),
+            chinese(false),
+            |_| 0.3,
+        );
+        let text: String = finals(&events).iter().map(|x| x.1.clone()).collect();
+        assert_eq!(text, sentence);
+        assert_eq!(p.dropped.sparse, 0);
+        assert!(p.untranscribed < 0.5, "{}", p.untranscribed);
+        // The same decodes as one word each: some dropped as failed, and the caption wrong
+        // (recorded here: "…要求性工作要求性工作除罪化…", a phrase said twice — one word
+        // cannot be agreed on, or cut at a commit, in part).
+        let (events, p) = replay(
+            &jfk_like_audio(),
+            PolicyConfig::default(),
+            chinese(true),
+            |_| 0.3,
+        );
+        let text: String = finals(&events).iter().map(|x| x.1.clone()).collect();
+        assert!(p.dropped.sparse > 0, "{:?}", p.dropped);
+        assert_ne!(text, sentence);
+    }
+
     #[test]
     fn words_are_committed_within_a_few_seconds_of_being_spoken() {
         let (events, _) = replay(&jfk_like_audio(), PolicyConfig::default(), decode, |_| 0.3);
