@@ -255,8 +255,8 @@ pub struct Piece {
 
 /// A decode's words from its tokens: a token that begins with a space begins a word, and in
 /// scripts written without spaces (Chinese, Thai…) every token is a word of its own, so the
-/// policy can agree on them one by one (as one word, a Chinese sentence waited for the
-/// pause). A character cut between tokens is joined whole (decoded token by token, base's
+/// policy can agree on them one by one (as one word over seconds of speech, a Chinese
+/// sentence was dropped by the sparse guard, or committed twice). A character cut between tokens is joined whole (decoded token by token, base's
 /// Chinese and Thai captions held U+FFFD for every cut character); one left unfinished at the
 /// end is dropped. A word's probability is its tokens' mean.
 pub fn words_from_tokens(pieces: &[Piece]) -> Vec<Word> {
