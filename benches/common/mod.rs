@@ -94,9 +94,17 @@ pub fn model(name: &str) -> Model {
 
 /// The recordings joined for each language (in `testdata/`, references in `tests/data/`):
 /// read speech, conversational speech with fillers and a cold, whispered speech, falsetto,
-/// speech around laughter and breaths, and telephone prompts (8 kHz).
+/// speech around laughter and breaths, and telephone prompts (8 kHz; Russian: prompts only).
 pub fn clips(lang: &str) -> &'static [&'static str] {
     match lang {
+        "ru" => &[
+            "ru-demo-instruct",
+            "ru-demo-congrats",
+            "ru-priv-callee-options",
+            "ru-screen-callee-options",
+            "ru-vm-options",
+            "ru-conf-adminmenu-18",
+        ],
         "es" => &[
             "es-demo-instruct",
             "mfa-13697_11991_000000",
