@@ -260,7 +260,8 @@ pub struct Piece {
 /// Chinese and Thai captions held U+FFFD for every cut character); one left unfinished at the
 /// end is dropped. A word's probability is its tokens' mean.
 pub fn words_from_tokens(pieces: &[Piece]) -> Vec<Word> {
-    use crate::transcribe::utf8::{unspaced, Utf8Carry};
+    use crate::glossary::fold::unspaced;
+    use crate::transcribe::utf8::Utf8Carry;
     let mut words: Vec<Word> = Vec::new();
     let mut probs: Vec<f32> = Vec::new();
     let flush = |words: &mut Vec<Word>, probs: &mut Vec<f32>| {

@@ -51,23 +51,6 @@ impl Utf8Carry {
     }
 }
 
-/// Whether `c` belongs to a script written without spaces between words (Chinese, Japanese,
-/// Thai, Lao, Khmer, Myanmar): there each token of Whisper's is a word of its own for the
-/// streaming policy, which agrees and commits word by word.
-pub fn unspaced(c: char) -> bool {
-    matches!(c as u32,
-        0x0E00..=0x0EFF     // Thai, Lao
-        | 0x1000..=0x109F   // Myanmar
-        | 0x1780..=0x17FF   // Khmer
-        | 0x3000..=0x30FF   // CJK punctuation, kana
-        | 0x3400..=0x4DBF   // CJK extension A
-        | 0x4E00..=0x9FFF   // CJK unified ideographs
-        | 0xF900..=0xFAFF   // CJK compatibility ideographs
-        | 0xFF00..=0xFFEF   // full-width forms
-        | 0x20000..=0x2FFFF // CJK extensions B–F
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,11 +89,5 @@ mod tests {
         assert!(!carry.pending());
         assert_eq!(carry.push(b"ok \xC3"), "ok ");
         assert_eq!(carry.push(b"\xA9"), "é");
-    }
-
-    #[test]
-    fn scripts_without_spaces_are_known() {
-        assert!("性ชか".chars().all(unspaced));
-        assert!(!"aéжहক한".chars().any(unspaced));
     }
 }
