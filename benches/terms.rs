@@ -88,7 +88,8 @@ fn say(path: &Path, text: &str, lang: &str) {
 /// (`задержани` finds `задержанием`), compared as the WER scorer compares words; in Chinese
 /// and Thai, written without spaces between words, anywhere.
 fn found(text: &str, forms: &str, lang: &str) -> bool {
-    let unspaced = matches!(whisper_lang(lang), "zh" | "th" | "ja");
+    // As the glossary decides it: by the script of the expected forms.
+    let unspaced = forms.chars().any(tolk::glossary::fold::unspaced);
     let words = |t: &str| {
         let w = tolk::eval::normalize(t, lang);
         if unspaced {
@@ -168,8 +169,8 @@ fn main() {
         let audio = tolk::audio::decode_file(&wav)
             .expect("espeak-ng wrote it")
             .samples;
-        // How many of Whisper's tokens a second of this speech needs (a decode is capped at
-        // `MAX_TOKENS_PER_SEC` of its audio).
+        // How many of Whisper's tokens a second of this speech needs (a live decode is capped
+        // at `stream::decoder::max_tokens_per_sec` of its audio).
         println!(
             "{} sentence {n}: {:.1} tokens a second of speech",
             s.lang,

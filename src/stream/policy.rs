@@ -1954,27 +1954,25 @@ mod tests {
                 }
             }
         };
+        let run = |one_word: bool| {
+            let (events, p) = replay(
+                &jfk_like_audio(),
+                PolicyConfig::default(),
+                chinese(one_word),
+                |_| 0.3,
+            );
+            let text: String = finals(&events).iter().map(|x| x.1.clone()).collect();
+            (text, p)
+        };
         let sentence: String = (0..JFK.len()).map(said).collect();
-        let (events, p) = replay(
-            &jfk_like_audio(),
-            PolicyConfig::default(),
-            chinese(false),
-            |_| 0.3,
-        );
-        let text: String = finals(&events).iter().map(|x| x.1.clone()).collect();
+        let (text, p) = run(false);
         assert_eq!(text, sentence);
         assert_eq!(p.dropped.sparse, 0);
         assert!(p.untranscribed < 0.5, "{}", p.untranscribed);
         // The same decodes as one word each: some dropped as failed, and the caption wrong
         // (recorded here: "…要求性工作要求性工作除罪化…", a phrase said twice — one word
         // cannot be agreed on, or cut at a commit, in part).
-        let (events, p) = replay(
-            &jfk_like_audio(),
-            PolicyConfig::default(),
-            chinese(true),
-            |_| 0.3,
-        );
-        let text: String = finals(&events).iter().map(|x| x.1.clone()).collect();
+        let (text, p) = run(true);
         assert!(p.dropped.sparse > 0, "{:?}", p.dropped);
         assert_ne!(text, sentence);
     }

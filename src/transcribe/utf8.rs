@@ -46,7 +46,8 @@ impl Utf8Carry {
     }
 
     /// Whether a character is still waiting for bytes.
-    pub fn pending(&self) -> bool {
+    #[cfg(test)]
+    fn pending(&self) -> bool {
         !self.pending.is_empty()
     }
 }
