@@ -134,6 +134,11 @@ impl Targets {
     }
 }
 
+/// Whether `part`'s words are in `words`, in a row.
+fn contains_words(words: &[String], part: &[String]) -> bool {
+    part.is_empty() || words.windows(part.len()).any(|w| w == part)
+}
+
 fn key_pairs(key: &str) -> Vec<(char, char)> {
     let padded: Vec<char> = std::iter::once('^')
         .chain(key.chars())
@@ -176,6 +181,24 @@ pub(super) fn correct(
             || out.corrections.iter().any(|c| a < c.end && c.start < b)
     };
     let in_hit = |a: usize, b: usize| out.hits.iter().any(|h| h.start <= a && b <= h.end);
+    // The folded words of each term found exactly, by its span.
+    let hit_words: Vec<(usize, usize, Vec<String>)> = out
+        .hits
+        .iter()
+        .map(|h| {
+            let words = fold_text(&text[h.start..h.end], lang)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            (h.start, h.end, words)
+        })
+        .collect();
+    let hits_inside = |a: usize, b: usize| {
+        hit_words
+            .iter()
+            .filter(move |(s, e, _)| a <= *s && *e <= b)
+            .map(|(_, _, w)| w.as_slice())
+    };
     let mut words: Vec<(usize, usize)> = Vec::new();
     let mut start = None;
     for (i, c) in text
@@ -212,6 +235,12 @@ pub(super) fn correct(
             for t in targets.near(&heard.key, heard.len, &mut shared) {
                 // About as many words as the term.
                 if n + 1 < t.folded.len() || n > t.folded.len() + 1 {
+                    continue;
+                }
+                // A term found exactly inside the span must be part of the term it becomes
+                // ("sex workers" of street-based sex workers): never swallowed by another
+                // ("Decriminalisation on" is not criminalisation).
+                if !hits_inside(a, b).all(|h| contains_words(&t.folded, h)) {
                     continue;
                 }
                 if let Some(likeness) = alike(&heard, t, lang) {
