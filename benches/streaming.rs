@@ -266,6 +266,7 @@ fn stream_once(
     threads: usize,
     offline: &tolk::transcribe::Transcript,
     explain_it: bool,
+    hints: &[String],
 ) -> Run {
     let secs = audio.len() as f64 / 16_000.0;
     let cpu0 = cpu_secs();
@@ -291,6 +292,7 @@ fn stream_once(
         false,
         PolicyConfig {
             trace: explain_it,
+            hints: hints.to_vec(),
             ..PolicyConfig::default()
         },
         threads,
@@ -689,6 +691,19 @@ fn main() {
     let explain_it =
         trace_out.is_some() || !second.is_empty() || std::env::args().any(|a| a == "--explain");
     let model = Arc::new(common::model(&model_name));
+    // `--topic`: every prompt starts with the term benchmark's session topic for this
+    // language (as a meeting file's `topic` would), on speech that has none of its terms:
+    // what a topic costs ordinary speech.
+    let hints = if std::env::args().any(|a| a == "--topic") {
+        let glossary =
+            tolk::glossary::Glossary::load(&root.join("glossaries/sex-work-rights.toml"))
+                .expect("glossary");
+        let hints = glossary.topic(&common::session_topic(&root, &lang), &lang);
+        println!("topic: {}", hints.join(", "));
+        hints
+    } else {
+        Vec::new()
+    };
 
     let (audio, reference) = program(&root, &lang, f64::INFINITY);
     let threads = tolk::transcribe::default_threads();
@@ -762,9 +777,35 @@ fn main() {
     let mut all = Vec::new();
     for k in 0..runs {
         let r = stream_once(
-            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it,
+            &model, &audio, &reference, &lang, pacing, threads, &offline, explain_it, &hints,
         );
         eprintln!("stream run {} ({:.0} s): {}", k + 1, r.wall, r.text);
+        if !hints.is_empty() {
+            // Prompt terms the stream wrote more often than the speech says them.
+            let count = |text: &str, term: &str| {
+                let (t, n) = (
+                    tolk::eval::normalize(text, &lang),
+                    tolk::eval::normalize(term, &lang),
+                );
+                if n.is_empty() {
+                    0
+                } else {
+                    t.windows(n.len()).filter(|w| *w == n.as_slice()).count()
+                }
+            };
+            let unsaid: Vec<String> = hints
+                .iter()
+                .filter_map(|h| {
+                    let extra = count(&r.text, h).saturating_sub(count(&reference, h));
+                    (extra > 0).then(|| format!("{h} ×{extra}"))
+                })
+                .collect();
+            println!(
+                "topic terms written, not said (run {}): {} {unsaid:?}",
+                k + 1,
+                unsaid.len()
+            );
+        }
         eprintln!("  {}", r.dropped);
         if let Some(e) = &r.explained {
             print_explained(e);

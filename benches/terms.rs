@@ -44,6 +44,7 @@ enum Setup {
     NoGlossary,
     Corrections,
     Bias,
+    Topic,
 }
 
 impl Setup {
@@ -52,6 +53,7 @@ impl Setup {
             Setup::NoGlossary => "no glossary",
             Setup::Corrections => "corrections",
             Setup::Bias => "corrections + bias",
+            Setup::Topic => "corrections + topic",
         }
     }
 }
@@ -159,7 +161,7 @@ fn main() {
     };
 
     // (setup, lang) → (terms found, terms expected, echoes, loops, broken characters)
-    let mut tally: BTreeMap<(Setup, String), [usize; 5]> = BTreeMap::new();
+    let mut tally: BTreeMap<(Setup, String), [usize; 6]> = BTreeMap::new();
     for (n, s) in sentences.sentence.iter().enumerate() {
         if !wanted(&s.lang) {
             continue;
@@ -176,16 +178,25 @@ fn main() {
             s.lang,
             model.token_count(&s.text) as f64 / (audio.len() as f64 / 16_000.0)
         );
-        let hints = glossary.bias(&s.lang, tolk::stream::decoder::PROMPT_TOKENS / 2, |t| {
+        let bias = glossary.bias(&s.lang, tolk::stream::decoder::PROMPT_TOKENS / 2, |t| {
             model.token_count(t)
         });
-        for setup in [Setup::NoGlossary, Setup::Corrections, Setup::Bias] {
+        // The session's topic as an organizer would list it: every term and name of this
+        // language's sentences (the session's vocabulary, not this sentence's alone).
+        let topic = glossary.topic(&common::session_topic(&root, &s.lang), &s.lang);
+        for setup in [
+            Setup::NoGlossary,
+            Setup::Corrections,
+            Setup::Bias,
+            Setup::Topic,
+        ] {
+            let hints = match setup {
+                Setup::Bias => bias.clone(),
+                Setup::Topic => topic.clone(),
+                _ => Vec::new(),
+            };
             let cfg = PolicyConfig {
-                hints: if setup == Setup::Bias {
-                    hints.clone()
-                } else {
-                    Vec::new()
-                },
+                hints: hints.clone(),
                 ..PolicyConfig::default()
             };
             let mut finals = Vec::new();
@@ -218,14 +229,23 @@ fn main() {
                 .map(|h| tolk::eval::normalize(h, &s.lang).len())
                 .sum();
             let words = tolk::eval::normalize(&text, &s.lang).len();
-            let echo = setup == Setup::Bias && echoed * 2 > words.max(1);
+            let echo = echoed * 2 > words.max(1);
+            // Prompt terms in the caption that the sentence does not have.
+            let unsaid: Vec<&String> = hints
+                .iter()
+                .filter(|h| found(&text, h, &s.lang) && !found(&said, h, &s.lang))
+                .collect();
             let t = tally.entry((setup, s.lang.clone())).or_default();
             t[0] += hit;
             t[1] += s.terms.len();
             t[2] += echo as usize;
             t[3] += looped(&text) as usize;
             t[4] += text.contains('\u{FFFD}') as usize;
+            t[5] += unsaid.len();
             println!("{:?} {} {}/{}: {text}", setup, s.lang, hit, s.terms.len());
+            if !unsaid.is_empty() {
+                println!("    (prompt terms written, not said: {unsaid:?})");
+            }
             if text != raw {
                 println!("    (Whisper wrote: {raw})");
             }
@@ -271,15 +291,16 @@ fn main() {
         println!("{r}");
     }
     println!(
-        "\n| setup | language | term recall | echoes | loops | U+FFFD |\n|---|---|---|---|---|---|"
+        "\n| setup | language | term recall | prompt terms written, not said | echoes | loops | U+FFFD |\n|---|---|---|---|---|---|---|"
     );
     for ((setup, lang), t) in &tally {
         println!(
-            "| {} | {lang} | {:.2} ({}/{}) | {} | {} | {} |",
+            "| {} | {lang} | {:.2} ({}/{}) | {} | {} | {} | {} |",
             setup.label(),
             t[0] as f64 / t[1].max(1) as f64,
             t[0],
             t[1],
+            t[5],
             t[2],
             t[3],
             t[4]

@@ -165,3 +165,26 @@ pub fn program(root: &Path, lang: &str, secs: f64) -> (Vec<f32>, String) {
     }
     (audio, reference)
 }
+
+/// A language's session topic, as an organizer would list it (`topic` in a meeting file):
+/// the first form of every term and name the term benchmark's sentences in that language
+/// expect (`benches/terms.toml`), in order, each once.
+pub fn session_topic(root: &Path, lang: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(root.join("benches/terms.toml")).expect("benches/terms.toml");
+    let file: toml::Value = toml::from_str(&text).expect("benches/terms.toml");
+    let mut out: Vec<String> = Vec::new();
+    for s in file["sentence"].as_array().expect("[[sentence]]") {
+        if s["lang"].as_str() != Some(lang) {
+            continue;
+        }
+        for t in s["terms"].as_array().expect("terms") {
+            let t = t.as_str().expect("a term");
+            let first = t.split('|').next().unwrap_or(t).to_string();
+            if !out.contains(&first) {
+                out.push(first);
+            }
+        }
+    }
+    out
+}

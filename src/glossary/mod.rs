@@ -394,6 +394,58 @@ impl Glossary {
         out
     }
 
+    /// A session's topic as Whisper's prompt terms for a channel in `lang`: each term the
+    /// organizer listed (in any of the glossary's languages) as the glossary writes its
+    /// concept in `lang` — the preferred term, or for an organisation the name people say
+    /// there — and as listed where the glossary has no such term (a name, a term it lacks).
+    /// A flagged term gives its concept's preferred term, never itself. In the listed order,
+    /// each once.
+    pub fn topic(&self, topic: &[String], lang: &str) -> Vec<String> {
+        let base = fold::base_lang(lang);
+        let mut out: Vec<String> = Vec::new();
+        for listed in topic {
+            let listed = listed.trim();
+            if listed.is_empty() {
+                continue;
+            }
+            let concept = self.file.concepts.iter().find(|c| {
+                c.terms
+                    .iter()
+                    .any(|t| fold_text(&t.text, &t.lang) == fold_text(listed, &t.lang))
+            });
+            let term = match concept {
+                Some(c) if c.category == Category::Flag => None,
+                Some(c) => c
+                    .terms
+                    .iter()
+                    .filter(|t| t.status != Status::Flagged)
+                    .find(|t| fold::base_lang(&t.lang) == base && t.status == Status::Preferred)
+                    .or_else(|| {
+                        c.terms.iter().find(|t| {
+                            t.status != Status::Flagged && fold::base_lang(&t.lang) == base
+                        })
+                    })
+                    .map(|t| t.text.clone())
+                    .or_else(|| {
+                        // No term in this language: an organisation's own name stays as
+                        // listed; a flagged one is dropped.
+                        let flagged = c.terms.iter().any(|t| {
+                            t.status == Status::Flagged
+                                && fold_text(&t.text, &t.lang) == fold_text(listed, &t.lang)
+                        });
+                        (!flagged).then(|| listed.to_string())
+                    }),
+                None => Some(listed.to_string()),
+            };
+            if let Some(term) = term {
+                if !out.iter().any(|o| o == &term) {
+                    out.push(term);
+                }
+            }
+        }
+        out
+    }
+
     /// Every flagged form in a language (for checks).
     pub fn flagged_forms(&self, lang: &str) -> BTreeSet<String> {
         let base = fold::base_lang(lang);

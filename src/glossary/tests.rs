@@ -611,3 +611,40 @@ fn corrections_change_only_their_spans_and_never_a_flagged_term() {
         }
     });
 }
+
+#[test]
+fn a_topic_listed_in_english_becomes_each_channels_terms() {
+    let g = glossary();
+    let topic: Vec<String> = [
+        "decriminalisation",
+        "Empower Foundation",
+        "raid and rescue",
+        "prostitute",
+        "Ana Example",
+        "decriminalisation",
+        " ",
+    ]
+    .map(String::from)
+    .to_vec();
+    let en = g.topic(&topic, "en");
+    let es = g.topic(&topic, "es");
+    let ru = g.topic(&topic, "ru");
+    // As listed in English; a flagged word gives its concept's preferred term, never
+    // itself; a name the glossary lacks stays; each once; blanks dropped.
+    assert_eq!(en[0], "decriminalisation");
+    assert!(en.contains(&"Empower Foundation".to_string()));
+    assert!(
+        !en.iter().any(|t| t.to_lowercase().contains("prostitut")),
+        "{en:?}"
+    );
+    assert!(en.contains(&"Ana Example".to_string()));
+    assert_eq!(en.iter().filter(|t| *t == "decriminalisation").count(), 1);
+    // In the booths' languages, the glossary's terms; the organisation's name as it is.
+    assert_eq!(es[0], "despenalización");
+    assert!(es.contains(&"Empower Foundation".to_string()));
+    assert!(
+        !es.iter().any(|t| t.to_lowercase().contains("prostitu")),
+        "{es:?}"
+    );
+    assert_eq!(ru[0], "декриминализация");
+}

@@ -85,6 +85,13 @@ pub struct MeetingSection {
     /// alone and rewrote sentences as lists of capitalised names.
     #[serde(default)]
     pub bias: bool,
+    /// The session's terms and names, most expected first (in any of the glossary's
+    /// languages): every channel's prompt starts with them, each as the glossary writes it
+    /// in the channel's language, instead of the glossary's general list (`bias`). A few
+    /// relevant terms: measured on the term benchmark (benches/README.md, "A session's
+    /// topic"), they find terms the corrections cannot.
+    #[serde(default)]
+    pub topic: Vec<String>,
     /// Revise the record: each stretch of committed speech decoded again, whole, when a
     /// core is idle, and its finals replaced in place (archive, exports, pages) about half
     /// a minute later (`stream::revise`). On by default: it takes only idle cores.
@@ -357,6 +364,7 @@ impl MeetingConfig {
                 threads: None,
                 glossary: Some(PathBuf::from("glossaries/sex-work-rights.toml")),
                 bias: false,
+                topic: Vec::new(),
                 revise: true,
                 flags: true,
                 demo: true,

@@ -15,7 +15,7 @@ use crate::transcribe::Model;
 
 use super::archive::Archive;
 use super::auth::KEY_TRIES_PER_MINUTE;
-use super::config::{MeetingConfig, MeetingSection, SourceConfig};
+use super::config::{ChannelConfig, MeetingConfig, MeetingSection, SourceConfig};
 use super::hub::Hub;
 use super::listener::Audience;
 use super::sink::{Sink, SinkChannel};
@@ -347,14 +347,7 @@ fn open_channels(
             "auto" => LanguageMode::Detect(heard.allowed.clone()),
             code => LanguageMode::Fixed(code.to_string()),
         };
-        // No prompt terms for a translation: Whisper then writes the names it is primed
-        // with ("SWAN, AMMAR") over speech it is translating.
-        let hints = match (glossary, config.meeting.bias) {
-            (Some(g), true) if c.language != "auto" && !translate => {
-                g.bias(&c.language, PROMPT_TOKENS / 2, |t| model.token_count(t))
-            }
-            _ => Vec::new(),
-        };
+        let hints = prompt_terms(config, c, translate, glossary, &|t| model.token_count(t));
         let channel = engine
             .open(ChannelSpec {
                 name: c.id.clone(),
@@ -377,6 +370,29 @@ fn open_channels(
         opened.push(channel);
     }
     Ok(opened)
+}
+
+/// The terms a channel's prompts start with: the session's `topic` in the channel's
+/// language, or (`bias`) the glossary's general list. None for a translation (Whisper then
+/// writes the names it is primed with, "SWAN, AMMAR", over speech it is translating) or a
+/// channel whose language is detected.
+fn prompt_terms(
+    config: &MeetingConfig,
+    c: &ChannelConfig,
+    translate: bool,
+    glossary: Option<&Glossary>,
+    tokens: &dyn Fn(&str) -> usize,
+) -> Vec<String> {
+    if c.language == "auto" || translate {
+        return Vec::new();
+    }
+    let topic = &config.meeting.topic;
+    match glossary {
+        _ if topic.is_empty() && !config.meeting.bias => Vec::new(),
+        Some(g) if !topic.is_empty() => g.topic(topic, &c.language),
+        None => topic.clone(),
+        Some(g) => g.bias(&c.language, PROMPT_TOKENS / 2, tokens),
+    }
 }
 
 /// Starts each channel's source, feeding its channel and the channels that translate it
@@ -437,12 +453,7 @@ fn cluster_specs(
                 ),
                 _ => (c, false),
             };
-            let hints = match (glossary, config.meeting.bias) {
-                (Some(g), true) if c.language != "auto" && !translate => {
-                    g.bias(&c.language, PROMPT_TOKENS / 2, |t| model.token_count(t))
-                }
-                _ => Vec::new(),
-            };
+            let hints = prompt_terms(config, c, translate, glossary, &|t| model.token_count(t));
             Spec {
                 meeting: config.meeting.id.clone(),
                 session: session.to_string(),
@@ -492,4 +503,44 @@ fn injected_panic(channel: &str) -> Vec<Injected> {
             Some(injected)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A meeting's topic, listed in English, starts each channel's prompt in the channel's
+    /// language; the general list only when asked (`bias`) and no topic is given; nothing
+    /// for a translation or a detected language.
+    #[test]
+    fn each_channel_is_primed_with_the_topic_in_its_language() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let g = Glossary::load(&root.join("glossaries/sex-work-rights.toml")).unwrap();
+        let mut config = MeetingConfig::demo(&root.join("testdata"), "base");
+        let tokens = |t: &str| t.split_whitespace().count();
+        let terms = |config: &MeetingConfig, i: usize, translate: bool| {
+            prompt_terms(config, &config.channels[i], translate, Some(&g), &tokens)
+        };
+        assert!(terms(&config, 0, false).is_empty(), "no topic, no bias");
+        config.meeting.bias = true;
+        let general = terms(&config, 1, false);
+        assert!(general.len() > 10, "{general:?}");
+        config.meeting.topic = vec!["decriminalisation".into(), "Empower Foundation".into()];
+        assert_eq!(
+            terms(&config, 0, false),
+            ["decriminalisation", "Empower Foundation"]
+        );
+        assert_eq!(
+            terms(&config, 1, false),
+            ["despenalización", "Empower Foundation"]
+        );
+        assert!(terms(&config, 1, true).is_empty(), "a translation");
+        config.channels[1].language = "auto".into();
+        assert!(terms(&config, 1, false).is_empty(), "a detected language");
+        // Without a glossary, the topic as listed.
+        assert_eq!(
+            prompt_terms(&config, &config.channels[0], false, None, &tokens),
+            ["decriminalisation", "Empower Foundation"]
+        );
+    }
 }

@@ -399,6 +399,44 @@ fn misheard_terms_are_corrected_by_sound() {
     }
 }
 
+/// A session's topic (`--topic`, a meeting file's `topic`) puts its terms in Whisper's
+/// prompt: a name base mishears with no prompt ("then power foundation", espeak-ng's voice
+/// at the term benchmark's 150 words a minute) is written right with it, and the topic's
+/// terms the speaker did not say are not written.
+#[test]
+fn a_session_topic_gets_its_names_heard_and_writes_none_unsaid() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("en.wav");
+    say_in(
+        &wav,
+        "Legalife from Ukraine and Empower Foundation from Thailand joined the peer educator training.",
+        "en",
+        150,
+    );
+    let raw = |args: &[&str]| -> String {
+        let all: Vec<&str> = ["--model", "base", "--language", "en"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let events = stream(&wav, &all);
+        finals(&events)
+            .iter()
+            .map(|e| e["raw_text"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let without = raw(&[]);
+    assert!(!without.contains("Empower Foundation"), "{without}");
+    let with = raw(&[
+        "--topic",
+        "Tais Plus,Legalife,Empower Foundation,APNSW,NSWP",
+    ]);
+    assert!(with.contains("Empower Foundation"), "{with}");
+    for unsaid in ["Tais", "APNSW", "NSWP"] {
+        assert!(!with.contains(unsaid), "{unsaid} written: {with}");
+    }
+}
+
 /// Chinese and Thai captions hold whole characters: Whisper's byte-level tokens cut a
 /// character between two of them, and decoded token by token each half became U+FFFD
 /// (base on espeak-ng's Mandarin voice wrote "Zing4 中1 ����4 ��2"). Finals and partials
