@@ -10,9 +10,12 @@
 //! only with domain context (another glossary term in the caption, one of the concept's
 //! `near` words, a long term heard almost exactly, or terms in the channel's recent captions:
 //! `AnnotateOptions::in_domain`), so that ordinary speech is left alone. Flagged terms,
-//! case-sensitive acronyms ("WHO") and terms under 5 letters are never targets; a span never
-//! cuts into what the exact matcher annotated, and may take in a whole term it found only to
-//! make it part of a longer one ("streetmaid sex workers" → street-based sex workers).
+//! case-sensitive acronyms ("WHO") and terms under 5 letters are never targets — but a
+//! 4-letter acronym ("PrEP") is, of one word written in capitals with its very key ("BREP");
+//! a span never cuts into what the exact matcher annotated, and may take in a whole term it
+//! found only to make it part of a longer one ("streetmaid sex workers" → street-based sex
+//! workers), never to make it another. Where a term's other words are heard as written, its
+//! small joining word ("and", "de") may be heard as any short word ("raid, UN Rescue").
 
 use std::collections::HashMap;
 
@@ -57,15 +60,25 @@ pub(super) struct Target {
     pub key: String,
     /// The term's folded words.
     pub folded: Vec<String>,
+    /// A short acronym ("PrEP"): a target only of one word written in capitals that has its
+    /// key ("BREP"), as Whisper writes an acronym it does not know.
+    pub acronym: bool,
 }
 
 impl Target {
     pub fn new(concept: usize, term: usize, text: &str, lang: &str) -> Option<Target> {
         let folded = fold_text(text, lang);
         let letters: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
-        // Too short to tell from ordinary words by sound ("PEP", "sex"); only Latin letters
-        // have a key here.
-        if letters.chars().count() < 5 || !letters.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if !letters.chars().all(|c| c.is_ascii_alphanumeric()) {
+            // Only Latin letters have a key here.
+            return None;
+        }
+        let acronym = letters.chars().count() == 4
+            && !text.contains(char::is_whitespace)
+            && text.chars().filter(char::is_ascii_uppercase).count() >= 2;
+        // Too short to tell from ordinary words by sound ("PEP", "sex"), unless an acronym
+        // written in capitals.
+        if letters.chars().count() < 5 && !acronym {
             return None;
         }
         // A key of two sounds ("OSIEA": a-s) is said by too many ordinary words ("o seis").
@@ -76,6 +89,7 @@ impl Target {
         Some(Target {
             concept,
             term,
+            acronym,
             key,
             len: letters.chars().count(),
             letters,
@@ -251,6 +265,14 @@ pub(super) fn correct(
             for t in targets.near(&heard.key, heard.len, &mut shared) {
                 // About as many words as the term.
                 if n + 1 < t.folded.len() || n > t.folded.len() + 1 {
+                    continue;
+                }
+                // A short acronym only from one word in capitals with its very sounds.
+                if t.acronym
+                    && (n != 1
+                        || heard.key != t.key
+                        || !text[a..b].chars().all(|c| c.is_ascii_uppercase()))
+                {
                     continue;
                 }
                 // A term found exactly inside the span must be part of the term it becomes
@@ -655,6 +677,7 @@ mod tests {
         for (heard, term, lang) in [
             ("Ties plus", "Tais Plus", "en"),
             ("raid UN rescue", "raid and rescue", "en"),
+            ("BREP", "PrEP", "en"),
             ("reducción té daños", "reducción de daños", "es"),
             ("League life", "Legalife", "en"),
             ("decrymination", "decriminalisation", "en"),
