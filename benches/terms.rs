@@ -45,6 +45,8 @@ enum Setup {
     Corrections,
     Bias,
     Topic,
+    /// The topic and as many of the glossary's first terms the session does not say.
+    TopicWide,
 }
 
 impl Setup {
@@ -54,6 +56,7 @@ impl Setup {
             Setup::Corrections => "corrections",
             Setup::Bias => "corrections + bias",
             Setup::Topic => "corrections + topic",
+            Setup::TopicWide => "corrections + topic, doubled with terms not said",
         }
     }
 }
@@ -162,6 +165,7 @@ fn main() {
 
     // (setup, lang) → (terms found, terms expected, echoes, loops, broken characters)
     let mut tally: BTreeMap<(Setup, String), [usize; 6]> = BTreeMap::new();
+    let mut printed = std::collections::BTreeSet::new();
     for (n, s) in sentences.sentence.iter().enumerate() {
         if !wanted(&s.lang) {
             continue;
@@ -184,15 +188,42 @@ fn main() {
         // The session's topic as an organizer would list it: every term and name of this
         // language's sentences (the session's vocabulary, not this sentence's alone).
         let topic = glossary.topic(&common::session_topic(&root, &s.lang), &s.lang);
+        // An organizer's list is not exact: the same topic, and as many terms again that the
+        // session never says (the glossary's general list, in its order), one of each pair
+        // after the other.
+        let unsaid: Vec<&String> = bias
+            .iter()
+            .filter(|b| {
+                !topic.contains(b)
+                    && !sentences
+                        .sentence
+                        .iter()
+                        .any(|x| x.lang == s.lang && found(&x.text, b, &s.lang))
+            })
+            .take(topic.len())
+            .collect();
+        let wide: Vec<String> = topic
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                std::iter::once(t.clone()).chain(unsaid.get(i).map(|u| (*u).clone()))
+            })
+            .collect();
+        if printed.insert(s.lang.clone()) {
+            println!("{} topic: {}", s.lang, topic.join(", "));
+            println!("{} topic, doubled: {}", s.lang, wide.join(", "));
+        }
         for setup in [
             Setup::NoGlossary,
             Setup::Corrections,
             Setup::Bias,
             Setup::Topic,
+            Setup::TopicWide,
         ] {
             let hints = match setup {
                 Setup::Bias => bias.clone(),
                 Setup::Topic => topic.clone(),
+                Setup::TopicWide => wide.clone(),
                 _ => Vec::new(),
             };
             let cfg = PolicyConfig {

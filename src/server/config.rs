@@ -87,9 +87,10 @@ pub struct MeetingSection {
     pub bias: bool,
     /// The session's terms and names, most expected first (in any of the glossary's
     /// languages): every channel's prompt starts with them, each as the glossary writes it
-    /// in the channel's language, instead of the glossary's general list (`bias`). A few
-    /// relevant terms: measured on the term benchmark (benches/README.md, "A session's
-    /// topic"), they find terms the corrections cannot.
+    /// in the channel's language, instead of the glossary's general list (`bias`). Only what
+    /// the session will say: measured on the term benchmark (benches/README.md, "A
+    /// session's topic"), its own terms find terms the corrections cannot; a list padded
+    /// with terms it never says makes recognition worse.
     #[serde(default)]
     pub topic: Vec<String>,
     /// Revise the record: each stretch of committed speech decoded again, whole, when a
