@@ -567,6 +567,10 @@ fn corrections_change_only_their_spans_and_never_a_flagged_term() {
         "trabajadoras",
         "sexuares",
         "amar",
+        "BREP",
+        "PrEP",
+        "UN",
+        "rescue",
     ];
     let seps = [" ", ", ", ". ", " (", "-", "'s "];
     let text = proptest::collection::vec((0..words.len(), 0..seps.len()), 1..14);
