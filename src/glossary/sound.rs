@@ -11,7 +11,8 @@
 //! `near` words, a long term heard almost exactly, or terms in the channel's recent captions:
 //! `AnnotateOptions::in_domain`), so that ordinary speech is left alone. Flagged terms,
 //! case-sensitive acronyms ("WHO") and terms under 5 letters are never targets — but a
-//! 4-letter acronym ("PrEP") is, of one word written in capitals with its very key ("BREP");
+//! 4-letter acronym said as a word ("PrEP") is, of one word written in capitals with its
+//! very key ("BREP");
 //! a span never cuts into what the exact matcher annotated, and may take in a whole term it
 //! found only to make it part of a longer one ("streetmaid sex workers" → street-based sex
 //! workers), never to make it another. Where a term's other words are heard as written, its
@@ -73,11 +74,15 @@ impl Target {
             // Only Latin letters have a key here.
             return None;
         }
+        // An acronym said as a word is written in mixed case ("PrEP"); one spelled out letter
+        // by letter ("NSWP") Whisper writes as letters, and folding joins them. Not such a
+        // one: "NSP" (needle and syringe programmes) has NSWP's key.
         let acronym = letters.chars().count() == 4
             && !text.contains(char::is_whitespace)
-            && text.chars().filter(char::is_ascii_uppercase).count() >= 2;
+            && text.chars().filter(char::is_ascii_uppercase).count() >= 2
+            && text.chars().any(|c| c.is_ascii_lowercase());
         // Too short to tell from ordinary words by sound ("PEP", "sex"), unless an acronym
-        // written in capitals.
+        // said as a word.
         if letters.chars().count() < 5 && !acronym {
             return None;
         }
