@@ -62,7 +62,7 @@ pub struct StreamArgs {
     /// The session's terms and names, comma-separated: every prompt starts with them
     /// (through --glossary, as the glossary writes each in the stream's language), instead
     /// of the glossary's general list.
-    #[arg(long, value_delimiter = ',', conflicts_with = "bias")]
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["bias", "translate"])]
     pub topic: Vec<String>,
     /// Translate into English (Whisper's translate task) instead of transcribing.
     #[arg(long)]
@@ -95,7 +95,6 @@ pub fn run(args: StreamArgs, cache: &Cache) -> Result<()> {
         LanguageMode::Detect(allowed) => allowed.first().cloned().unwrap_or_else(|| "en".into()),
     };
     let hints = match (&glossary, args.bias) {
-        (_, _) if args.translate => Vec::new(),
         (Some(g), _) if !args.topic.is_empty() => g.topic(&args.topic, &lang),
         (None, _) => args.topic.clone(),
         (Some(g), true) => g.bias(&lang, decoder::PROMPT_TOKENS / 2, |t| model.token_count(t)),

@@ -232,8 +232,9 @@ fn a_speed_factor_that_is_not_positive_is_refused() {
 }
 
 /// Flags that would do nothing are refused, naming them, before any audio is read: `--bias`
-/// with no glossary to bias towards, and `--fast` (measured decode times) with
-/// `--simulate-speed` (modelled ones).
+/// with no glossary to bias towards, `--fast` (measured decode times) with
+/// `--simulate-speed` (modelled ones), and `--topic` with `--translate` (a translation is
+/// never primed: Whisper writes the names over the speech it translates).
 #[test]
 fn stream_flags_that_would_do_nothing_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +243,10 @@ fn stream_flags_that_would_do_nothing_are_refused() {
         (
             &["--fast", "--simulate-speed", "1"][..],
             &["--fast", "--simulate-speed"][..],
+        ),
+        (
+            &["--topic", "Tais Plus", "--translate"][..],
+            &["--topic", "--translate"][..],
         ),
     ] {
         let out = tolk(dir.path())
