@@ -1,6 +1,6 @@
 // The organizer's page: the meeting at a glance (channels, lag, audio levels, listeners),
-// off the record and back, the attendee address and its QR code, the glossary in use, and
-// the archive's exports. The token stays in this tab's memory only.
+// off the record and back, the session's topic, the attendee address and its QR code, the
+// glossary in use, and the archive's exports. The token stays in this tab's memory only.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -34,6 +34,7 @@
     $('alarm').textContent = alarm;
     $('glossary').textContent = s.glossary || 'none';
     $('capacity').textContent = s.capacity || '';
+    showTopic(s);
     const body = $('channels').tBodies[0];
     body.textContent = '';
     for (const [i, c] of s.channels.entries()) {
@@ -82,7 +83,29 @@
     $('summary').textContent = losses.length ? 'Captions incomplete — ' + losses.join('; ') : '';
   }
 
+  // The topic as the server keeps it; the field is filled once, never while being edited.
+  function showTopic(s) {
+    const topic = s.topic || [];
+    $('topic').textContent = topic.length ? 'Prompts carry: ' + topic.join(', ') : 'No topic.';
+  }
+
+  $('topic-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const topic = $('topic-input').value.split(',').map((t) => t.trim()).filter(Boolean);
+    const r = await fetch('/api/topic', {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ topic }),
+    });
+    if (!r.ok) { $('topic-error').textContent = 'Not set: ' + (await r.text()).trim(); return; }
+    const a = await r.json();
+    $('topic-error').textContent = '';
+    $('topic-input').value = a.topic.join(', ');
+    $('topic').textContent = a.topic.length ? 'Prompts carry: ' + a.topic.join(', ') : 'No topic.';
+  });
+
   async function first(s) {
+    $('topic-input').value = (s.topic || []).join(', ');
     const url = location.origin + '/';
     $('attendee-link').href = url;
     $('attendee-link').textContent = url;

@@ -94,9 +94,10 @@ pub fn run(args: StreamArgs, cache: &Cache) -> Result<()> {
         LanguageMode::Fixed(c) => c.clone(),
         LanguageMode::Detect(allowed) => allowed.first().cloned().unwrap_or_else(|| "en".into()),
     };
+    let topic = tolk::server::topic::check(&args.topic).context("--topic")?;
     let hints = match (&glossary, args.bias) {
-        (Some(g), _) if !args.topic.is_empty() => g.topic(&args.topic, &lang),
-        (None, _) => args.topic.clone(),
+        (Some(g), _) if !topic.is_empty() => g.topic(&topic, &lang),
+        (None, _) => topic,
         (Some(g), true) => g.bias(&lang, decoder::PROMPT_TOKENS / 2, |t| model.token_count(t)),
         (Some(_), false) => Vec::new(),
     };

@@ -11,8 +11,10 @@
 //! ```
 //!
 //! - **Specs** (`tolk_channels`, key `<meeting>.<channel>`): the room server puts one per
-//!   channel at start (its language, floor, the channel whose audio it decodes) and deletes
-//!   it when the channel's audio ends.
+//!   channel at start (its language, floor, the channel whose audio it decodes, its prompt
+//!   terms), again when the organizer sets a session's topic (new terms: the worker that
+//!   holds the channel keeps it and primes its decodes with them), and deletes it when the
+//!   meeting closes.
 //! - **Leases** (`tolk_leases`, same key, entries expire after [`LEASE_TTL`]; the entry's
 //!   revision is the lease's fencing token, carried by every event): a worker takes
 //!   a channel by creating its key (only one create can win) and keeps it by updating it
@@ -173,7 +175,9 @@ pub struct Spec {
     pub translate: bool,
     /// Revise the record on the worker's idle cores.
     pub revise: bool,
-    /// Prompt terms (the meeting's `bias`).
+    /// Prompt terms (the session's topic, or the meeting's `bias`), in the channel's
+    /// language: the room server offers the channel again with new ones when the organizer
+    /// sets a topic, and the worker that holds it takes them without letting it go.
     #[serde(default)]
     pub hints: Vec<String>,
 }

@@ -162,6 +162,8 @@ impl Outlet {
 pub struct Room {
     pub status: Arc<RoomStatus>,
     outlets: Vec<Option<Outlet>>,
+    /// The channels as offered (their prompt terms change with the session's topic).
+    offers: Arc<Mutex<Vec<Spec>>>,
     channels: async_nats::jetstream::kv::Store,
     keys: Vec<String>,
     _events: JoinHandle<()>,
@@ -199,21 +201,20 @@ impl Room {
         // set them up again, and offer the channels again (if it lost its disk too).
         let again = client.clone();
         let mut reconnected = reconnects.clone();
-        let offers: Vec<(String, Vec<u8>)> = specs
-            .iter()
-            .map(|s| {
-                (
-                    key(meeting, &s.channel),
-                    serde_json::to_vec(s).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let offers: Arc<Mutex<Vec<Spec>>> = Arc::new(Mutex::new(specs.clone()));
+        let offered = offers.clone();
         let reoffer = handle.spawn(async move {
             while reconnected.changed().await.is_ok() {
                 match setup(again.clone()).await {
                     Ok(b) => {
-                        for (k, json) in &offers {
-                            let _ = b.channels.put(k, json.clone().into()).await;
+                        // As they are now (a topic set since start is in their hints).
+                        let now: Vec<Spec> = offered.lock().map(|o| o.clone()).unwrap_or_default();
+                        for s in &now {
+                            let json = serde_json::to_vec(s).unwrap_or_default();
+                            let _ = b
+                                .channels
+                                .put(key(&s.meeting, &s.channel), json.into())
+                                .await;
                         }
                     }
                     Err(e) => tracing::warn!("cluster: after reconnecting: {e}"),
@@ -358,6 +359,7 @@ impl Room {
         Ok(Room {
             status,
             outlets,
+            offers,
             channels: buckets.channels,
             keys,
             _events: events,
@@ -393,6 +395,28 @@ impl Room {
             }
             c.extend([forward, edges]);
         }
+    }
+
+    /// New prompt terms for every channel (in the meeting's order; a new session's topic):
+    /// each channel's offer is put again with them, and the worker that holds it primes its
+    /// next decodes with them (a worker compares the offer every [`super::RENEW`]).
+    pub async fn set_hints(&self, hints: Vec<Vec<String>>) -> Result<(), ClusterError> {
+        let now: Vec<Spec> = match self.offers.lock() {
+            Ok(mut offers) => {
+                for (s, h) in offers.iter_mut().zip(hints) {
+                    s.hints = h;
+                }
+                offers.clone()
+            }
+            Err(_) => return Err(ClusterError::Other("the offers' lock is poisoned".into())),
+        };
+        for (s, k) in now.iter().zip(&self.keys) {
+            let json = serde_json::to_vec(s).unwrap_or_default();
+            self.channels.put(k, json.into()).await.map_err(|e| {
+                ClusterError::Other(format!("cannot offer `{}` again: {e}", s.channel))
+            })?;
+        }
+        Ok(())
     }
 
     /// Where channel `i`'s audio goes (`None` for a channel that decodes another's audio).

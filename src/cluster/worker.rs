@@ -247,12 +247,21 @@ async fn serve(
         // Withdrawn channels (or offered anew by a restarted room server): released once
         // everything they had is emitted.
         for (k, h) in held.iter_mut() {
-            if !offered
+            match offered
                 .iter()
-                .any(|(key, spec)| key == k && spec == &h.spec)
+                .find(|(key, spec)| key == k && same_channel(spec, &h.spec))
             {
-                h.withdrawn = true;
-                h.channel.finish();
+                // A new session's topic: the next decodes are primed with its terms.
+                Some((_, spec)) if spec.hints != h.spec.hints => {
+                    h.channel.set_hints(spec.hints.clone());
+                    h.spec.hints = spec.hints.clone();
+                    tracing::info!(key = %k, terms = spec.hints.len(), "cluster: prompt terms changed");
+                }
+                Some(_) => {}
+                None => {
+                    h.withdrawn = true;
+                    h.channel.finish();
+                }
             }
         }
         let done: Vec<String> = held
@@ -325,6 +334,18 @@ async fn serve(
         .await
         .ok();
     Ok(())
+}
+
+/// The same channel offered (by the same run of the room server): all but the prompt terms,
+/// which change with the session's topic.
+fn same_channel(a: &Spec, b: &Spec) -> bool {
+    Spec {
+        hints: Vec::new(),
+        ..a.clone()
+    } == Spec {
+        hints: Vec::new(),
+        ..b.clone()
+    }
 }
 
 /// Renews every lease. A channel whose lease another worker holds now is dropped at once;

@@ -264,6 +264,7 @@ impl MeetingConfig {
             ));
         }
         super::redact::Redactor::new(&self.meeting.protected_names)?;
+        super::topic::check(&self.meeting.topic).map_err(|e| e.to_string())?;
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.channels {
             let ok = !c.id.is_empty()

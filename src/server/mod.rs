@@ -16,7 +16,7 @@
 //! event on the decoder thread), [`listener`] (`/ws`), [`organizer`] (the organizer's
 //! endpoints and exports), [`ingest`] (booths over the network), [`ops`] (`/healthz`,
 //! `/metrics`), [`auth`] (PINs, tokens, origins), [`status`] (each channel's state),
-//! [`net`] (accepted connections).
+//! [`net`] (accepted connections), [`topic`] (the session's topic, set as the meeting runs).
 
 pub mod archive;
 mod auth;
@@ -37,6 +37,7 @@ pub mod source;
 mod start;
 mod status;
 pub mod tls;
+pub mod topic;
 pub mod wire;
 
 use std::future::Future;
@@ -126,6 +127,8 @@ struct App {
     glossary_info: Option<String>,
     /// What this machine can caption, in words (`stream::engine::Capacity::describe`).
     capacity: String,
+    /// The session's topic, which the organizer may change as the meeting runs.
+    topic: topic::Topic,
     /// Attendees may download their channel's transcript (the meeting's `downloads`).
     downloads: bool,
     /// Per channel: the organizer stopped it (see [`source::Stopped`]).
@@ -228,6 +231,7 @@ pub async fn run(
             axum::routing::post(organizer::switch_channel),
         )
         .route("/api/organizer", get(organizer::organizer_status))
+        .route("/api/topic", axum::routing::post(topic::set_topic))
         .route("/api/qr.svg", get(organizer::qr_svg))
         .route("/organizer", get(pages::organizer))
         .route("/organizer.js", get(pages::organizer_js))

@@ -96,6 +96,8 @@ pub(super) async fn organizer_status(_: Organizer, State(app): State<Arc<App>>) 
         "archive_waiting": app.pipeline.archive_backlog.load(Relaxed),
         "archive_lost": app.pipeline.archive_lost.load(Relaxed),
         "glossary": app.glossary_info,
+        // The session's topic now (`POST /api/topic`).
+        "topic": app.topic.current(),
         // From a decode timed at start: how many channels this machine can caption.
         "capacity": app.capacity,
         "cluster": app.room.as_ref().map(|r| r.status.nats.clone()),

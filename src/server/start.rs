@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::cluster::room::{Here, Room};
 use crate::cluster::Spec;
 use crate::glossary::{ChannelAnnotator, Glossary, GlossaryError};
-use crate::stream::decoder::{Decoding, PROMPT_TOKENS};
+use crate::stream::decoder::Decoding;
 use crate::stream::lang::LanguageMode;
 use crate::stream::policy::PolicyConfig;
 use crate::stream::scheduler::{Channel, ChannelSpec, Engine, Fault};
@@ -15,11 +15,12 @@ use crate::transcribe::Model;
 
 use super::archive::Archive;
 use super::auth::KEY_TRIES_PER_MINUTE;
-use super::config::{ChannelConfig, MeetingConfig, MeetingSection, SourceConfig};
+use super::config::{MeetingConfig, MeetingSection, SourceConfig};
 use super::hub::Hub;
 use super::listener::Audience;
 use super::sink::{Sink, SinkChannel};
 use super::source::{self, Feed, Source, Target};
+use super::topic::{prompt_terms, Primed, Topic};
 use super::wire::{self, ChannelInfo, ServerMessage};
 use super::{limits, now_ms, pipeline, redact, App, ServeOptions, ServerError};
 
@@ -75,6 +76,8 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         threads,
         speed: options.simulate_speed,
     };
+    // The engine's channels (none with a cluster), for a topic set as the meeting runs.
+    let mut primed: Vec<Option<Channel>> = vec![None; config.channels.len()];
     let (engine, room, targets, capacity, fits) = match &config.cluster {
         None => {
             // What this machine can caption, timed before recognition starts (nothing else
@@ -96,6 +99,7 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
             )?;
             let fits = capacity.fits(config.channels.len());
             let capacity = capacity.describe(config.channels.len());
+            primed = opened.iter().cloned().map(Some).collect();
             let targets: Vec<Option<Target>> =
                 opened.into_iter().map(|c| Some(Target::Local(c))).collect();
             (engine, None, targets, capacity, fits)
@@ -201,6 +205,22 @@ pub(super) fn start(config: MeetingConfig, options: ServeOptions) -> Result<App,
         stopped,
         key_failures: limits::RateLimit::new(KEY_TRIES_PER_MINUTE, 60_000),
         capacity,
+        topic: Topic::new(
+            m.topic.clone(),
+            m.bias,
+            glossary.clone(),
+            model.clone(),
+            config
+                .channels
+                .iter()
+                .zip(primed)
+                .map(|(c, channel)| Primed {
+                    config: c.clone(),
+                    translate: matches!(c.source, SourceConfig::Translate { .. }),
+                    channel,
+                })
+                .collect(),
+        ),
         glossary_info: glossary.as_ref().map(|g| {
             format!(
                 "{} ({} concepts, {})",
@@ -347,7 +367,14 @@ fn open_channels(
             "auto" => LanguageMode::Detect(heard.allowed.clone()),
             code => LanguageMode::Fixed(code.to_string()),
         };
-        let hints = prompt_terms(config, c, translate, glossary, &|t| model.token_count(t));
+        let hints = prompt_terms(
+            &config.meeting.topic,
+            config.meeting.bias,
+            c,
+            translate,
+            glossary,
+            &|t| model.token_count(t),
+        );
         let channel = engine
             .open(ChannelSpec {
                 name: c.id.clone(),
@@ -370,29 +397,6 @@ fn open_channels(
         opened.push(channel);
     }
     Ok(opened)
-}
-
-/// The terms a channel's prompts start with: the session's `topic` in the channel's
-/// language, or (`bias`) the glossary's general list. None for a translation (Whisper then
-/// writes the names it is primed with, "SWAN, AMMAR", over speech it is translating) or a
-/// channel whose language is detected.
-fn prompt_terms(
-    config: &MeetingConfig,
-    c: &ChannelConfig,
-    translate: bool,
-    glossary: Option<&Glossary>,
-    tokens: &dyn Fn(&str) -> usize,
-) -> Vec<String> {
-    if c.language == "auto" || translate {
-        return Vec::new();
-    }
-    let topic = &config.meeting.topic;
-    match glossary {
-        _ if topic.is_empty() && !config.meeting.bias => Vec::new(),
-        Some(g) if !topic.is_empty() => g.topic(topic, &c.language),
-        None => topic.clone(),
-        Some(g) => g.bias(&c.language, PROMPT_TOKENS / 2, tokens),
-    }
 }
 
 /// Starts each channel's source, feeding its channel and the channels that translate it
@@ -453,7 +457,14 @@ fn cluster_specs(
                 ),
                 _ => (c, false),
             };
-            let hints = prompt_terms(config, c, translate, glossary, &|t| model.token_count(t));
+            let hints = prompt_terms(
+                &config.meeting.topic,
+                config.meeting.bias,
+                c,
+                translate,
+                glossary,
+                &|t| model.token_count(t),
+            );
             Spec {
                 meeting: config.meeting.id.clone(),
                 session: session.to_string(),
@@ -503,44 +514,4 @@ fn injected_panic(channel: &str) -> Vec<Injected> {
             Some(injected)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A meeting's topic, listed in English, starts each channel's prompt in the channel's
-    /// language; the general list only when asked (`bias`) and no topic is given; nothing
-    /// for a translation or a detected language.
-    #[test]
-    fn each_channel_is_primed_with_the_topic_in_its_language() {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let g = Glossary::load(&root.join("glossaries/sex-work-rights.toml")).unwrap();
-        let mut config = MeetingConfig::demo(&root.join("testdata"), "base");
-        let tokens = |t: &str| t.split_whitespace().count();
-        let terms = |config: &MeetingConfig, i: usize, translate: bool| {
-            prompt_terms(config, &config.channels[i], translate, Some(&g), &tokens)
-        };
-        assert!(terms(&config, 0, false).is_empty(), "no topic, no bias");
-        config.meeting.bias = true;
-        let general = terms(&config, 1, false);
-        assert!(general.len() > 10, "{general:?}");
-        config.meeting.topic = vec!["decriminalisation".into(), "Empower Foundation".into()];
-        assert_eq!(
-            terms(&config, 0, false),
-            ["decriminalisation", "Empower Foundation"]
-        );
-        assert_eq!(
-            terms(&config, 1, false),
-            ["despenalización", "Empower Foundation"]
-        );
-        assert!(terms(&config, 1, true).is_empty(), "a translation");
-        config.channels[1].language = "auto".into();
-        assert!(terms(&config, 1, false).is_empty(), "a detected language");
-        // Without a glossary, the topic as listed.
-        assert_eq!(
-            prompt_terms(&config, &config.channels[0], false, None, &tokens),
-            ["decriminalisation", "Empower Foundation"]
-        );
-    }
 }

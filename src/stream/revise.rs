@@ -287,6 +287,11 @@ impl Chunker {
         }
     }
 
+    /// New prompt terms, for the chunks that close from now on.
+    pub fn set_hints(&mut self, hints: Vec<String>) {
+        self.hints = hints;
+    }
+
     /// Media time of the end of the audio given.
     pub fn media_now(&self) -> f64 {
         self.kept_from + self.audio.len() as f64 / SAMPLE_RATE_F

@@ -208,6 +208,8 @@ struct Inbox {
     /// opened again after the thread died goes on in media time.
     taken: usize,
     finished: bool,
+    /// New prompt terms ([`Channel::set_hints`]), taken with the next audio.
+    hints: Option<Vec<String>>,
 }
 
 struct Shared {
@@ -346,6 +348,7 @@ impl Engine {
                 lost: 0,
                 taken: 0,
                 finished: false,
+                hints: None,
             },
         ));
         st.channels.push((id, spec));
@@ -447,6 +450,21 @@ impl Channel {
         let mut st = lock(&self.shared);
         if let Some((_, i)) = st.inboxes.iter_mut().find(|(id, _)| *id == self.id) {
             i.finished = true;
+        }
+        drop(st);
+        self.shared.wake.notify_one();
+    }
+
+    /// Replaces the terms its prompts start with (a new session's topic): decodes from the
+    /// next turn of the decoder thread on, and the record's revisions of audio after it,
+    /// use them; a restarted decoder thread opens the channel with them.
+    pub fn set_hints(&self, hints: Vec<String>) {
+        let mut st = lock(&self.shared);
+        if let Some((_, spec)) = st.channels.iter_mut().find(|(id, _)| *id == self.id) {
+            spec.hints = hints.clone();
+        }
+        if let Some((_, i)) = st.inboxes.iter_mut().find(|(id, _)| *id == self.id) {
+            i.hints = Some(hints);
         }
         drop(st);
         self.shared.wake.notify_one();
@@ -638,6 +656,8 @@ struct Taken {
     lost: usize,
     /// The channel's audio has ended.
     finished: bool,
+    /// Its prompt terms changed ([`Channel::set_hints`]).
+    hints: Option<Vec<String>>,
 }
 
 /// The channels opened and the audio come since the last turn; `None` at shutdown.
@@ -677,6 +697,7 @@ fn take_new(shared: &Shared, live: &[Live<'_>]) -> Option<(Vec<Opening>, Vec<Tak
                 samples: i.samples.drain(..).collect(),
                 lost,
                 finished: i.finished,
+                hints: i.hints.take(),
             }
         })
         .collect();
@@ -691,6 +712,13 @@ fn feed(ch: &mut Live<'_>, taken: Taken, reviser: Option<&Reviser>) -> Result<()
     }
     let newly_finished = taken.finished && !ch.finished;
     ch.finished |= taken.finished;
+    if let Some(hints) = taken.hints {
+        if let Some(c) = &mut ch.chunker {
+            c.set_hints(hints.clone());
+        }
+        ch.policy.set_hints(hints.clone());
+        ch.spec.hints = hints;
+    }
     if let Some(c) = &mut ch.chunker {
         if taken.lost > 0 {
             c.push_audio(&vec![0.0; taken.lost]);

@@ -972,3 +972,76 @@ fn nats_with_a_credentials_file_captions_and_a_worker_without_one_is_refused() {
     );
     check_channel(&seen, "floor", "jfk.txt", "en", 0.4);
 }
+
+/// With a `[cluster]` the session's topic reaches the worker that decodes the channel: the
+/// room offers the channel again with its new prompt terms, and the worker primes its next
+/// decodes with them, keeping the channel (no handover). The sentence is the one base
+/// mishears without the topic ("then power foundation", as the server's own test shows).
+#[test]
+fn a_topic_set_as_the_meeting_runs_reaches_the_worker() {
+    use super::topic::{booth_meeting, check_primed, say, set_topic, TOPIC};
+    let _guard = whisper_lock();
+    let nats = nats();
+    let dir = tempfile::tempdir().unwrap();
+    booth_meeting(
+        dir.path(),
+        &format!(
+            "threads = 1\n\n[cluster]\nnats = \"{}\"\ndecode_here = 0",
+            nats.url
+        ),
+    );
+    // The worker's log says when it takes the channel and when its terms change.
+    let mut child = tolk(dir.path())
+        .env("TOLK_LOG", "tolk=info")
+        .args([
+            "worker",
+            "--nats",
+            &nats.url,
+            "--threads",
+            "1",
+            "--name",
+            "worker-a",
+        ])
+        .args(["--max-channels", "1", "--model", "base"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = BufReader::new(child.stderr.take().unwrap());
+    let (tx, logged) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(l) = logged.recv_timeout(Duration::from_millis(200)) {
+                if l.contains(what) {
+                    return;
+                }
+            }
+        }
+        panic!("the worker never logged `{what}`");
+    };
+    let _worker = Worker(child);
+    let server = serve(dir.path());
+    let mut ws = connect(&server.addr);
+    next(&mut ws);
+    send_json(&mut ws, json!({"type": "subscribe", "channels": ["floor"]}));
+    // The worker holds the channel (offered without terms) before the topic is set.
+    wait_for("channel taken");
+    assert_eq!(set_topic(&server.addr, &TOPIC), 1);
+    wait_for("prompt terms changed");
+    let mut seen = Seen::default();
+    let with = say(dir.path(), &server.addr, &mut ws, &mut seen);
+    assert!(with.contains("training"), "{with}");
+    check_primed(&with);
+    assert_eq!(
+        workers(&server.addr)["floor"],
+        (Some("worker-a".to_string()), 0),
+        "the worker kept the channel"
+    );
+}

@@ -23,6 +23,7 @@ mod cluster;
 mod ingest;
 mod meeting;
 mod pages;
+mod topic;
 
 const TOKEN: &str = "organizer-secret-for-tests";
 
@@ -268,13 +269,29 @@ fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
 
 /// A plain HTTP request with no body; returns status and body.
 fn request(addr: &str, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    request_with(addr, method, path, auth, "")
+}
+
+/// A plain HTTP request with a JSON body; returns status and body.
+fn post_json(addr: &str, path: &str, auth: Option<&str>, body: &Value) -> (u16, String) {
+    request_with(addr, "POST", path, auth, &body.to_string())
+}
+
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let auth = auth
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let length = body.len();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut raw = String::new();

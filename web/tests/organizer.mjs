@@ -1,8 +1,8 @@
 // The organizer's page in a real browser (Debian's chromium, headless), against a running
 // `tolk serve` at $TOLK_URL with an archive, organizer token $TOLK_TOKEN. Exits non-zero,
 // saying why, if it fails an organizer: a wrong token refused, channels with their state,
-// listeners and audio level, the QR code, off the record and back, a WebVTT export that
-// downloads and parses, nothing fetched from anywhere but the server.
+// listeners and audio level, the QR code, off the record and back, the session's topic, a
+// WebVTT export that downloads and parses, nothing fetched from anywhere but the server.
 import { accessible, check, out, run, url, watch } from './harness.mjs';
 import { readFileSync } from 'node:fs';
 
@@ -12,7 +12,8 @@ if (!token) throw new Error('$TOLK_TOKEN must be set');
 await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
-  const watched = watch(page, (t) => t.includes('401'));
+  // The wrong token (401) and the too-long topic (400) are refused on purpose.
+  const watched = watch(page, (t) => t.includes('401') || t.includes('400 (Bad Request)'));
 
   await page.goto(url + '/organizer');
   await page.fill('#token', 'not-the-token');
@@ -37,6 +38,19 @@ await run(async (browser) => {
   await page.click('#record');
   await page.waitForFunction(() => document.getElementById('record').getAttribute('aria-pressed') === 'false', null, { timeout: 10000 }).catch(() => {});
   check(await page.getAttribute('#record', 'aria-pressed') === 'false', 'back on the record');
+
+  // The next session's topic, set from the page; a list too long is refused, saying why,
+  // and the topic before it stays.
+  await page.fill('#topic-input', ' Tais Plus, Empower Foundation,tais plus ');
+  await page.click('#topic-form button');
+  await page.waitForFunction(() => document.getElementById('topic').textContent.includes('Empower'), null, { timeout: 10000 }).catch(() => {});
+  check(await page.textContent('#topic') === 'Prompts carry: Tais Plus, Empower Foundation', `the topic is set: ${await page.textContent('#topic')}`);
+  await page.fill('#topic-input', Array.from({ length: 41 }, (_, i) => 'term ' + i).join(', '));
+  await page.click('#topic-form button');
+  await page.waitForFunction(() => document.getElementById('topic-error').textContent !== '', null, { timeout: 10000 }).catch(() => {});
+  check((await page.textContent('#topic-error')).includes('at most 40 terms'), `a long topic is refused: ${await page.textContent('#topic-error')}`);
+  await page.waitForTimeout(1500);
+  check(await page.textContent('#topic') === 'Prompts carry: Tais Plus, Empower Foundation', `the topic before stays: ${await page.textContent('#topic')}`);
 
   // Stop the Spanish channel, then start it again: the table says so.
   const esState = () => page.$eval('#channels tr[data-id="es"] td:nth-child(2)', (td) => td.textContent);
