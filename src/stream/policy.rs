@@ -259,6 +259,9 @@ pub struct Dropped {
     pub sparse: u64,
     /// Decodes of several words most of which Whisper itself doubted: invented over noise.
     pub unsure: u64,
+    /// Hypotheses that recited the prompt's terms ([`recited_terms`]): those terms were
+    /// dropped, the rest kept.
+    pub recited: u64,
 }
 
 /// A decode of at least this many words…
@@ -273,6 +276,10 @@ const UNSURE_MEDIAN_PROB: f32 = 0.2;
 const SPARSE_MIN_SECS: f64 = 3.0;
 /// …with fewer words than this per second has failed (speech is 2–3 words a second).
 const SPARSE_WORDS_PER_SEC: f64 = 0.5;
+
+/// The closing decode's last this many words are looked in for tentative words it already
+/// has ([`Policy::rescue_tail`]).
+const CLOSING_TAIL_WORDS: usize = 8;
 
 /// A word shorter than this has no audio under it: Whisper squeezed it into no time (words
 /// it wrote past the speech, or a loop).
@@ -1050,6 +1057,21 @@ impl Policy {
                 rescued.push(w);
             }
         }
+        // The tentative words that follow where the closing decode seemed to end may be its
+        // own last words, timed earlier (recorded, a sentence said twice: the closing decode
+        // squeezed "from Thailand joins the beer educator training." into 11.0-11.7 s, the
+        // tentative one had "joins" at 11.7-12.0 s, or "joins the Beer Educator training." at
+        // 11.7-13.6 s, and both were committed). They are not rescued when the closing
+        // decode's last words hold them in order: two words or more, or all there are.
+        let said: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
+        let again: Vec<String> = rescued.iter().map(|w| normalise(&w.text)).collect();
+        let had = (said.len().saturating_sub(CLOSING_TAIL_WORDS)..said.len()).find_map(|p| {
+            let m = again.len().min(said.len() - p);
+            (m >= 1 && (m >= 2 || m == again.len()) && said[p..p + m] == again[..m]).then_some(m)
+        });
+        if let Some(m) = had {
+            rescued.drain(..m);
+        }
         rescued
     }
 
@@ -1271,6 +1293,13 @@ impl Policy {
                 return (Vec::new(), Some(Guard::Unsure));
             }
         }
+        if let Some(cut) = recited_terms(&words, &self.hints) {
+            self.dropped.recited += 1;
+            words.drain(cut);
+            if words.is_empty() {
+                return (words, Some(Guard::Echo));
+            }
+        }
         let key = crate::eval::normalize(&join_words(&words), "").join(" ");
         if PHANTOMS.contains(&key.as_str()) {
             let (a, b) = (words[0].start, words[words.len() - 1].end);
@@ -1404,6 +1433,57 @@ const AGE_QUIET_FRAMES: usize = 10;
 
 /// Words shorter than this have no syllable of audio under them.
 const SHORT_WORD_SECS: f64 = 0.15;
+
+/// The words of a hypothesis that recite the prompt's term list instead of speech, if any.
+/// The prompt starts with the hints as "A, B, C, D. ": Whisper, having heard one of them
+/// (or nothing it can place), sometimes goes on with the list to its end. Recorded, base,
+/// the session topic "Tais Plus, Legalife, Empower Foundation, APNSW, NSWP" and a booth
+/// saying "Legalife from Ukraine and Empower Foundation from Thailand…" twice: "Legalife
+/// from Ukraine, Empower Foundation, APNSW, NSWP." and "APNSW," committed over the pause
+/// between the sentences. A recitation is two or more terms back to back in the list's
+/// order, each but the last ending in the list's comma, the last being the list's last: the
+/// run's first term may have been said (it is kept); the others go. A speaker naming the
+/// topic's terms in its order, commas only, to its very end, would lose all but the first:
+/// rarer than Whisper's recitation, which every term list invites.
+pub fn recited_terms(words: &[Word], hints: &[String]) -> Option<std::ops::Range<usize>> {
+    if hints.len() < 2 {
+        return None;
+    }
+    let terms: Vec<Vec<String>> = hints
+        .iter()
+        .map(|h| h.split_whitespace().map(normalise).collect())
+        .collect();
+    let said: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
+    // Term `t` at word `i`: its words' length.
+    let at = |t: usize, i: usize| -> Option<usize> {
+        let n = terms[t].len();
+        (n > 0 && said.get(i..i + n) == Some(&terms[t][..])).then_some(n)
+    };
+    let ends_with_comma = |i: usize| words[i].text.trim_end().ends_with(',');
+    let last = terms.len() - 1;
+    for start in 0..said.len() {
+        for first in 0..last {
+            let Some(n) = at(first, start) else {
+                continue;
+            };
+            // Follow the list from `first`, comma after comma.
+            let (mut t, mut end) = (first, start + n);
+            while t < last && ends_with_comma(end - 1) {
+                match at(t + 1, end) {
+                    Some(m) => {
+                        t += 1;
+                        end += m;
+                    }
+                    None => break,
+                }
+            }
+            if t == last && t > first {
+                return Some(start + n..end);
+            }
+        }
+    }
+    None
+}
 
 /// Whether most of `words` had no audio under them: repeats Whisper loops into are squeezed
 /// into (almost) no time; a speaker's take the time of speech.
@@ -2608,6 +2688,95 @@ mod tests {
         assert!(job.hints.is_empty() && job.prompt.is_empty(), "{job:?}");
     }
 
+    fn topic() -> Vec<String> {
+        ["Tais Plus", "Legalife", "Empower Foundation", "APNSW", "NSWP"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    /// Recorded (base, the session topic in the prompt, virtual clock): a booth said
+    /// "Legalife from Ukraine and Empower Foundation from Thailand joined the peer educator
+    /// training." twice; decodes of the second went on with the prompt's list after the
+    /// name they heard. The names said stay; the list's rest goes.
+    #[test]
+    fn the_prompts_term_list_recited_is_dropped() {
+        let said = |h: &str| {
+            let w = words_of(h);
+            let cut = recited_terms(&w, &topic());
+            let mut kept = w.clone();
+            if let Some(r) = cut {
+                kept.drain(r);
+            }
+            join_words(&kept).trim().to_string()
+        };
+        assert_eq!(
+            said("Legalife from Ukraine, Empower Foundation, APNSW, NSWP."),
+            "Legalife from Ukraine, Empower Foundation,"
+        );
+        assert_eq!(
+            said("Legalife, Empower Foundation, APNSW, NSWP. Legalife from"),
+            "Legalife, Legalife from"
+        );
+        assert_eq!(
+            said("Thailand, Zoyn, APNSW, NSWP."),
+            "Thailand, Zoyn, APNSW,"
+        );
+        // Near misses: the terms said in another order, not to the list's end, or joined
+        // by words; a term alone.
+        for kept in [
+            "NSWP, APNSW and Tais Plus met.",
+            "Tais Plus, Legalife, Empower Foundation from Thailand joined.",
+            "Empower Foundation and APNSW and NSWP.",
+            "Empower Foundation, APNSW NSWP.",
+            "NSWP.",
+        ] {
+            assert_eq!(said(kept), kept);
+        }
+        // Without a list, nothing to recite.
+        assert_eq!(recited_terms(&words_of("APNSW, NSWP."), &[]), None);
+    }
+
+    /// Through the policy: the recited terms never reach a caption, the speech does.
+    #[test]
+    fn a_recited_term_list_never_reaches_a_caption() {
+        let audio = speech_audio(&[(0.5, 4.5, 0.3)], 6.0);
+        let cfg = PolicyConfig {
+            hints: topic(),
+            ..PolicyConfig::default()
+        };
+        // Every decode: the names heard, then the prompt's list to its end.
+        let (events, p) = replay(
+            &audio,
+            cfg,
+            |job| Hypothesis {
+                words: words_of("Legalife from Ukraine, Empower Foundation, APNSW, NSWP.")
+                    .into_iter()
+                    .map(|mut w| {
+                        w.start = job.start + w.start * 0.4;
+                        w.end = job.start + w.end * 0.4;
+                        w
+                    })
+                    .collect(),
+                no_speech_prob: 0.01,
+                avg_logprob: -0.2,
+                language: "en".into(),
+            },
+            |_| 0.3,
+        );
+        let text: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Final { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        let text = text.join(" ");
+        assert!(text.contains("Empower Foundation"), "{text}");
+        assert!(!text.contains("APNSW") && !text.contains("NSWP"), "{text}");
+        assert!(p.dropped.recited >= 1, "{:?}", p.dropped);
+    }
+
     /// Recorded on the IVR prompt: "you can dial" committed ("dial" timed 130.76-131.0 s,
     /// said at 130.0-130.4); the next decode heard "dial 500 to attempt", which matched the
     /// context too poorly for the text to decide, and by time alone "500" (130.4-131.3)
@@ -3296,6 +3465,51 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(p.untranscribed, 0.0);
+    }
+
+    #[test]
+    fn a_closing_decode_with_its_words_squeezed_early_is_not_doubled_by_the_tentative_tail() {
+        // Cause (recorded, a sentence said twice): the closing decode squeezed the whole
+        // phrase into its first second; its last word was not among the tentative ones near
+        // its time, so the tentative words after that time were rescued: "from Thailand
+        // joins the beer educator training. joins the Beer Educator training."
+        let script = [
+            (" from", 0.5, 0.8),
+            (" Thailand", 0.8, 1.4),
+            (" joins", 1.5, 1.9),
+            (" the", 1.9, 2.1),
+            (" beer", 2.2, 2.6),
+            (" educator", 2.6, 3.3),
+            (" training.", 3.3, 3.9),
+        ];
+        let audio = speech_audio(&[(0.5, 3.9, 0.3)], 6.0);
+        // The tentative decodes heard the whole phrase, or (as recorded too) stopped at
+        // "joins".
+        for tentative in [script.len(), 3] {
+            let (events, p) = replay(
+                &audio,
+                PolicyConfig::default(),
+                |job| {
+                    let mut h = scripted(&script, job);
+                    if job.closing {
+                        for w in &mut h.words {
+                            w.start = 0.5 + (w.start - 0.5) * 0.3;
+                            w.end = 0.5 + (w.end - 0.5) * 0.3;
+                        }
+                    } else {
+                        h.words.truncate(tentative);
+                    }
+                    h
+                },
+                |_| 0.2,
+            );
+            assert_eq!(
+                final_text(&events),
+                "from Thailand joins the beer educator training.",
+                "{events:?}"
+            );
+            assert_eq!(p.untranscribed, 0.0);
+        }
     }
 
     /// An utterance ("well then"), a pause, and 2.5 s of speech whose decodes Whisper is
