@@ -19,8 +19,9 @@
 //!   short (whisper.cpp's cost follows the audio length once `audio_ctx` is sized to it).
 //! - Guards drop what Whisper invents: high no-speech probability or low confidence, text
 //!   that compresses too well (a repetition loop: the context is reset), a decode that begins
-//!   by repeating the last committed words (an echo of the prompt), and known phantom phrases
-//!   ("Thanks for watching") over near-silence.
+//!   by repeating the last committed words (an echo of the prompt), the prompt's term list
+//!   recited after a name it has ([`recited_terms`]), and known phantom phrases ("Thanks for
+//!   watching") over near-silence.
 //! - When decodes fall behind the audio, or wait their turn behind other channels, the step
 //!   widens (fewer decodes, each committing nearly all it heard at the window's cap), so the
 //!   lag stays bounded instead of growing. No audio is skipped
@@ -2689,10 +2690,16 @@ mod tests {
     }
 
     fn topic() -> Vec<String> {
-        ["Tais Plus", "Legalife", "Empower Foundation", "APNSW", "NSWP"]
-            .iter()
-            .map(|t| t.to_string())
-            .collect()
+        [
+            "Tais Plus",
+            "Legalife",
+            "Empower Foundation",
+            "APNSW",
+            "NSWP",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
     }
 
     /// Recorded (base, the session topic in the prompt, virtual clock): a booth said
