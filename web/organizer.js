@@ -92,16 +92,22 @@
   $('topic-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const topic = $('topic-input').value.split(',').map((t) => t.trim()).filter(Boolean);
-    const r = await fetch('/api/topic', {
-      method: 'POST',
-      headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ topic }),
-    });
+    let r;
+    try {
+      r = await fetch('/api/topic', {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ topic }),
+      });
+    } catch (err) {
+      $('topic-error').textContent = 'Not set: the server cannot be reached.';
+      return;
+    }
     if (!r.ok) { $('topic-error').textContent = 'Not set: ' + (await r.text()).trim(); return; }
     const a = await r.json();
     $('topic-error').textContent = '';
     $('topic-input').value = a.topic.join(', ');
-    $('topic').textContent = a.topic.length ? 'Prompts carry: ' + a.topic.join(', ') : 'No topic.';
+    showTopic(a);
   });
 
   async function first(s) {
