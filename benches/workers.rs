@@ -6,6 +6,11 @@
 //! caption comes).
 //!
 //! `cargo bench --bench workers [-- --model base --decodes 40]`; results in benches/README.md.
+//!
+//! What a decode costs, by kind: `-- --decodes 24 --kind greedy|beam --secs 5 --prompt 400`
+//! times one decoder alone on windows of `--secs`, every one greedy or every one a closing
+//! beam decode, each prompted with `--prompt` characters of the program's text (the live
+//! engine's prompt holds up to 400).
 
 mod common;
 
@@ -26,33 +31,47 @@ fn main() {
     let decodes: usize = arg("--decodes", "40").parse().expect("--decodes N");
     let model = Arc::new(common::model(&model_name));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (audio, _) = program(&common::root(), "en", 120.0);
+    let kind = arg("--kind", "mixed");
+    let secs: f64 = arg("--secs", "5").parse().expect("--secs S");
+    let prompt_chars: usize = arg("--prompt", "0").parse().expect("--prompt CHARS");
+    let (audio, text) = program(&common::root(), "en", 120.0);
+    let prompt: String = text.chars().take(prompt_chars).collect();
     // The jobs: consecutive windows of the program, as a channel's decodes would be.
     let jobs: Arc<Vec<DecodeJob>> = Arc::new(
         (0..decodes)
             .map(|i| {
-                let closing = i % 4 == 3;
-                let secs = if closing { 6.0 } else { 5.0 };
+                let (closing, secs) = match kind.as_str() {
+                    "greedy" => (false, secs),
+                    "beam" => (true, secs),
+                    _ => (i % 4 == 3, if i % 4 == 3 { 6.0 } else { 5.0 }),
+                };
                 let start = (i as f64 * 2.5) % (audio.len() as f64 / 16_000.0 - secs);
                 let from = (start * 16_000.0) as usize;
                 DecodeJob {
                     id: i as u64,
                     start,
                     audio: audio[from..from + (secs * 16_000.0) as usize].to_vec(),
-                    prompt: String::new(),
+                    prompt: prompt.clone(),
                     hints: Vec::new(),
                     closing,
                 }
             })
             .collect(),
     );
-    println!(
-        "{model_name}, {cores} cores, {decodes} decodes (5-s greedy, every fourth a 6-s closing beam)"
-    );
+    if kind == "mixed" {
+        println!(
+            "{model_name}, {cores} cores, {decodes} decodes (5-s greedy, every fourth a 6-s closing beam), prompt {prompt_chars} characters"
+        );
+    } else {
+        println!(
+            "{model_name}, {cores} cores, {decodes} decodes ({secs}-s {kind}), prompt {prompt_chars} characters"
+        );
+    }
     println!("| decoders × threads | decodes/s | wall per decode p50 / p95 (s) |");
     println!("|---|---|---|");
     let mut layouts = vec![(1, cores)];
-    for workers in 2..=cores {
+    // Costs by kind: one decoder only.
+    for workers in 2..=(if kind == "mixed" { cores } else { 1 }) {
         layouts.push((workers, (cores / workers).max(1)));
     }
     for (workers, threads) in layouts {

@@ -1,0 +1,1 @@
+/work/main/vendor/whisper-rs-sys/target/release/libwhisper_rs_sys.rlib: /work/main/vendor/whisper-rs-sys/build.rs /work/main/vendor/whisper-rs-sys/src/lib.rs /work/main/vendor/whisper-rs-sys/target/release/build/whisper-rs-sys-6aa757873581a4b2/out/bindings.rs /work/main/vendor/whisper-rs-sys/wrapper.h
