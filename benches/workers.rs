@@ -33,6 +33,10 @@ fn main() {
     let model = Arc::new(common::model(&model_name));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let kind = arg("--kind", "mixed");
+    assert!(
+        ["mixed", "greedy", "beam"].contains(&kind.as_str()),
+        "--kind {kind}: expected greedy, beam or mixed (the default)"
+    );
     let secs: f64 = arg("--secs", "5").parse().expect("--secs S");
     let prompt_chars: usize = arg("--prompt", "0").parse().expect("--prompt CHARS");
     let (audio, text) = program(&common::root(), "en", 120.0);
