@@ -68,7 +68,6 @@ fn main() {
                     prompt: prompt_at(start),
                     hints: Vec::new(),
                     closing,
-                    beam: closing,
                 }
             })
             .collect(),
