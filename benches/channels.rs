@@ -3,7 +3,12 @@
 //!
 //! ```sh
 //! cargo bench --bench channels -- [--model base] [--channels 1,3,5] [--secs 180]
+//!     [--piece-after SECS]
 //! ```
+//!
+//! `--piece-after` sets the policy's `piece_after` for every channel (how long a piece of
+//! speech a channel with a widened step commits at a short pause; `inf`: no pieces, the
+//! widened step alone, as before 2026-12-07), to compare with the default.
 //!
 //! The floor speaks English, the booths Spanish, English, Spanish… (the streaming
 //! benchmark's programs, cut to the first `--secs` seconds of whole recordings). Per channel:
@@ -18,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tolk::stream::decoder::Decoding;
+use tolk::stream::explain::Trace;
 use tolk::stream::lang::LanguageMode;
 use tolk::stream::policy::{Event, PolicyConfig};
 use tolk::stream::scheduler::{ChannelSpec, Engine};
@@ -25,11 +31,15 @@ use tolk::stream::scheduler::{ChannelSpec, Engine};
 mod common;
 use common::{arg, cpu_secs, percentile, program};
 
-/// What one channel's listener got: final texts, and (word end, latency) per word.
+/// What one channel's listener got: final texts, and (word end, latency) per word; and, from
+/// the policy's trace, its closing decodes: each one's window (seconds) and how long after
+/// the window's end it was delivered (the wait for the decoder's turn, and the decode).
 #[derive(Default)]
 struct Got {
     finals: Vec<String>,
     latency: Vec<f64>,
+    closing_window: Vec<f64>,
+    closing_done: Vec<f64>,
 }
 
 fn main() {
@@ -40,6 +50,16 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model_name = arg("--model", "base");
     let secs: f64 = arg("--secs", "180").parse().expect("--secs N");
+    let policy = PolicyConfig {
+        trace: true,
+        piece_after: arg(
+            "--piece-after",
+            &PolicyConfig::default().piece_after.to_string(),
+        )
+        .parse()
+        .expect("--piece-after SECS (inf for none)"),
+        ..PolicyConfig::default()
+    };
     let counts: Vec<usize> = arg("--channels", "1,3,5")
         .split(',')
         .map(|n| n.trim().parse().expect("--channels 1,3,5"))
@@ -54,7 +74,10 @@ fn main() {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
-    println!("{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time");
+    println!(
+        "{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time, pieces from {} s",
+        policy.piece_after
+    );
     let capacity =
         tolk::stream::engine::calibrate(&model, Decoding::threads(threads)).expect("calibration");
     println!(
@@ -88,11 +111,23 @@ fn main() {
             model.clone(),
             Decoding::threads(threads),
             Box::new(move |ch, e| {
-                if let Event::Final { text, words, .. } = e.event {
-                    let mut g = g.lock().unwrap();
-                    let got = &mut g[ch as usize];
-                    got.latency.extend(words.iter().map(|w| e.at - w.end));
-                    got.finals.push(text);
+                let mut g = g.lock().unwrap();
+                let got = &mut g[ch as usize];
+                match e.event {
+                    Event::Final { text, words, .. } => {
+                        got.latency.extend(words.iter().map(|w| e.at - w.end));
+                        got.finals.push(text);
+                    }
+                    Event::Trace(Trace::Decode {
+                        from,
+                        to,
+                        closing: true,
+                        ..
+                    }) => {
+                        got.closing_window.push(to - from);
+                        got.closing_done.push(e.at - to);
+                    }
+                    _ => {}
                 }
             }),
         )
@@ -110,7 +145,7 @@ fn main() {
                         },
                         language: LanguageMode::Fixed(lang.to_string()),
                         floor: i == 0,
-                        policy: PolicyConfig::default(),
+                        policy: policy.clone(),
                         hints: Vec::new(),
                         translate: false,
                         revise: true,
@@ -184,6 +219,23 @@ fn main() {
                 s.max_lag,
                 s.decodes,
                 100.0 * s.decode_secs / wall,
+            );
+        }
+        println!();
+        for (i, g) in got.iter().enumerate() {
+            let (mut window, mut done) = (g.closing_window.clone(), g.closing_done.clone());
+            println!(
+                "{}: {} closing decodes, window p50 {:.1} s, done p50 / p95 {:.2} / {:.2} s after \
+                 its end",
+                if i == 0 {
+                    "floor".to_string()
+                } else {
+                    format!("booth {i}")
+                },
+                window.len(),
+                percentile(&mut window, 0.5),
+                percentile(&mut done, 0.5),
+                percentile(&mut done, 0.95),
             );
         }
     }

@@ -68,6 +68,7 @@ fn main() {
                     prompt: prompt_at(start),
                     hints: Vec::new(),
                     closing,
+                    beam: closing,
                 }
             })
             .collect(),

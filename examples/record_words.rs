@@ -19,6 +19,7 @@ fn main() {
         prompt: String::new(),
         hints: Vec::new(),
         closing: true,
+        beam: true,
     };
     for w in dec.decode(&job).expect("decode").words {
         println!("        ({:?}, {:.2}, {:.2}),", w.text, w.start, w.end);

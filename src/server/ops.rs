@@ -89,7 +89,7 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     per(
         &mut s,
         "tolk_channel_reduced",
-        "1 while a channel is captioned in the reduced mode (decoded every few seconds and at pauses, the machine being busy), else 0.",
+        "1 while a channel is captioned in the reduced mode (decoded in pieces of a few seconds, without partials, the machine being busy), else 0.",
         "gauge",
         &|i| f64::from(u8::from(stats.get(i).is_some_and(reduced))),
     );

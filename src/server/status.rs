@@ -123,10 +123,10 @@ pub(super) fn channel_states(app: &App) -> Vec<ChannelStatus> {
                     ));
                 }
                 if reduced {
-                    described.push_str(&format!(
-                        "; decoded every {:.0} s and at pauses: the machine is busy",
-                        s.step.max(1.0)
-                    ));
+                    described.push_str(
+                        "; decoded in pieces (at breaths, every few seconds), without partials: \
+                         the machine is busy",
+                    );
                 }
                 if s.untranscribed_secs >= 0.05 {
                     described.push_str(&format!(

@@ -138,8 +138,9 @@ pub enum ChannelMode {
     /// Partials about every second, finals as the speaker goes.
     #[default]
     Full,
-    /// The machine is busy with other channels (or too slow): this channel is decoded every
-    /// few seconds and at pauses, so its captions come in larger pieces, later.
+    /// The machine is busy with other channels (or too slow): this channel is decoded in
+    /// pieces of a few seconds (cut at breaths), without partials, so its captions come in
+    /// larger pieces, later.
     Reduced,
 }
 

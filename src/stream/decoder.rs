@@ -132,7 +132,7 @@ impl<'m> Decoder<'m> {
         };
         // Greedy for the frequent tentative decodes; beam search for the one that closes an
         // utterance, whose words are committed whole.
-        let strategy = if job.closing {
+        let strategy = if job.beam {
             SamplingStrategy::BeamSearch {
                 beam_size: CLOSING_BEAM,
                 patience: -1.0,

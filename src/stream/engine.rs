@@ -41,8 +41,8 @@ pub struct DecodeCost {
 
 impl DecodeCost {
     /// Modelled wall seconds of a decode of `secs` of audio.
-    pub fn secs(&self, secs: f64, closing: bool) -> f64 {
-        let (fixed, per_sec) = if closing { (0.22, 0.12) } else { (0.13, 0.11) };
+    pub fn secs(&self, secs: f64, beam: bool) -> f64 {
+        let (fixed, per_sec) = if beam { (0.22, 0.12) } else { (0.13, 0.11) };
         (fixed + per_sec * secs) / self.speed.max(0.01)
     }
 }
@@ -56,14 +56,22 @@ pub struct Capacity {
     /// Channels of continuous speech captioned as the floor is: a decode every second.
     pub full: usize,
     /// Channels of continuous speech captioned when every channel but the floor is decoded
-    /// every [`REDUCED_STEP`] seconds and at pauses (a channel waiting its turn widens its
-    /// step so, see `Policy::waited`), the floor every second.
+    /// in pieces (a channel waiting its turn widens its step and goes so, see
+    /// `Policy::waited` and `PolicyConfig::piece_after`), the floor every second.
     pub reduced: usize,
 }
 
-/// The step (seconds) of a channel decoded less often because the machine is full (the
-/// policy's `max_step`).
-pub const REDUCED_STEP: f64 = 6.0;
+/// Seconds of speech in a piece of a channel in the reduced mode, on average, and the
+/// window its one decode reads (the piece and the context words before it). Measured with
+/// three channels on the reference machine: a booth's pieces came every 4–4.5 s of its
+/// speech, their windows p50 5.7–6.1 s (benches/README.md, "Booths in pieces").
+const PIECE_SPEECH: f64 = 4.0;
+const PIECE_WINDOW: f64 = 6.0;
+
+/// What a prompt adds to a greedy decode (the live engine prompts nearly every decode with
+/// its recent text; the calibration decode has none): 5-s windows, 0.53 s prompted against
+/// 0.38 s (benches/README.md, "Decoding a prompt").
+const PROMPTED: f64 = 1.4;
 
 /// The share of the decoder's time that capacity is counted in: the rest absorbs closing
 /// decodes of several channels at once and decodes longer than the model says. Measured:
@@ -82,9 +90,8 @@ impl Capacity {
         // Streaming: a greedy decode of the window (about 5 s: context and new speech) every
         // second, and a closing beam decode per utterance (about 6 s long).
         let full_each = cost.secs(5.0, false) + cost.secs(4.0, true) / 6.0;
-        // Reduced: a decode of about 8 s every REDUCED_STEP seconds, and the closing one.
-        let reduced_each =
-            cost.secs(REDUCED_STEP + 2.0, false) / REDUCED_STEP + cost.secs(4.0, true) / 6.0;
+        // Reduced: one prompted greedy decode of each piece.
+        let reduced_each = PROMPTED * cost.secs(PIECE_WINDOW, false) / PIECE_SPEECH;
         let full = (CAPACITY_BUDGET / full_each).floor() as usize;
         let reduced = if full_each > CAPACITY_BUDGET {
             0
@@ -107,9 +114,9 @@ impl Capacity {
     pub fn describe(&self, channels: usize) -> String {
         let mut s = format!(
             "a 4-s decode takes {:.2} s here: about {} channel(s) of continuous speech can be \
-             captioned with updates every second, about {} with the booths decoded every {} s \
-             and at pauses",
-            self.decode_4s, self.full, self.reduced, REDUCED_STEP
+             captioned with updates every second, about {} with the booths decoded in pieces \
+             of a few seconds",
+            self.decode_4s, self.full, self.reduced
         );
         if !self.fits(channels) {
             s.push_str(&format!(
@@ -142,6 +149,7 @@ pub fn calibrate(model: &Model, decoding: Decoding) -> Result<Capacity, Transcri
         prompt: String::new(),
         hints: Vec::new(),
         closing: false,
+        beam: false,
     };
     decoder.decode(&job)?;
     let t = Instant::now();
@@ -249,7 +257,7 @@ fn run_virtual(
             let t = Instant::now();
             let hyp = dec.decode(&job)?;
             now += match cost {
-                Some(c) => c.secs(job.audio.len() as f64 / super::SAMPLE_RATE_F, job.closing),
+                Some(c) => c.secs(job.audio.len() as f64 / super::SAMPLE_RATE_F, job.beam),
                 None => t.elapsed().as_secs_f64(),
             };
             // The audio that arrived while Whisper worked.

@@ -24,7 +24,12 @@
 //!   watching") over near-silence.
 //! - When decodes fall behind the audio, or wait their turn behind other channels, the step
 //!   widens (fewer decodes, each committing nearly all it heard at the window's cap), so the
-//!   lag stays bounded instead of growing. No audio is skipped
+//!   lag stays bounded instead of growing, and the channel is decoded in pieces: a short
+//!   pause (a breath, 200 ms) ends a piece of at least `piece_after` seconds as a pause ends
+//!   an utterance (a piece with no pause is cut at `piece_max`, in its quietest gap between
+//!   words), and one greedy closing decode commits it whole — no tentative decodes, no
+//!   partials: a word waits for its piece's end and one decode, not for two decodes a wide
+//!   step apart to agree. No audio is skipped
 //!   for it: speech is given up only when more than `max_window` of it gave no word at all
 //!   (`give_up_window` for a channel that waited its turn behind others),
 //!   and then it is counted ([`Policy::untranscribed`]), as is an utterance whose every
@@ -69,6 +74,16 @@ pub struct PolicyConfig {
     pub degrade_lag: f64,
     /// The widest step when degraded (seconds of new audio between decodes).
     pub max_step: f64,
+    /// With its step widened, a channel is decoded in pieces: a short pause inside speech
+    /// ([`super::vad::VadEvent::Pause`]) ends a piece as a pause ends an utterance, once the
+    /// piece holds this many seconds, and one closing decode commits it whole. Tentative
+    /// decodes a wide step apart waited for two to agree (6 s and more per word for a booth
+    /// beside the floor); a piece's words wait for the piece's end and one decode.
+    pub piece_after: f64,
+    /// A piece with no such pause is cut once it is this long, at its quietest 100 ms of
+    /// gap between words in the last 3 s (at twice this, with no gap, at its quietest
+    /// 100 ms). No tentative decodes are made in pieces: a piece is decoded once.
+    pub piece_max: f64,
     /// A channel that waited its turn has its oldest uncommitted speech given up, counted,
     /// only past this (seconds; others past `max_window`); at most Whisper's 30 s.
     pub give_up_window: f64,
@@ -105,6 +120,8 @@ impl Default for PolicyConfig {
             max_context_gap: 2.0,
             degrade_lag: 2.0,
             max_step: 6.0,
+            piece_after: 3.0,
+            piece_max: 6.0,
             give_up_window: 24.0,
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,
@@ -117,6 +134,11 @@ impl Default for PolicyConfig {
         }
     }
 }
+
+/// A channel whose step has widened to this many times its own (the first widening, after
+/// a decode late or kept waiting over `degrade_lag`) is in the reduced mode: decoded in
+/// pieces ([`PolicyConfig::piece_after`]), and said so to the organizer and the readers.
+pub const REDUCED_AT: f64 = 1.5;
 
 /// Whisper's translate task is less sure of its words than transcription: on 20 s of Spanish
 /// (`es-demo-congrats.wav`, base) its decodes averaged log-probabilities of -0.9 to -1.6,
@@ -171,6 +193,9 @@ pub struct DecodeJob {
     pub hints: Vec<String>,
     /// The last decode of an utterance: everything it returns is committed.
     pub closing: bool,
+    /// Beam search (an utterance's closing decode), else greedy (tentative decodes, and a
+    /// piece's closing decode: see [`PolicyConfig::piece_after`]).
+    pub beam: bool,
 }
 
 /// A caption event.
@@ -355,8 +380,12 @@ pub struct Policy {
     recent_words: VecDeque<String>,
     /// Where the detector heard the utterance end, while its closing decode is owed.
     speech_end: Option<f64>,
+    /// Where a piece cut in speech (no pause) ends: its closing decode stops there.
+    cut: Option<f64>,
     /// Where the next utterance began, if it did before that closing decode.
     next_onset: Option<f64>,
+    /// Where that next utterance ended, if it did before that closing decode too.
+    next_end: Option<f64>,
     /// Samples received so far.
     received: u64,
     /// Whether an utterance is open.
@@ -430,7 +459,9 @@ impl Policy {
             window_words: Vec::new(),
             recent_words: VecDeque::new(),
             speech_end: None,
+            cut: None,
             next_onset: None,
+            next_end: None,
             received: 0,
             in_utterance: false,
             closing_owed: false,
@@ -490,33 +521,102 @@ impl Policy {
                     self.note(|| Trace::SpeechStart {
                         at: frame as f64 * FRAME_SECS,
                     });
-                    if !self.in_utterance && !self.closing_owed {
-                        self.open_window(frame as f64 * FRAME_SECS);
-                    }
-                    if self.closing_owed {
-                        // The next utterance began before the last one's closing decode: that
-                        // decode must stop before it.
-                        self.next_onset = Some(frame as f64 * FRAME_SECS);
-                    } else {
-                        self.speech_end = None;
-                    }
-                    self.in_utterance = true;
+                    self.speech_from(frame as f64 * FRAME_SECS);
                 }
                 VadEvent::SpeechEnd { frame } => {
                     self.note(|| Trace::SpeechEnd {
                         at: frame as f64 * FRAME_SECS,
                     });
-                    if self.in_utterance {
-                        self.in_utterance = false;
-                        self.closing_owed = true;
-                        self.speech_end = Some(frame as f64 * FRAME_SECS);
+                    self.speech_until(frame as f64 * FRAME_SECS);
+                }
+                // A short pause inside speech ends a piece of it when the channel is decoded
+                // in pieces (see `piece_after`): its closing decode commits the piece whole.
+                VadEvent::Pause { frame } => {
+                    let at = frame as f64 * FRAME_SECS;
+                    if self.in_pieces()
+                        && !self.closing_owed
+                        && at - self.committed_until >= self.cfg.piece_after
+                    {
+                        self.speech_until(at);
+                    }
+                }
+                // Speech after such a pause is the next piece (after a pause that ended none,
+                // the utterance simply goes on).
+                VadEvent::Resume { frame } => {
+                    if !self.in_utterance {
+                        self.speech_from(frame as f64 * FRAME_SECS);
                     }
                 }
             }
         }
         self.buf.extend_from_slice(samples);
         self.received += samples.len() as u64;
+        self.cut_piece();
         self.trim_buffer();
+    }
+
+    /// A piece that found no pause by `piece_max` is cut at its quietest 100 ms of gap
+    /// between words in the last 3 s (the detector's level history), or, past twice that
+    /// long, at its quietest 100 ms: it ends there and the next piece begins there.
+    fn cut_piece(&mut self) {
+        let long = self.media_now() - self.committed_until;
+        if !self.in_pieces() || !self.in_utterance || self.closing_owed || long < self.cfg.piece_max
+        {
+            return;
+        }
+        const WITHIN: usize = (3.0 / FRAME_SECS) as usize;
+        const SPAN: usize = (0.1 / FRAME_SECS) as usize;
+        let gap = long < 2.0 * self.cfg.piece_max;
+        let Some(frame) = self.vad.quietest_recent(WITHIN, SPAN, gap) else {
+            return;
+        };
+        let at = frame as f64 * FRAME_SECS;
+        if at <= self.committed_until + 1.0 {
+            return;
+        }
+        self.speech_until(at);
+        self.cut = Some(at);
+        self.speech_from(at);
+    }
+
+    /// Speech (an utterance, or the next piece of one) begins at `t`.
+    fn speech_from(&mut self, t: f64) {
+        if !self.in_utterance && !self.closing_owed {
+            self.open_window(t);
+        }
+        if self.closing_owed {
+            // The next utterance began before the last one's closing decode: that decode must
+            // stop before it. (If one began and ended already, this one goes on from it.)
+            self.next_onset = self.next_onset.or(Some(t));
+            self.next_end = None;
+        } else {
+            self.speech_end = None;
+        }
+        self.in_utterance = true;
+    }
+
+    /// Speech (an utterance, or a piece of one) ended at `t`: its closing decode is owed.
+    fn speech_until(&mut self, t: f64) {
+        if !self.in_utterance {
+            return;
+        }
+        self.in_utterance = false;
+        if self.closing_owed {
+            // The next utterance began, and ended, before the last one's closing decode: its
+            // own is owed after that one.
+            self.next_end = Some(t);
+        } else {
+            self.closing_owed = true;
+            self.speech_end = Some(t);
+        }
+    }
+
+    /// Whether the channel is decoded in pieces: its step widened (decodes late, or waiting
+    /// their turn behind other channels), each short pause ends a piece once it is
+    /// `piece_after` long, and a piece is committed whole by one closing decode. Never with
+    /// an infinite `piece_after` (the benchmark's comparison with the step widened alone).
+    fn in_pieces(&self) -> bool {
+        self.step >= REDUCED_AT * self.cfg.step - 1e-9 && self.cfg.piece_after.is_finite()
     }
 
     /// Whether the committed words kept as context can go before an utterance that starts
@@ -573,7 +673,9 @@ impl Policy {
     pub fn wants_decode(&self) -> bool {
         self.in_flight.is_none()
             && (self.closing_owed
-                || (self.in_utterance && self.media_now() - self.last_decode_at >= self.step))
+                || (self.in_utterance
+                    && !self.in_pieces()
+                    && self.media_now() - self.last_decode_at >= self.step))
     }
 
     /// A decode to run now, if one is due and none is in flight.
@@ -584,13 +686,18 @@ impl Policy {
         let media = self.media_now();
         let closing = self.closing_owed;
         // A closing decode stops shortly after the speech did: the hangover is silence, and
-        // Whisper given silence after a prompt tends to repeat the prompt.
+        // Whisper given silence after a prompt tends to repeat the prompt. It stops before
+        // the next speech, and before audio not yet heard as quiet: a piece's pause may be
+        // ending as its decode is taken (the first sound of the next word decoded with the
+        // piece comes out as a word of its own, then said again whole).
         let to = match (closing, self.speech_end) {
+            (true, Some(_)) if self.cut.is_some() => self.cut.unwrap_or(media).min(media),
             (true, Some(end)) => {
                 let next = self
                     .next_onset
                     .map_or(f64::MAX, |on| (on - 0.05).max(end + 0.1));
-                (end + self.cfg.tail).min(next).min(media)
+                let heard = self.vad.quiet_until().max(end + 0.1);
+                (end + self.cfg.tail).min(next).min(heard).min(media)
             }
             _ => media,
         };
@@ -663,6 +770,9 @@ impl Policy {
             prompt,
             hints,
             closing,
+            // In pieces every decode is greedy: the decoder is short of time (beam search
+            // costs about half as much again), and a piece is decoded once.
+            beam: closing && !self.in_pieces(),
         })
     }
 
@@ -1165,6 +1275,7 @@ impl Policy {
         // The commit point stays at the last committed word: the next utterance may begin
         // inside this one's closing tail, and its first words must not count as old.
         self.speech_end = None;
+        self.cut = None;
         // Keep the last few committed words (and their audio) as context for the next
         // utterance.
         let keep = self.cfg.context_words.min(self.window_words.len());
@@ -1174,9 +1285,14 @@ impl Policy {
             .first()
             .map(|w| w.start)
             .unwrap_or(self.committed_until);
-        // The next utterance began during this one's closing decode: its window opens now.
+        // The next utterance began during this one's closing decode: its window opens now
+        // (and if it ended too, its closing decode is owed).
         if let Some(onset) = self.next_onset.take() {
             self.open_window(onset);
+        }
+        if let Some(end) = self.next_end.take() {
+            self.closing_owed = true;
+            self.speech_end = Some(end);
         }
         self.trim_buffer();
     }
@@ -2451,6 +2567,82 @@ mod tests {
             .flat_map(|f| f.1.split_whitespace().map(normalise).collect::<Vec<_>>())
             .collect();
         assert_eq!(got, said, "words lost, cut or repeated");
+    }
+
+    /// Streams `audio` as a channel whose every decode waited `wait` seconds behind other
+    /// channels, each decode taking 0.5 s; returns the finals' words with the time each
+    /// was emitted, and the policy.
+    fn kept_waiting(audio: &[f32], cfg: PolicyConfig, wait: f64) -> (Vec<(Word, f64)>, Policy) {
+        let mut p = Policy::new(cfg);
+        let (mut events, mut fed, mut now) = (Vec::new(), 0usize, 0.0f64);
+        loop {
+            p.waited(wait);
+            if let Some(job) = p.poll_job(now) {
+                now += 0.5;
+                let upto = ((now * 16_000.0) as usize).min(audio.len());
+                if upto > fed {
+                    p.push_audio(&audio[fed..upto]);
+                    fed = upto;
+                }
+                p.on_result(job.id, jfk_plays(&job), now);
+            } else if fed < audio.len() {
+                let upto = (fed + 1600).min(audio.len());
+                p.push_audio(&audio[fed..upto]);
+                fed = upto;
+                now = now.max(fed as f64 / 16_000.0);
+            } else {
+                p.finish();
+                if p.idle() {
+                    break;
+                }
+            }
+            events.extend(std::iter::from_fn(|| p.poll_event()));
+        }
+        events.extend(std::iter::from_fn(|| p.poll_event()));
+        let words = events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Final { words, emitted, .. } => Some((words, emitted)),
+                _ => None,
+            })
+            .flat_map(|(words, emitted)| words.into_iter().map(move |w| (w, emitted)))
+            .collect();
+        (words, p)
+    }
+
+    #[test]
+    fn a_channel_kept_waiting_commits_each_piece_at_its_short_pause() {
+        // Behind other channels the step widens to 6 s. Decoded every 6 s, a word waited for
+        // a second decode to agree or for the utterance's end: "ask" (said 2.0-3.7 s, a
+        // 0.3-s breath after it) was final 4-5 s after it was said. Now the breath ends a
+        // piece and one decode commits it.
+        let mut audio = Vec::new();
+        for _ in 0..6 {
+            audio.extend(jfk_like_audio());
+        }
+        let (words, p) = kept_waiting(&audio, PolicyConfig::default(), 3.0);
+        assert_eq!(p.untranscribed, 0.0);
+        let said: Vec<String> = (0..6)
+            .flat_map(|_| JFK.iter().map(|(w, _, _)| normalise(w)))
+            .collect();
+        let got: Vec<String> = words.iter().map(|(w, _)| normalise(&w.text)).collect();
+        assert_eq!(got, said, "words lost, cut or repeated");
+        // Each "ask" before the breath, the first of the two in every repeat.
+        let late: Vec<f64> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % JFK.len() == 5)
+            .map(|(_, (w, emitted))| emitted - w.end)
+            .collect();
+        assert_eq!(late.len(), 6);
+        assert!(
+            late.iter().skip(1).all(|l| *l < 2.0),
+            "final after {late:?} s"
+        );
+        // Decoded in pieces only while kept waiting: on time, the base step and agreement.
+        let (on_time, _) = kept_waiting(&audio, PolicyConfig::default(), 0.0);
+        let got: Vec<String> = on_time.iter().map(|(w, _)| normalise(&w.text)).collect();
+        assert_eq!(got, said);
     }
 
     /// Quiet breathing-level audio between seconds of silence: it still opens the detector.

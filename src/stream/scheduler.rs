@@ -62,8 +62,8 @@ pub const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// A channel whose step has widened to this many times its policy's step is in the reduced
-/// mode (one widening, ×1.5 after a late result, is not yet: it recovers within seconds).
-pub const REDUCED_AT: f64 = 2.0;
+/// mode: decoded in pieces, without partials (the policy's own threshold).
+pub use super::policy::REDUCED_AT;
 
 /// Identifies a channel within an engine.
 pub type ChannelId = u32;

@@ -28,6 +28,9 @@ pub struct VadConfig {
     pub onset_frames: usize,
     /// Quiet frames in a row that close speech (the pause that ends an utterance).
     pub hangover_frames: usize,
+    /// Quiet frames in a row, inside speech, that make a short pause ([`VadEvent::Pause`]):
+    /// a breath or a phrase boundary, where a channel decoded in pieces may cut.
+    pub pause_frames: usize,
     /// The noise floor is this percentile of the frame levels in the recent history...
     pub floor_percentile: f32,
     /// ...of this many frames (3 s). Speech has gaps between words, so a low percentile of a
@@ -43,6 +46,7 @@ impl Default for VadConfig {
             min_level_db: -55.0,
             onset_frames: 3,
             hangover_frames: 25,
+            pause_frames: 10,
             floor_percentile: 0.1,
             floor_history: 150,
         }
@@ -56,6 +60,11 @@ pub enum VadEvent {
     SpeechStart { frame: u64 },
     /// Speech ended: the last speech frame was `frame - 1` (the hangover is not speech).
     SpeechEnd { frame: u64 },
+    /// A short pause inside speech (`pause_frames` quiet in a row, fewer than the
+    /// hangover): the last speech frame before it was `frame - 1`. Speech goes on.
+    Pause { frame: u64 },
+    /// Speech again after a [`VadEvent::Pause`], before the hangover ended it: from `frame`.
+    Resume { frame: u64 },
 }
 
 /// The detector. Feed it any number of samples; it works in whole frames.
@@ -65,10 +74,14 @@ pub struct Vad {
     pending: Vec<f32>,
     frames: u64,
     history: std::collections::VecDeque<f32>,
+    /// Whether each frame of `history` was heard as loud.
+    loud_history: std::collections::VecDeque<bool>,
     sorted: Vec<f32>,
     loud_run: usize,
     quiet_run: usize,
     speaking: bool,
+    /// A [`VadEvent::Pause`] was said and no loud frame has come since.
+    paused: bool,
     /// Energy of the most recent frame, dBFS (for level meters and logs).
     pub last_level_db: f32,
 }
@@ -80,10 +93,12 @@ impl Vad {
             pending: Vec::with_capacity(FRAME),
             frames: 0,
             history: std::collections::VecDeque::with_capacity(cfg.floor_history),
+            loud_history: std::collections::VecDeque::with_capacity(cfg.floor_history),
             sorted: Vec::with_capacity(cfg.floor_history),
             loud_run: 0,
             quiet_run: 0,
             speaking: false,
+            paused: false,
             last_level_db: -120.0,
         }
     }
@@ -101,6 +116,40 @@ impl Vad {
     /// Frames analysed so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// The quietest `span` frames in a row among the last `within` analysed (at most the
+    /// level history's length): the frame at their middle, counted from the start of the
+    /// stream. With `gap`, only frames all heard as quiet (a gap between words, not the
+    /// soft middle of one) count. None if there are none.
+    pub fn quietest_recent(&self, within: usize, span: usize, gap: bool) -> Option<u64> {
+        let n = within.min(self.history.len());
+        let span = span.max(1);
+        if n < span {
+            return None;
+        }
+        let skip = self.history.len() - n;
+        let energy: Vec<f32> = self
+            .history
+            .iter()
+            .skip(skip)
+            .map(|db| 10f32.powf(db / 10.0))
+            .collect();
+        let loud: Vec<bool> = self.loud_history.iter().skip(skip).copied().collect();
+        let best = (0..=n - span)
+            .filter(|&i| !gap || !loud[i..i + span].iter().any(|l| *l))
+            .min_by(|&a, &b| {
+                let sum = |i: usize| energy[i..i + span].iter().sum::<f32>();
+                sum(a).total_cmp(&sum(b))
+            })?;
+        Some(self.frames - n as u64 + (best + span / 2) as u64)
+    }
+
+    /// Where the audio analysed so far stops being heard as quiet (seconds from the start of
+    /// the stream): the start of the loud frames at its end, if any (speech may be starting
+    /// there, not yet long enough to be said), else the end of the last whole frame.
+    pub fn quiet_until(&self) -> f64 {
+        (self.frames - self.loud_run as u64) as f64 * FRAME_SECS
     }
 
     /// Feeds samples; returns the speech boundaries they contain, in order.
@@ -140,6 +189,10 @@ impl Vad {
             self.cfg.margin_db
         };
         let loud = db > self.cfg.min_level_db && db > floor + margin;
+        if self.loud_history.len() == self.cfg.floor_history.max(1) {
+            self.loud_history.pop_front();
+        }
+        self.loud_history.push_back(loud);
         self.frames += 1;
         if loud {
             self.loud_run += 1;
@@ -156,8 +209,21 @@ impl Vad {
         }
         if self.speaking && self.quiet_run >= self.cfg.hangover_frames {
             self.speaking = false;
+            self.paused = false;
             return Some(VadEvent::SpeechEnd {
                 frame: self.frames - self.quiet_run as u64,
+            });
+        }
+        if self.speaking && !self.paused && self.quiet_run == self.cfg.pause_frames.max(1) {
+            self.paused = true;
+            return Some(VadEvent::Pause {
+                frame: self.frames - self.quiet_run as u64,
+            });
+        }
+        if self.speaking && self.paused && loud {
+            self.paused = false;
+            return Some(VadEvent::Resume {
+                frame: self.frames - 1,
             });
         }
         None
@@ -207,13 +273,18 @@ mod tests {
         audio.extend(tone(1.0, 0.3));
         audio.extend(hiss(1.0, 0.002));
         let events = v.push(&audio);
-        assert_eq!(events.len(), 2, "{events:?}");
+        // The pause is a short one first, then, long enough, the end of speech.
+        assert_eq!(events.len(), 3, "{events:?}");
         let VadEvent::SpeechStart { frame: s } = events[0] else {
             panic!()
         };
-        let VadEvent::SpeechEnd { frame: e } = events[1] else {
+        let VadEvent::Pause { frame: p } = events[1] else {
             panic!()
         };
+        let VadEvent::SpeechEnd { frame: e } = events[2] else {
+            panic!()
+        };
+        assert_eq!(p, e);
         assert!((s as f64 * FRAME_SECS - 1.0).abs() < 0.05, "start {s}");
         assert!((e as f64 * FRAME_SECS - 2.0).abs() < 0.05, "end {e}");
     }
@@ -236,7 +307,59 @@ mod tests {
         audio.extend(vec![0.0; 3_200]); // 200 ms gap, shorter than the 500 ms hangover
         audio.extend(tone(1.0, 0.3));
         let events = v.push(&audio);
-        assert_eq!(events.len(), 1, "{events:?}");
+        let bounds: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e, VadEvent::SpeechStart { .. } | VadEvent::SpeechEnd { .. }))
+            .collect();
+        assert_eq!(bounds.len(), 1, "{events:?}");
         assert!(v.speaking());
+    }
+
+    #[test]
+    fn a_breath_inside_speech_is_a_pause_and_speech_resumes_after_it() {
+        let mut v = Vad::new(VadConfig::default());
+        let mut audio = hiss(0.5, 0.002);
+        audio.extend(tone(1.0, 0.3));
+        audio.extend(hiss(0.3, 0.002)); // a 300 ms breath
+        audio.extend(tone(1.0, 0.3));
+        audio.extend(hiss(0.1, 0.002)); // 100 ms between words: no pause
+        audio.extend(tone(1.0, 0.3));
+        let events = v.push(&audio);
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(
+            matches!(events[0], VadEvent::SpeechStart { .. }),
+            "{events:?}"
+        );
+        let VadEvent::Pause { frame: p } = events[1] else {
+            panic!("{events:?}")
+        };
+        let VadEvent::Resume { frame: r } = events[2] else {
+            panic!("{events:?}")
+        };
+        assert!((p as f64 * FRAME_SECS - 1.5).abs() < 0.05, "pause {p}");
+        assert!((r as f64 * FRAME_SECS - 1.8).abs() < 0.05, "resume {r}");
+        assert!(v.speaking());
+    }
+
+    #[test]
+    fn the_quietest_gap_between_words_is_found_not_the_soft_middle_of_one() {
+        let mut v = Vad::new(VadConfig::default());
+        let mut audio = hiss(0.5, 0.002);
+        audio.extend(tone(1.0, 0.3));
+        audio.extend(hiss(0.12, 0.002)); // a 120 ms gap between words, at 1.5-1.62 s
+        audio.extend(tone(0.6, 0.3));
+        // A long word whose middle is soft, but still speech.
+        audio.extend(tone(0.5, 0.3));
+        audio.extend(tone(0.3, 0.05));
+        audio.extend(tone(0.5, 0.3));
+        v.push(&audio);
+        assert!(v.speaking());
+        let at = |f: u64| f as f64 * FRAME_SECS;
+        let gap = v.quietest_recent(150, 5, true).expect("a gap");
+        assert!((at(gap) - 1.56).abs() < 0.05, "gap at {}", at(gap));
+        // Only the soft middle of the word lies in the last second: no gap there.
+        assert_eq!(v.quietest_recent(50, 5, true), None);
+        let soft = v.quietest_recent(50, 5, false).expect("the quietest");
+        assert!((at(soft) - 2.87).abs() < 0.2, "soft at {}", at(soft));
     }
 }

@@ -363,8 +363,8 @@ source = {{ kind = "file", path = "{jfk}", loop = true }}
 
 /// A meeting bigger than its machine (three channels on a machine simulated at 0.6× this
 /// one's speed, where one channel fits in full): `tolk serve` says so at start, the booths go
-/// into the reduced mode — decoded every few seconds and at pauses — and every place the
-/// organizer and listeners look says it (the channel's `status`, `/api/organizer`,
+/// into the reduced mode — decoded in pieces of a few seconds, cut at breaths — and every
+/// place the organizer and listeners look says it (the channel's `status`, `/api/organizer`,
 /// `/metrics`), and each channel's finals still hold its speech: what they miss beyond what
 /// recognition misses anyway is counted as untranscribed.
 #[test]
