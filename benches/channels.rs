@@ -3,8 +3,14 @@
 //!
 //! ```sh
 //! cargo bench --bench channels -- [--model base] [--channels 1,3,5] [--secs 180]
-//!     [--piece-after SECS]
+//!     [--piece-after SECS] [--speed 1.0] [--explain] [--trace-out FILE]
 //! ```
+//!
+//! `--speed` simulates a machine that many times as fast as this one (below 1: each decode
+//! takes `1 / speed` times as long, as `tolk serve --simulate-speed`). `--explain` says, per
+//! channel, for every word the offline transcript has and the channel's finals do not, why
+//! (`stream::explain`, as the streaming benchmark's `--explain`); `--trace-out` writes, with
+//! it, each channel's finals and policy trace as JSON lines (`{"channel": 0, "final": …}`).
 //!
 //! `--piece-after` sets the policy's `piece_after` for every channel (how long a piece of
 //! speech a channel with a widened step commits at a short pause; `inf`: no pieces, the
@@ -23,13 +29,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tolk::stream::decoder::Decoding;
-use tolk::stream::explain::Trace;
+use tolk::stream::explain::{self, Trace};
 use tolk::stream::lang::LanguageMode;
-use tolk::stream::policy::{Event, PolicyConfig};
+use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::stream::scheduler::{ChannelSpec, Engine};
 
 mod common;
-use common::{arg, cpu_secs, percentile, program};
+use common::{arg, cpu_secs, percentile, print_explained, program};
 
 /// What one channel's listener got: final texts, and (word end, latency) per word; and, from
 /// the policy's trace, its closing decodes: each one's window (seconds) and how long after
@@ -40,6 +46,9 @@ struct Got {
     latency: Vec<f64>,
     closing_window: Vec<f64>,
     closing_done: Vec<f64>,
+    /// With `--explain`: the finals' words and the policy's whole trace.
+    words: Vec<Word>,
+    trace: Vec<Trace>,
 }
 
 fn main() {
@@ -50,6 +59,11 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model_name = arg("--model", "base");
     let secs: f64 = arg("--secs", "180").parse().expect("--secs N");
+    let speed: f64 = arg("--speed", "1").parse().expect("--speed X");
+    let trace_out = std::env::args()
+        .any(|a| a == "--trace-out")
+        .then(|| arg("--trace-out", ""));
+    let explain_it = trace_out.is_some() || std::env::args().any(|a| a == "--explain");
     let policy = PolicyConfig {
         trace: true,
         piece_after: arg(
@@ -75,9 +89,18 @@ fn main() {
         })
         .unwrap_or_default();
     println!(
-        "{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time, pieces from {} s",
-        policy.piece_after
+        "{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time, pieces from {} s{}",
+        policy.piece_after,
+        if speed < 1.0 {
+            format!(", a machine {speed}x as fast simulated")
+        } else {
+            String::new()
+        }
     );
+    let decoding = Decoding {
+        speed,
+        ..Decoding::threads(threads)
+    };
     let capacity =
         tolk::stream::engine::calibrate(&model, Decoding::threads(threads)).expect("calibration");
     println!(
@@ -97,7 +120,13 @@ fn main() {
             100.0 * w.rate(),
             w.deletions
         );
-        programs.insert(lang, (audio, reference, w));
+        let segments: Vec<(f64, f64, String)> = offline
+            .segments
+            .iter()
+            .map(|s| (s.start, s.end, s.text.clone()))
+            .collect();
+        let words = explain::spread_words(&segments, lang);
+        programs.insert(lang, (audio, reference, w, words));
     }
 
     for &n in &counts {
@@ -109,7 +138,7 @@ fn main() {
         let g = got.clone();
         let engine = Engine::start(
             model.clone(),
-            Decoding::threads(threads),
+            decoding,
             Box::new(move |ch, e| {
                 let mut g = g.lock().unwrap();
                 let got = &mut g[ch as usize];
@@ -117,15 +146,24 @@ fn main() {
                     Event::Final { text, words, .. } => {
                         got.latency.extend(words.iter().map(|w| e.at - w.end));
                         got.finals.push(text);
+                        if explain_it {
+                            got.words.extend(words);
+                        }
                     }
-                    Event::Trace(Trace::Decode {
-                        from,
-                        to,
-                        closing: true,
-                        ..
-                    }) => {
-                        got.closing_window.push(to - from);
-                        got.closing_done.push(e.at - to);
+                    Event::Trace(t) => {
+                        if let Trace::Decode {
+                            from,
+                            to,
+                            closing: true,
+                            ..
+                        } = t
+                        {
+                            got.closing_window.push(to - from);
+                            got.closing_done.push(e.at - to);
+                        }
+                        if explain_it {
+                            got.trace.push(t);
+                        }
                     }
                     _ => {}
                 }
@@ -200,7 +238,7 @@ fn main() {
         println!("| channels | channel | WER | × offline | deleted (offline) | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
         for (i, lang) in langs.iter().enumerate() {
-            let (_, reference, offline) = &programs[lang];
+            let (_, reference, offline, _) = &programs[lang];
             let text = got[i].finals.join(" ");
             let w = tolk::eval::wer(reference, &text, lang);
             let mut lat = got[i].latency.clone();
@@ -237,6 +275,32 @@ fn main() {
                 percentile(&mut done, 0.5),
                 percentile(&mut done, 0.95),
             );
+        }
+        if explain_it {
+            for (i, (g, lang)) in got.iter().zip(&langs).enumerate() {
+                println!(
+                    "\n### {}",
+                    if i == 0 {
+                        "floor".to_string()
+                    } else {
+                        format!("booth {i}")
+                    }
+                );
+                let offline_words = &programs[lang].3;
+                print_explained(&explain::explain(offline_words, &g.words, &g.trace, lang));
+            }
+            if let Some(path) = &trace_out {
+                let mut lines = Vec::new();
+                for (i, g) in got.iter().enumerate() {
+                    for w in &g.words {
+                        lines.push(serde_json::json!({"channel": i, "final": w}).to_string());
+                    }
+                    for t in &g.trace {
+                        lines.push(serde_json::json!({"channel": i, "trace": t}).to_string());
+                    }
+                }
+                std::fs::write(path, lines.join("\n") + "\n").expect("--trace-out");
+            }
         }
     }
 }

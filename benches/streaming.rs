@@ -35,7 +35,7 @@ use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::transcribe::Model;
 
 mod common;
-use common::{arg, cpu_secs, percentile, program};
+use common::{arg, cpu_secs, percentile, print_explained, program};
 
 /// A memory figure of this process in MB from /proc/self/status: `VmHWM` (peak resident)
 /// or `VmRSS` (resident now).
@@ -618,40 +618,6 @@ fn speech_only(text: &str) -> String {
 fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
     let mut v: Vec<f64> = runs.iter().map(f).collect();
     percentile(&mut v, 0.5)
-}
-
-/// What `--explain` found in one run: lost words by cause, and the longest lost phrases.
-fn print_explained(r: &explain::Report) {
-    println!(
-        "\nwords of the offline transcript missing from the stream: {} of {}",
-        r.lost.len(),
-        r.offline_words
-    );
-    println!("\n| cause | words |\n|---|---|");
-    for (cause, n) in r.counts() {
-        println!("| {cause:?} | {n} |");
-    }
-    // Runs of lost words that stand together (a lost phrase), longest first.
-    let mut phrases: Vec<(usize, String, f64, explain::Cause)> = Vec::new();
-    let mut cur: Vec<&(explain::TimedWord, explain::Cause)> = Vec::new();
-    let mut flush = |cur: &mut Vec<&(explain::TimedWord, explain::Cause)>| {
-        if cur.len() >= 3 {
-            let text: Vec<&str> = cur.iter().map(|(w, _)| w.text.as_str()).collect();
-            phrases.push((cur.len(), text.join(" "), cur[0].0.start, cur[0].1));
-        }
-        cur.clear();
-    };
-    for l in &r.lost {
-        if cur.last().is_some_and(|p| l.0.start - p.0.end > 1.0) {
-            flush(&mut cur);
-        }
-        cur.push(l);
-    }
-    flush(&mut cur);
-    phrases.sort_by_key(|p| std::cmp::Reverse(p.0));
-    for (n, text, at, cause) in phrases.iter().take(12) {
-        println!("  lost at {at:.1} s ({n} words, {cause:?}): \"{text}\"");
-    }
 }
 
 fn main() {
