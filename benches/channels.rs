@@ -3,10 +3,12 @@
 //!
 //! ```sh
 //! cargo bench --bench channels -- [--model base] [--channels 1,3,5] [--secs 180]
-//!     [--piece-after SECS] [--speed 1.0] [--explain] [--trace-out FILE]
+//!     [--piece-after SECS] [--speed 1.0] [--explain] [--trace-out FILE] [--clips A,B,C]
 //! ```
 //!
-//! `--speed` simulates a machine that many times as fast as this one (below 1: each decode
+//! `--clips` plays one recording per channel instead (`testdata/A.*`, whole; the floor
+//! first; Spanish for a name beginning `es-`), once: what an integration test's meeting
+//! does, with this benchmark's measures. `--speed` simulates a machine that many times as fast as this one (below 1: each decode
 //! takes `1 / speed` times as long, as `tolk serve --simulate-speed`). `--explain` says, per
 //! channel, for every word the offline transcript has and the channel's finals do not, why
 //! (`stream::explain`, as the streaming benchmark's `--explain`); `--trace-out` writes, with
@@ -108,14 +110,43 @@ fn main() {
         capacity.describe(0)
     );
 
-    // Each language's program and its offline WER (the ratio's denominator).
+    // Each program and its offline WER (the ratio's denominator): a language's, or with
+    // `--clips` one recording's per channel (the language from its name: `es-…` Spanish).
+    let clips_arg = std::env::args()
+        .any(|a| a == "--clips")
+        .then(|| arg("--clips", ""));
+    let lang_of = |key: &str| -> &'static str {
+        if key == "es" || key.starts_with("es-") {
+            "es"
+        } else {
+            "en"
+        }
+    };
+    let lineups: Vec<Vec<String>> = match &clips_arg {
+        Some(list) => vec![list.split(',').map(|c| c.trim().to_string()).collect()],
+        None => counts
+            .iter()
+            .map(|&n| {
+                (0..n)
+                    .map(|i| if i % 2 == 0 { "en" } else { "es" }.to_string())
+                    .collect()
+            })
+            .collect(),
+    };
     let mut programs = BTreeMap::new();
-    for lang in ["en", "es"] {
-        let (audio, reference) = program(&root, lang, secs);
+    for key in lineups.iter().flatten() {
+        if programs.contains_key(key) {
+            continue;
+        }
+        let lang = lang_of(key);
+        let (audio, reference) = match &clips_arg {
+            Some(_) => common::program_of(&root, &[key.as_str()], f64::INFINITY),
+            None => program(&root, lang, secs),
+        };
         let offline = common::offline(&model, &audio, lang, threads);
         let w = tolk::eval::wer(&reference, &offline.text(), lang);
         println!(
-            "offline {lang}: {:.0} s of audio, WER {:.1} % ({} deleted)",
+            "offline {key}: {:.0} s of audio, WER {:.1} % ({} deleted)",
             audio.len() as f64 / 16_000.0,
             100.0 * w.rate(),
             w.deletions
@@ -126,13 +157,11 @@ fn main() {
             .map(|s| (s.start, s.end, s.text.clone()))
             .collect();
         let words = explain::spread_words(&segments, lang);
-        programs.insert(lang, (audio, reference, w, words));
+        programs.insert(key.clone(), (audio, reference, w, words));
     }
 
-    for &n in &counts {
-        let langs: Vec<&str> = (0..n)
-            .map(|i| if i % 2 == 0 { "en" } else { "es" })
-            .collect();
+    for keys in &lineups {
+        let n = keys.len();
         let got: Arc<Mutex<Vec<Got>>> =
             Arc::new(Mutex::new((0..n).map(|_| Got::default()).collect()));
         let g = got.clone();
@@ -170,10 +199,10 @@ fn main() {
             }),
         )
         .expect("engine");
-        let channels: Vec<_> = langs
+        let channels: Vec<_> = keys
             .iter()
             .enumerate()
-            .map(|(i, lang)| {
+            .map(|(i, key)| {
                 engine
                     .open(ChannelSpec {
                         name: if i == 0 {
@@ -181,7 +210,7 @@ fn main() {
                         } else {
                             format!("booth{i}")
                         },
-                        language: LanguageMode::Fixed(lang.to_string()),
+                        language: LanguageMode::Fixed(lang_of(key).to_string()),
                         floor: i == 0,
                         policy: policy.clone(),
                         hints: Vec::new(),
@@ -195,11 +224,11 @@ fn main() {
         // Real time: 50 ms of every channel's program every 50 ms.
         let (cpu0, t0) = (cpu_secs(), Instant::now());
         let chunk = 800;
-        let longest = langs.iter().map(|l| programs[l].0.len()).max().unwrap_or(0);
+        let longest = keys.iter().map(|k| programs[k].0.len()).max().unwrap_or(0);
         let mut at = 0;
         while at < longest {
-            for (c, lang) in channels.iter().zip(&langs) {
-                let audio = &programs[lang].0;
+            for (c, key) in channels.iter().zip(keys) {
+                let audio = &programs[key].0;
                 if at < audio.len() {
                     c.push_audio(&audio[at..(at + chunk).min(audio.len())])
                         .expect("push");
@@ -226,9 +255,9 @@ fn main() {
         drop(channels);
         engine.shutdown();
         let got = got.lock().unwrap();
-        let audio_secs: f64 = langs
+        let audio_secs: f64 = keys
             .iter()
-            .map(|l| programs[l].0.len() as f64 / 16_000.0)
+            .map(|k| programs[k].0.len() as f64 / 16_000.0)
             .sum();
         println!(
             "\n{n} channel(s): CPU {:.2} s per audio second of all channels ({:.2} s/s of wall time)\n",
@@ -237,8 +266,9 @@ fn main() {
         );
         println!("| channels | channel | WER | × offline | deleted (offline) | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
-        for (i, lang) in langs.iter().enumerate() {
-            let (_, reference, offline, _) = &programs[lang];
+        for (i, key) in keys.iter().enumerate() {
+            let lang = lang_of(key);
+            let (_, reference, offline, _) = &programs[key];
             let text = got[i].finals.join(" ");
             let w = tolk::eval::wer(reference, &text, lang);
             let mut lat = got[i].latency.clone();
@@ -277,7 +307,7 @@ fn main() {
             );
         }
         if explain_it {
-            for (i, (g, lang)) in got.iter().zip(&langs).enumerate() {
+            for (i, (g, key)) in got.iter().zip(keys).enumerate() {
                 println!(
                     "\n### {}",
                     if i == 0 {
@@ -286,8 +316,13 @@ fn main() {
                         format!("booth {i}")
                     }
                 );
-                let offline_words = &programs[lang].3;
-                print_explained(&explain::explain(offline_words, &g.words, &g.trace, lang));
+                let offline_words = &programs[key].3;
+                print_explained(&explain::explain(
+                    offline_words,
+                    &g.words,
+                    &g.trace,
+                    lang_of(key),
+                ));
             }
             if let Some(path) = &trace_out {
                 let mut lines = Vec::new();

@@ -145,8 +145,13 @@ pub fn clips(lang: &str) -> &'static [&'static str] {
 /// The recordings of `lang` joined with 1 s of silence, whole, up to about `secs` seconds
 /// (all of them with `f64::INFINITY`), and their joined reference text.
 pub fn program(root: &Path, lang: &str, secs: f64) -> (Vec<f32>, String) {
+    program_of(root, clips(lang), secs)
+}
+
+/// [`program`] of the recordings named.
+pub fn program_of(root: &Path, clips: &[&str], secs: f64) -> (Vec<f32>, String) {
     let (mut audio, mut reference) = (Vec::new(), String::new());
-    for clip in clips(lang) {
+    for clip in clips {
         if audio.len() as f64 / 16_000.0 >= secs {
             break;
         }

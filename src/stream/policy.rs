@@ -382,6 +382,9 @@ pub struct Policy {
     speech_end: Option<f64>,
     /// Where a piece cut in speech (no pause) ends: its closing decode stops there.
     cut: Option<f64>,
+    /// The utterance's closing decode stopped short of its end and is being run again
+    /// from where it stopped (see [`SHORT_STOP_SECS`]).
+    short_retried: bool,
     /// Where the next utterance began, if it did before that closing decode.
     next_onset: Option<f64>,
     /// Where that next utterance ended, if it did before that closing decode too.
@@ -464,6 +467,7 @@ impl Policy {
             recent_words: VecDeque::new(),
             speech_end: None,
             cut: None,
+            short_retried: false,
             next_onset: None,
             next_end: None,
             next_pause: None,
@@ -897,6 +901,7 @@ impl Policy {
                 self.prompt_off = true;
                 if closing {
                     // Still owed: the next poll runs it again.
+                    let _ = self.bare_window();
                     self.note(|| Trace::Result {
                         id,
                         words: heard,
@@ -938,8 +943,12 @@ impl Policy {
         // in a row over "All right, so this is the sick corpus"; "and that should be all,
         // thanks" six times over "So this is the sick corpus, I have a cold", the closing
         // decode too). A failure like the others.
-        let stuck =
-            said && words.is_empty() && guard.is_none() && to - self.last_word_end >= STUCK_SECS;
+        // (Not a closing decode run again after one that stopped short: see below.)
+        let stuck = said
+            && words.is_empty()
+            && guard.is_none()
+            && !self.short_retried
+            && to - self.last_word_end >= STUCK_SECS;
         // The prompt's text goes for good with any failure it was given to (Whisper's
         // reference decoder resets its prompt when it has to fall back): turned back on, it
         // holds only what is committed after. Kept, it failed every other decode (recorded:
@@ -958,12 +967,28 @@ impl Policy {
             kept,
             new: words.clone(),
         });
+        // Where the detector heard the speech end (a piece's cut, or the window's end).
+        let end = self.speech_end.map_or(to, |e| e.min(to));
+        if closing && self.short_retried && words.is_empty() {
+            // The closing decode run again from where the last one's words stopped found no
+            // more words: it said only those already committed (the last one had them all,
+            // timed early: nothing is missing), or nothing, or what a guard dropped — the
+            // speech after them is counted.
+            self.short_retried = false;
+            if !(said && guard.is_none()) {
+                let since = self.committed_until.max(from);
+                self.give_up(since, end, "its closing decodes stopped short of it");
+            }
+            self.close_utterance(now);
+            return;
+        }
         if closing {
             let failed = words.is_empty() && (stuck || guard.is_some_and(Guard::failed_on_speech));
-            if failed && prompted {
-                // The utterance's last chance: once more without the prompt (`prompt_off`,
-                // set above: Whisper given a prompt sometimes loops on it or answers with
-                // nothing sure).
+            // The utterance's last chance: once more without the prompt (`prompt_off`, set
+            // above: Whisper given a prompt sometimes loops on it or answers with nothing
+            // sure), and without the committed words' audio before it (each a change, so
+            // this is asked at most twice).
+            if failed && (self.bare_window() | prompted) {
                 return;
             }
             let mut words = words;
@@ -987,6 +1012,20 @@ impl Policy {
             {
                 self.window_words.clear();
             }
+            // A closing decode whose words stop seconds before the speech's end left that
+            // speech out: Whisper, greedy on a long window, stops early (recorded: a booth
+            // among three on a slow machine, 42-66 s decoded whole, its words ending at
+            // 58.1 s; the closing decode then closed the utterance and 8 s of speech went
+            // with no word and no count). It runs again from where its words stopped, as
+            // Whisper's own decoder seeks to its last timestamp, for as long as each run
+            // gives words; what the last one leaves out is counted (above).
+            if !failed && !words.is_empty() && end - self.committed_until >= SHORT_STOP_SECS {
+                self.short_retried = true;
+                self.window_start = self.committed_until;
+                self.window_words.clear();
+                return;
+            }
+            self.short_retried = false;
             self.close_utterance(now);
             return;
         }
@@ -1225,6 +1264,20 @@ impl Policy {
             rescued.drain(..m);
         }
         rescued
+    }
+
+    /// A closing decode that failed goes again without the audio of the committed words
+    /// before the speech it owes: Whisper, given them, may say them and stop (recorded: a
+    /// booth's piece, its prompted decode looping, then unprompted "That should be all.
+    /// Thanks." — the 3.6 s of context — and nothing of the 6.6 s of speech after).
+    /// Whether it moved the window.
+    fn bare_window(&mut self) -> bool {
+        if self.window_start >= self.committed_until - 0.1 {
+            return false;
+        }
+        self.window_start = self.committed_until;
+        self.window_words.clear();
+        true
     }
 
     /// Speech `[from, to)` given up: counted and recorded.
@@ -1585,6 +1638,10 @@ pub fn loop_start(words: &[Word]) -> Option<usize> {
     }
     cut
 }
+
+/// Seconds of speech after a closing decode's last word (to where the detector heard the
+/// speech end) over which the decode stopped short: it is run again from that word.
+const SHORT_STOP_SECS: f64 = 2.0;
 
 /// Seconds of audio after the last committed word over which a decode that says nothing new
 /// (its context again, squeezed to the window's end) has failed.
@@ -3741,6 +3798,107 @@ mod tests {
         assert_eq!(
             final_text(&events),
             "I think this is probably good.",
+            "{events:?}"
+        );
+        assert_eq!(p.untranscribed, 0.0);
+    }
+
+    /// Ten words over 0.5-6.0 s, no tentative decodes; the first closing decode stops after
+    /// the fourth word (2.65 s), and the next hears the rest, or nothing.
+    fn stopping_short(rest: bool) -> (Vec<Event>, Policy, usize) {
+        let script: Vec<(String, f64, f64)> = (0..10)
+            .map(|i| {
+                (
+                    format!(" w{i}"),
+                    0.5 + 0.55 * i as f64,
+                    0.5 + 0.55 * i as f64 + 0.5,
+                )
+            })
+            .collect();
+        let audio = speech_audio(&[(0.5, 6.0, 0.3)], 9.0);
+        let mut closings = 0;
+        let (events, p) = replay(
+            &audio,
+            // No tentative decodes (whose words would stand for the closing one's missing).
+            PolicyConfig {
+                step: 100.0,
+                ..PolicyConfig::default()
+            },
+            |job| {
+                let mut h = scripted(&script, job);
+                if job.closing {
+                    closings += 1;
+                    if closings == 1 {
+                        h.words.retain(|w| w.end <= 3.0);
+                    } else if !rest {
+                        h.words.clear();
+                    }
+                }
+                h
+            },
+            |_| 0.2,
+        );
+        (events, p, closings)
+    }
+
+    #[test]
+    fn a_closing_decode_that_stops_short_goes_again_from_its_last_word() {
+        let (events, p, closings) = stopping_short(true);
+        assert_eq!(
+            final_text(&events),
+            "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9",
+            "{events:?}"
+        );
+        assert_eq!(closings, 2);
+        assert_eq!(p.untranscribed, 0.0);
+    }
+
+    #[test]
+    fn speech_a_closing_decode_stopped_short_of_twice_is_counted() {
+        let (events, p, closings) = stopping_short(false);
+        assert_eq!(final_text(&events), "w0 w1 w2 w3", "{events:?}");
+        assert_eq!(closings, 2);
+        // The rest of the speech: 2.65-6.0 s.
+        assert!((2.8..3.6).contains(&p.untranscribed), "{}", p.untranscribed);
+    }
+
+    #[test]
+    fn a_closing_decode_that_says_only_its_context_goes_again_without_it() {
+        // Recorded: a booth's piece decoded with the last words before it as context audio;
+        // Whisper said those words ("That should be all. Thanks.") and nothing of the 6.6 s
+        // after, and the piece was given up.
+        let script = [
+            (" well", 0.5, 0.8),
+            (" then", 0.8, 1.2),
+            (" this", 2.0, 2.4),
+            (" is", 2.4, 2.7),
+            (" the", 2.7, 3.0),
+            (" sick", 3.0, 3.6),
+            (" corpus", 3.6, 4.4),
+            (" with", 4.4, 4.8),
+            (" a", 4.8, 5.0),
+            (" cold", 5.0, 5.8),
+        ];
+        let audio = speech_audio(&[(0.5, 1.2, 0.3), (2.0, 5.8, 0.3)], 8.0);
+        let (events, p) = replay(
+            &audio,
+            PolicyConfig {
+                step: 100.0,
+                ..PolicyConfig::default()
+            },
+            |job| {
+                let mut h = scripted(&script, job);
+                let end = job.start + job.audio.len() as f64 / 16_000.0;
+                if job.closing && end > 3.0 && job.start < 1.2 {
+                    h.words.retain(|w| w.end <= 1.2);
+                }
+                h
+            },
+            |_| 0.2,
+        );
+        assert_eq!(
+            final_text(&events),
+            "well then this is the sick corpus with a cold",
             "{events:?}"
         );
         assert_eq!(p.untranscribed, 0.0);
