@@ -986,8 +986,8 @@ impl Policy {
             let failed = words.is_empty() && (stuck || guard.is_some_and(Guard::failed_on_speech));
             // The utterance's last chance: once more without the prompt (`prompt_off`, set
             // above: Whisper given a prompt sometimes loops on it or answers with nothing
-            // sure), and without the committed words' audio before it (each a change, so
-            // this is asked at most twice).
+            // sure), and without the committed words' audio before it: asked only while
+            // either was there, so it ends.
             if failed && (self.bare_window() | prompted) {
                 return;
             }
@@ -1021,8 +1021,7 @@ impl Policy {
             // gives words; what the last one leaves out is counted (above).
             if !failed && !words.is_empty() && end - self.committed_until >= SHORT_STOP_SECS {
                 self.short_retried = true;
-                self.window_start = self.committed_until;
-                self.window_words.clear();
+                let _ = self.bare_window();
                 return;
             }
             self.short_retried = false;
@@ -1266,11 +1265,11 @@ impl Policy {
         rescued
     }
 
-    /// A closing decode that failed goes again without the audio of the committed words
-    /// before the speech it owes: Whisper, given them, may say them and stop (recorded: a
-    /// booth's piece, its prompted decode looping, then unprompted "That should be all.
-    /// Thanks." — the 3.6 s of context — and nothing of the 6.6 s of speech after).
-    /// Whether it moved the window.
+    /// A closing decode that failed, or stopped short, goes again without the audio of the
+    /// committed words before the speech it owes: Whisper, given them, may say them and
+    /// stop (recorded: a booth's piece, its prompted decode looping, then unprompted "That
+    /// should be all. Thanks." — the 3.6 s of context — and nothing of the 6.6 s of speech
+    /// after). Whether it moved the window.
     fn bare_window(&mut self) -> bool {
         if self.window_start >= self.committed_until - 0.1 {
             return false;
