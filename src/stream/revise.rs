@@ -13,9 +13,10 @@
 //! [`Chunker`] (pure) gathers a channel's audio and finals into chunks of at most
 //! [`CHUNK_SECS`]; [`split`] gives each final of a chunk the revised words heard in its
 //! time; [`check`] refuses a revision that looks worse than the stream (far fewer words,
-//! far more, a loop). [`Reviser`] is the thread that decodes the chunks, at the
-//! lowest CPU priority there is (`SCHED_IDLE`): it only ever runs on cores the live decodes
-//! and the server leave idle, so it costs live captions nothing. Its queue holds
+//! far more, a loop), and `fill_skipped` puts back the stream's words where a revision
+//! that passed left out a phrase of them. [`Reviser`] is the thread that decodes the
+//! chunks, at the lowest CPU priority there is (`SCHED_IDLE`): it only ever runs on cores
+//! the live decodes and the server leave idle, so it costs live captions nothing. Its queue holds
 //! [`REVISE_QUEUE`] chunks; when full, the oldest is given up: its finals stay as they were
 //! sent (counted, never silent).
 
@@ -118,6 +119,11 @@ const BEAM: usize = 5;
 /// A chunk's revision must keep this share of the stream's words (a long-window decode that
 /// skips a stretch of speech, as Whisper sometimes does, is refused)…
 const MIN_WORDS_KEPT: f64 = 0.85;
+/// Where a revision that passes leaves out this many words running that the stream wrote,
+/// the stream's words go back in ([`fill_skipped`]). (Three, replayed on one English run,
+/// put back only "I don't know", the stream's mishearing of a phrase the revision left
+/// out: three insertions, 1.04 → 1.08 × offline; a dropped segment is a phrase.)
+const SKIPPED_PHRASE: usize = 4;
 /// …and add no more than this share plus [`MAX_WORDS_EXTRA`] (text in silence).
 const MAX_WORDS_GROWTH: f64 = 1.6;
 const MAX_WORDS_EXTRA: usize = 8;
@@ -160,6 +166,87 @@ pub fn check(words: &[Word], finals: &[Piece]) -> Result<(), Refused> {
         return Err(Refused::Loop);
     }
     Ok(())
+}
+
+/// A revision's words with the phrases it leaves out put back: where [`SKIPPED_PHRASE`] or
+/// more words the stream wrote running have no word of the revision (by a minimum-edit
+/// alignment of the texts, not by times), the stream's words go in at that place, timed as
+/// their final. A long decode drops a segment now and then (Whisper, after a pause:
+/// recorded in the three-channel meeting test, "And here's a long…" read live and gone from
+/// the record, the chunk as a whole keeping 90 % of the stream's words); the record must
+/// not lose what listeners read. `after_seam`: a chunk came before this one, and words
+/// the revision leaves out at its start are not put back — the stream timed them after the
+/// cut, they were said before it, and the chunk before has them. (Replayed on one English
+/// run, of seven phrases of three words or more found left out, six were at a chunk's
+/// start; five of those were in the chunk before's revision, one was in neither: "You know,
+/// Montreal forced a liner", lost from the record as before.) Returns the words and how
+/// many went back in.
+fn fill_skipped(words: Vec<Word>, finals: &[Piece], after_seam: bool) -> (Vec<Word>, usize) {
+    use crate::eval::{align, Step};
+    // One token per word as written: "don't" one word, "5-0-0" the same as "500".
+    let token = |w: &str| -> String {
+        w.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let mut stream: Vec<Word> = Vec::new();
+    for f in finals {
+        let parts: Vec<&str> = f.text.split_whitespace().collect();
+        let d = (f.end - f.start).max(0.0) / parts.len().max(1) as f64;
+        stream.extend(parts.iter().enumerate().map(|(i, t)| Word {
+            text: format!(" {t}"),
+            start: f.start + i as f64 * d,
+            end: f.start + (i + 1) as f64 * d,
+            prob: 1.0,
+        }));
+    }
+    stream.retain(|w| !token(&w.text).is_empty());
+    let (ours, theirs): (Vec<String>, Vec<String>) = (
+        stream.iter().map(|w| token(&w.text)).collect(),
+        words.iter().map(|w| token(&w.text)).collect(),
+    );
+    // Runs of left-out stream words: (where in the revision, which stream words).
+    let mut runs: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    let (mut h, mut matched, mut open): (usize, bool, Option<(usize, usize, usize)>) =
+        (0, false, None);
+    let mut close = |open: &mut Option<(usize, usize, usize)>, matched: bool| {
+        if let Some((at, a, b)) = open.take() {
+            let leading = !matched && after_seam;
+            if b - a >= SKIPPED_PHRASE && !leading {
+                runs.push((at, a..b));
+            }
+        }
+    };
+    for step in align(&ours, &theirs) {
+        match step {
+            Step::Delete { r } => match &mut open {
+                Some((_, _, b)) => *b = r + 1,
+                None => open = Some((h, r, r + 1)),
+            },
+            // A word the revision adds does not end a run it leaves out.
+            Step::Insert { .. } => h += 1,
+            Step::Match { .. } | Step::Substitute { .. } => {
+                close(&mut open, matched);
+                matched = true;
+                h += 1;
+            }
+        }
+    }
+    close(&mut open, matched);
+    let filled = runs.iter().map(|(_, r)| r.len()).sum();
+    let mut out = Vec::with_capacity(words.len() + filled);
+    let mut runs = runs.into_iter().peekable();
+    for (i, w) in words.into_iter().enumerate() {
+        while let Some((_, r)) = runs.next_if(|(at, _)| *at <= i) {
+            out.extend(stream[r].iter().cloned());
+        }
+        out.push(w);
+    }
+    for (_, r) in runs {
+        out.extend(stream[r].iter().cloned());
+    }
+    (out, filled)
 }
 
 /// Whether Whisper looped: one word eight times running, or a phrase of up to eight words
@@ -705,15 +792,27 @@ pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
         Ok(w) => w,
         Err(failed) => return failed,
     };
+    // The stream's words where a passed revision left out a phrase of them.
+    let whole = |words: Vec<Word>, job: &RevisionJob| {
+        let (words, filled) = fill_skipped(words, &job.finals, !job.prompt.is_empty());
+        if filled > 0 {
+            tracing::debug!(
+                filled,
+                secs = job.secs(),
+                "stream words kept where the revision had none"
+            );
+        }
+        split(&words, &job.finals)
+    };
     match checked(&words, &job) {
-        Ok(()) => revised(split(&words, &job.finals)),
+        Ok(()) => revised(whole(words, &job)),
         // Whisper skipped much or looped: shorter windows often decode well.
         Err(why) if job.finals.len() >= 2 => {
             let mut pieces = Vec::new();
             for half in halves(&job) {
                 if let Ok(w) = words_of(model, threads, &half) {
                     if checked(&w, &half).is_ok() {
-                        pieces.extend(split(&w, &half.finals));
+                        pieces.extend(whole(w, &half));
                     }
                 }
             }
@@ -1012,6 +1111,91 @@ mod tests {
                 .map(|(i, t)| w(t, i as f64 * 0.2, i as f64 * 0.2 + 0.2))
                 .collect();
         assert_eq!(check(&said_twice, &twice), Ok(()));
+    }
+
+    /// Recorded (the three-channel meeting test, its booth with a cold, 2026-12-07): the
+    /// chunk's decode dropped its last segment, after a pause; it kept 44 of the stream's
+    /// 49 words, over the share asked, and the last final went out empty. (The finals'
+    /// texts as revised; the last one's as the run's transcript shows it live.) The
+    /// stream's words go back where the revision has none of four or more running; two
+    /// (a "you know" that a better reading leaves out) do not.
+    #[test]
+    fn a_phrase_the_revision_leaves_out_keeps_the_streams_words() {
+        let finals = [
+            f(28.56, 36.46, "So this is the sick corpus. I have a cold so I probably sound quite different than the acoustic corpus."),
+            f(35.07, 43.88, "The reporting environment is also quite different and I'm saying a bunch of different words that I did not say in the original one."),
+            f(43.88, 47.74, "And here's a long, and"),
+        ];
+        let words = |t: &str| -> Vec<Word> {
+            t.split(' ')
+                .enumerate()
+                .map(|(i, t)| w(t, 28.6 + i as f64 * 0.35, 28.9 + i as f64 * 0.35))
+                .collect()
+        };
+        let said = "So this is the sick corpus. I have a cold so I probably sound quite different than the acoustic corpus. The recording environment is also quite different, and I'm saying a bunch of different words that I did not say in the original one.";
+        let recorded = words(said);
+        assert_eq!(check(&recorded, &finals), Ok(()));
+        assert_eq!(
+            split(&recorded, &finals)[2].text,
+            "",
+            "what it did to the record"
+        );
+        for after_seam in [false, true] {
+            let (filled, n) = fill_skipped(recorded.clone(), &finals, after_seam);
+            assert_eq!(n, 5);
+            let pieces = split(&filled, &finals);
+            assert_eq!(pieces[2].text, "And here's a long, and");
+            let text: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
+            assert_eq!(text.join(" "), format!("{said} And here's a long, and"));
+        }
+        // A revision that has the phrase is used as it is.
+        let whole = words(&format!("{said} And here's a long pause, and"));
+        assert_eq!(fill_skipped(whole.clone(), &finals, true), (whole, 0));
+        // Two words left out: a better reading.
+        let short = [f(
+            28.5,
+            33.0,
+            "So this is, you know, the sick corpus. I have a cold.",
+        )];
+        let better = words("So this is the sick corpus. I have a cold.");
+        assert_eq!(fill_skipped(better.clone(), &short, false), (better, 0));
+    }
+
+    /// Recorded (a real-time English run, replayed): the stream timed "1, 2, 3, 4, you"
+    /// after the cut between two chunks; the revision of the chunk before has those words,
+    /// this one starts at "can". At a chunk's start such words stay out (the record would
+    /// say them twice); in the channel's first chunk, or within a chunk, they go back in.
+    #[test]
+    fn words_left_out_at_a_seam_are_the_chunk_befores() {
+        let finals = [
+            f(30.2, 31.9, "1, 2, 3, 4, you can"),
+            f(
+                32.0,
+                34.4,
+                "try to ring the console. If the console is busy",
+            ),
+            f(34.4, 35.3, "or unavailable,"),
+        ];
+        let revised: Vec<Word> =
+            "can try to ring the console, if the console is busy or unavailable,"
+                .split(' ')
+                .enumerate()
+                .map(|(i, t)| w(t, 31.6 + i as f64 * 0.3, 31.9 + i as f64 * 0.3))
+                .collect();
+        assert_eq!(fill_skipped(revised.clone(), &finals, true).1, 0);
+        let (first, n) = fill_skipped(revised.clone(), &finals, false);
+        assert_eq!(n, 5);
+        assert_eq!(split(&first, &finals)[0].text, "1, 2, 3, 4, you can");
+        // Within: "try to ring the" left out between words it has.
+        let mut within = revised.clone();
+        within.drain(1..5);
+        let (back, n) = fill_skipped(within, &finals, true);
+        assert_eq!(n, 4);
+        let text: Vec<&str> = back.iter().map(|w| w.text.trim()).collect();
+        assert_eq!(
+            text.join(" "),
+            "can try to ring the console, if the console is busy or unavailable,"
+        );
     }
 
     /// A chunk Whisper skipped part of is decoded again in halves, cut between the finals

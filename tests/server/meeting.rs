@@ -468,21 +468,41 @@ fn a_meeting_too_big_for_its_machine_is_reduced_and_says_so_but_loses_no_speech(
     let v: Value = serde_json::from_str(&organizer).unwrap();
     for (i, (id, lang, clip)) in channels.iter().enumerate() {
         let untranscribed = v["channels"][i]["untranscribed_secs"].as_f64().unwrap();
-        let w = tolk::eval::wer(
-            &reference(&format!("{clip}.txt")),
-            &gapless(&seen, id)
-                .into_iter()
-                .map(|(_, t)| serde_json::from_str::<String>(&t).unwrap())
-                .collect::<Vec<_>>()
-                .join(" "),
-            lang,
-        );
+        let hyp = gapless(&seen, id)
+            .into_iter()
+            .map(|(_, t)| serde_json::from_str::<String>(&t).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let w = tolk::eval::wer(&reference(&format!("{clip}.txt")), &hyp, lang);
         eprintln!(
             "{id}: WER {:.3}, {} of {} words deleted, {untranscribed:.1} s untranscribed",
             w.rate(),
             w.deletions,
             w.reference_words
         );
+        eprintln!(
+            "{id}: {}",
+            marked(&reference(&format!("{clip}.txt")), &hyp, lang)
+        );
+        // As first sent, before any revision.
+        let mut live: BTreeMap<u64, String> = gapless(&seen, id)
+            .into_iter()
+            .map(|(seq, t)| (seq, serde_json::from_str::<String>(&t).unwrap()))
+            .collect();
+        for f in seen.superseded.iter().filter(|f| f["channel"] == *id) {
+            live.insert(
+                f["seq"].as_u64().unwrap(),
+                f["text"].as_str().unwrap().into(),
+            );
+        }
+        let live = live.into_values().collect::<Vec<_>>().join(" ");
+        eprintln!(
+            "{id} live: {}",
+            marked(&reference(&format!("{clip}.txt")), &live, lang)
+        );
+        for f in seen.finals.get(*id).into_iter().flatten() {
+            eprintln!("  {} {}-{} {}", f["seq"], f["start"], f["end"], f["text"]);
+        }
         // Speech runs at about 2.5 words a second.
         let allowed = 0.15 * w.reference_words as f64 + 2.5 * untranscribed;
         assert!(
@@ -493,4 +513,20 @@ fn a_meeting_too_big_for_its_machine_is_reduced_and_says_so_but_loses_no_speech(
         );
         assert!(w.rate() < 0.6, "{id}: WER {:.3}", w.rate());
     }
+}
+
+/// The reference with the words the hypothesis misses in [brackets], for a failing run's log.
+fn marked(reference: &str, hypothesis: &str, lang: &str) -> String {
+    use tolk::eval::{align, normalize, Step};
+    let r = normalize(reference, lang);
+    let steps = align(&r, &normalize(hypothesis, lang));
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Match { r: i, .. } | Step::Substitute { r: i, .. } => Some(r[*i].clone()),
+            Step::Delete { r: i } => Some(format!("[{}]", r[*i])),
+            Step::Insert { .. } => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

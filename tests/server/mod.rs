@@ -183,6 +183,8 @@ struct Seen {
     errors: Vec<Value>,
     /// `revised` messages (also applied to `finals`, as the pages do).
     revised: Vec<Value>,
+    /// The finals a `revised` replaced, as they were before it.
+    superseded: Vec<Value>,
     other: Vec<Value>,
 }
 
@@ -217,6 +219,7 @@ impl Seen {
                     .get_mut(&ch)
                     .and_then(|l| l.iter_mut().find(|f| f["seq"] == m["seq"]))
                 {
+                    self.superseded.push(f.clone());
                     *f = m.clone();
                     f["type"] = "final".into();
                 }
