@@ -21,7 +21,9 @@
 //! The floor speaks English, the booths Spanish, English, Spanish… (the streaming
 //! benchmark's programs, cut to the first `--secs` seconds of whole recordings). Per channel:
 //! WER against the reference and its ratio to `tolk transcribe`'s WER on the same audio
-//! (beam 5, computed once per language), deletions, per-word final latency p50/p95, seconds of
+//! (beam 5, computed once per language), deletions, the same for the record as revised by the
+//! idle-core reviser (what the archive keeps and `tolk serve`'s clients end with; the live
+//! columns are the finals as first sent), per-word final latency p50/p95, seconds of
 //! speech reported untranscribed, audio dropped, the largest lag; for the run: process CPU
 //! per audio second of all channels. Prints Markdown rows for `benches/README.md`.
 
@@ -45,6 +47,8 @@ use common::{arg, cpu_secs, percentile, print_explained, program};
 #[derive(Default)]
 struct Got {
     finals: Vec<String>,
+    /// The record: each final's segment and text, revised in place as revisions come.
+    record: Vec<(u64, String)>,
     latency: Vec<f64>,
     closing_window: Vec<f64>,
     closing_done: Vec<f64>,
@@ -172,11 +176,24 @@ fn main() {
                 let mut g = g.lock().unwrap();
                 let got = &mut g[ch as usize];
                 match e.event {
-                    Event::Final { text, words, .. } => {
+                    Event::Final {
+                        text,
+                        words,
+                        segment,
+                        ..
+                    } => {
                         got.latency.extend(words.iter().map(|w| e.at - w.end));
+                        got.record.push((segment, text.clone()));
                         got.finals.push(text);
                         if explain_it {
                             got.words.extend(words);
+                        }
+                    }
+                    Event::Revised(r) => {
+                        for p in r.pieces {
+                            if let Some(f) = got.record.iter_mut().find(|f| f.0 == p.segment) {
+                                f.1 = p.text;
+                            }
                         }
                     }
                     Event::Trace(t) => {
@@ -264,22 +281,27 @@ fn main() {
             cpu / audio_secs,
             cpu / wall
         );
-        println!("| channels | channel | WER | × offline | deleted (offline) | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("| channels | channel | WER | × offline | deleted (offline) | the record revised: WER, × offline, deleted | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for (i, key) in keys.iter().enumerate() {
             let lang = lang_of(key);
             let (_, reference, offline, _) = &programs[key];
             let text = got[i].finals.join(" ");
             let w = tolk::eval::wer(reference, &text, lang);
+            let record: Vec<&str> = got[i].record.iter().map(|f| f.1.as_str()).collect();
+            let r = tolk::eval::wer(reference, &record.join(" "), lang);
             let mut lat = got[i].latency.clone();
             let s = &stats[i];
             println!(
-                "| {n} | {} ({lang}) | {:.1} % | {:.2} | {} ({}) | {:.2} / {:.2} s | {:.1} s | {:.1} s | {:.1} s | {} ({:.0} %) |",
+                "| {n} | {} ({lang}) | {:.1} % | {:.2} | {} ({}) | {:.1} %, {:.2}, {} | {:.2} / {:.2} s | {:.1} s | {:.1} s | {:.1} s | {} ({:.0} %) |",
                 if i == 0 { "floor".to_string() } else { format!("booth {i}") },
                 100.0 * w.rate(),
                 w.rate() / offline.rate().max(1e-9),
                 w.deletions,
                 offline.deletions,
+                100.0 * r.rate(),
+                r.rate() / offline.rate().max(1e-9),
+                r.deletions,
                 percentile(&mut lat, 0.5),
                 percentile(&mut lat, 0.95),
                 s.untranscribed_secs,

@@ -474,8 +474,9 @@ fn replay(
     let index = |segment: u64| emitted.iter().rposition(|f| f.segment == segment);
     let (mut revised, mut starts, mut refused) = (Vec::new(), Vec::new(), 0);
     let n = jobs.len();
+    let mut before = Vec::new();
     for job in jobs {
-        match revise::revise(model, threads, job) {
+        match revise::revise(model, threads, job, &mut before) {
             Outcome::Revised(r) => {
                 starts.extend(r.pieces.first().and_then(|p| index(p.segment)));
                 for p in r.pieces {

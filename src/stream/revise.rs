@@ -124,6 +124,9 @@ const MIN_WORDS_KEPT: f64 = 0.85;
 /// put back only "I don't know", the stream's mishearing of a phrase the revision left
 /// out: three insertions, 1.04 → 1.08 × offline; a dropped segment is a phrase.)
 const SKIPPED_PHRASE: usize = 4;
+/// Words of the record before a chunk, beyond the phrase's own length, in which a phrase
+/// left out at the chunk's start is looked for ([`fill_skipped`]).
+const SEAM_SLACK: usize = 4;
 /// …and add no more than this share plus [`MAX_WORDS_EXTRA`] (text in silence).
 const MAX_WORDS_GROWTH: f64 = 1.6;
 const MAX_WORDS_EXTRA: usize = 8;
@@ -174,22 +177,16 @@ pub fn check(words: &[Word], finals: &[Piece]) -> Result<(), Refused> {
 /// their final. A long decode drops a segment now and then (Whisper, after a pause:
 /// recorded in the three-channel meeting test, "And here's a long…" read live and gone from
 /// the record, the chunk as a whole keeping 90 % of the stream's words); the record must
-/// not lose what listeners read. `after_seam`: a chunk came before this one, and words
-/// the revision leaves out at its start are not put back — the stream timed them after the
-/// cut, they were said before it, and the chunk before has them. (Replayed on one English
-/// run, of seven phrases of three words or more found left out, six were at a chunk's
-/// start; five of those were in the chunk before's revision, one was in neither: "You know,
-/// Montreal forced a liner", lost from the record as before.) Returns the words and how
-/// many went back in.
-fn fill_skipped(words: Vec<Word>, finals: &[Piece], after_seam: bool) -> (Vec<Word>, usize) {
+/// not lose what listeners read. At a chunk's start, words the revision leaves out are put
+/// back only if none of them is among the last of `before` (the record's last words as
+/// the chunk before left it, [`record_tail`]; empty for a channel's first chunk): the
+/// stream times words after the cut between chunks that were said before it, and the
+/// chunk before's revision has them. (Replayed on one English run, of seven phrases of
+/// three words or more left out, six were at a chunk's start; five of those were in the
+/// chunk before's revision, one in neither: "You know, Montreal forced a liner".) Returns
+/// the words and how many went back in.
+fn fill_skipped(words: Vec<Word>, finals: &[Piece], before: &[String]) -> (Vec<Word>, usize) {
     use crate::eval::{align, Step};
-    // One token per word as written: "don't" one word, "5-0-0" the same as "500".
-    let token = |w: &str| -> String {
-        w.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
     let mut stream: Vec<Word> = Vec::new();
     for f in finals {
         let parts: Vec<&str> = f.text.split_whitespace().collect();
@@ -212,8 +209,10 @@ fn fill_skipped(words: Vec<Word>, finals: &[Piece], after_seam: bool) -> (Vec<Wo
         (0, false, None);
     let mut close = |open: &mut Option<(usize, usize, usize)>, matched: bool| {
         if let Some((at, a, b)) = open.take() {
-            let leading = !matched && after_seam;
-            if b - a >= SKIPPED_PHRASE && !leading {
+            // Said before the cut: the chunk before ends with some of these words.
+            let theirs = &before[before.len().saturating_sub(b - a + SEAM_SLACK)..];
+            let seam = !matched && ours[a..b].iter().any(|w| theirs.contains(w));
+            if b - a >= SKIPPED_PHRASE && !seam {
                 runs.push((at, a..b));
             }
         }
@@ -729,6 +728,8 @@ fn reviser_thread(
     tx: &SyncSender<(u32, Outcome)>,
 ) {
     let (m, cv) = queue;
+    // Each channel's record's last words, for its next chunk's start.
+    let mut tails: std::collections::HashMap<u32, Vec<String>> = Default::default();
     loop {
         let mut q = lock(m);
         let (channel, job) = loop {
@@ -741,7 +742,8 @@ fn reviser_thread(
             q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
         };
         drop(q);
-        let outcome = catch_unwind(AssertUnwindSafe(|| revise(model, threads, job)))
+        let before = tails.entry(channel).or_default();
+        let outcome = catch_unwind(AssertUnwindSafe(|| revise(model, threads, job, before)))
             .unwrap_or_else(|_| Outcome::Failed("panic in the reviser".into()));
         if tx.send((channel, outcome)).is_err() {
             return;
@@ -778,7 +780,12 @@ pub fn spread(segments: &[Segment], from: f64) -> Vec<Word> {
 /// alone each run of finals a passed decode wrote far fewer words for read worse on the
 /// same finals — 12.2 % against 10.9 % without, some words said twice; `benches/README.md`
 /// — and was not kept.)
-pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
+pub fn revise(
+    model: &Model,
+    threads: usize,
+    job: RevisionJob,
+    before: &mut Vec<String>,
+) -> Outcome {
     let (from, to) = (job.from, job.from + job.secs());
     let revised = |pieces: Vec<Piece>| {
         Outcome::Revised(Revision {
@@ -790,11 +797,14 @@ pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
     };
     let words = match words_of(model, threads, &job) {
         Ok(w) => w,
-        Err(failed) => return failed,
+        Err(failed) => {
+            *before = record_tail(&job.finals, &[]);
+            return failed;
+        }
     };
     // The stream's words where a passed revision left out a phrase of them.
-    let whole = |words: Vec<Word>, job: &RevisionJob| {
-        let (words, filled) = fill_skipped(words, &job.finals, !job.prompt.is_empty());
+    let whole = |words: Vec<Word>, job: &RevisionJob, before: &[String]| {
+        let (words, filled) = fill_skipped(words, &job.finals, before);
         if filled > 0 {
             tracing::debug!(
                 filled,
@@ -804,17 +814,21 @@ pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
         }
         split(&words, &job.finals)
     };
-    match checked(&words, &job) {
-        Ok(()) => revised(whole(words, &job)),
+    let outcome = match checked(&words, &job) {
+        Ok(()) => revised(whole(words, &job, before)),
         // Whisper skipped much or looped: shorter windows often decode well.
         Err(why) if job.finals.len() >= 2 => {
             let mut pieces = Vec::new();
+            let mut tail = before.clone();
             for half in halves(&job) {
+                let mut got = Vec::new();
                 if let Ok(w) = words_of(model, threads, &half) {
                     if checked(&w, &half).is_ok() {
-                        pieces.extend(whole(w, &half));
+                        got = whole(w, &half, &tail);
                     }
                 }
+                tail = record_tail(&half.finals, &got);
+                pieces.extend(got);
             }
             if pieces.is_empty() {
                 Outcome::Refused(why)
@@ -823,7 +837,43 @@ pub fn revise(model: &Model, threads: usize, job: RevisionJob) -> Outcome {
             }
         }
         Err(why) => Outcome::Refused(why),
-    }
+    };
+    *before = match &outcome {
+        Outcome::Revised(r) => record_tail(&job.finals, &r.pieces),
+        _ => record_tail(&job.finals, &[]),
+    };
+    outcome
+}
+
+/// Words of a channel's record kept for the next chunk's start ([`fill_skipped`]).
+const TAIL_WORDS: usize = 16;
+
+/// The last [`TAIL_WORDS`] words of the record over `finals` once `pieces` (their revised
+/// text, by segment; none for a chunk left as sent) replace them.
+fn record_tail(finals: &[Piece], pieces: &[Piece]) -> Vec<String> {
+    let mut words: Vec<String> = finals
+        .iter()
+        .flat_map(|f| {
+            let text = pieces
+                .iter()
+                .find(|p| p.segment == f.segment)
+                .map_or(f.text.as_str(), |p| p.text.as_str());
+            text.split_whitespace().map(token).collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    let cut = words.len().saturating_sub(TAIL_WORDS);
+    words.drain(..cut);
+    words
+}
+
+/// A word as compared across texts: letters and digits, lower case ("don't" one word,
+/// "5-0-0" the same as "500").
+fn token(w: &str) -> String {
+    w.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// [`check`], and a debug line with the counts (never the words) when it refuses.
@@ -1140,8 +1190,9 @@ mod tests {
             "",
             "what it did to the record"
         );
-        for after_seam in [false, true] {
-            let (filled, n) = fill_skipped(recorded.clone(), &finals, after_seam);
+        let before = tail("the words words words words and that should be all thanks");
+        for before in [&[][..], &before[..]] {
+            let (filled, n) = fill_skipped(recorded.clone(), &finals, before);
             assert_eq!(n, 5);
             let pieces = split(&filled, &finals);
             assert_eq!(pieces[2].text, "And here's a long, and");
@@ -1150,7 +1201,7 @@ mod tests {
         }
         // A revision that has the phrase is used as it is.
         let whole = words(&format!("{said} And here's a long pause, and"));
-        assert_eq!(fill_skipped(whole.clone(), &finals, true), (whole, 0));
+        assert_eq!(fill_skipped(whole.clone(), &finals, &[]), (whole, 0));
         // Two words left out: a better reading.
         let short = [f(
             28.5,
@@ -1158,15 +1209,17 @@ mod tests {
             "So this is, you know, the sick corpus. I have a cold.",
         )];
         let better = words("So this is the sick corpus. I have a cold.");
-        assert_eq!(fill_skipped(better.clone(), &short, false), (better, 0));
+        assert_eq!(fill_skipped(better.clone(), &short, &[]), (better, 0));
     }
 
     /// Recorded (a real-time English run, replayed): the stream timed "1, 2, 3, 4, you"
-    /// after the cut between two chunks; the revision of the chunk before has those words,
-    /// this one starts at "can". At a chunk's start such words stay out (the record would
-    /// say them twice); in the channel's first chunk, or within a chunk, they go back in.
+    /// after the cut between two chunks; the revision of the chunk before ends "…if you
+    /// dial 1 2 3 4.", this one starts at "can". Such words stay out (the record would say
+    /// them twice). In the same run "You know… Montreal Forstyliner, still liner." opened a
+    /// chunk whose revision left it out, and the chunk before's ended "…the actions of a
+    /// standard telephone": those go back in, as in a channel's first chunk, or within one.
     #[test]
-    fn words_left_out_at_a_seam_are_the_chunk_befores() {
+    fn words_left_out_at_a_seam_go_back_unless_the_chunk_before_has_them() {
         let finals = [
             f(30.2, 31.9, "1, 2, 3, 4, you can"),
             f(
@@ -1182,20 +1235,46 @@ mod tests {
                 .enumerate()
                 .map(|(i, t)| w(t, 31.6 + i as f64 * 0.3, 31.9 + i as f64 * 0.3))
                 .collect();
-        assert_eq!(fill_skipped(revised.clone(), &finals, true).1, 0);
-        let (first, n) = fill_skipped(revised.clone(), &finals, false);
+        let dialled =
+            tail("to ring the console when their extension is dialed if you dial 1 2 3 4.");
+        assert_eq!(fill_skipped(revised.clone(), &finals, &dialled).1, 0);
+        let (first, n) = fill_skipped(revised.clone(), &finals, &[]);
         assert_eq!(n, 5);
         assert_eq!(split(&first, &finals)[0].text, "1, 2, 3, 4, you can");
         // Within: "try to ring the" left out between words it has.
         let mut within = revised.clone();
         within.drain(1..5);
-        let (back, n) = fill_skipped(within, &finals, true);
+        let (back, n) = fill_skipped(within, &finals, &dialled);
         assert_eq!(n, 4);
         let text: Vec<&str> = back.iter().map(|w| w.text.trim()).collect();
         assert_eq!(
             text.join(" "),
             "can try to ring the console, if the console is busy or unavailable,"
         );
+
+        let finals = [
+            f(250.1, 250.5, "You"),
+            f(250.5, 251.0, "know…"),
+            f(251.2, 252.6, "Montreal Forstyliner,"),
+            f(252.6, 253.3, "still liner."),
+            f(254.0, 255.9, "Thank you for calling"),
+        ];
+        let revised: Vec<Word> = "Thank you for calling"
+            .split(' ')
+            .enumerate()
+            .map(|(i, t)| w(t, 254.0 + i as f64 * 0.4, 254.4 + i as f64 * 0.4))
+            .collect();
+        let telephone = tail("hang up commands to simulate the actions of a standard telephone");
+        let (back, n) = fill_skipped(revised, &finals, &telephone);
+        assert_eq!(n, 6);
+        let pieces = split(&back, &finals);
+        assert_eq!(pieces[2].text, "Montreal Forstyliner,");
+        assert_eq!(pieces[4].text, "Thank you for calling");
+    }
+
+    /// [`record_tail`] of one final's text, as left by the chunk before.
+    fn tail(text: &str) -> Vec<String> {
+        record_tail(&[f(0.0, 1.0, text)], &[])
     }
 
     /// A chunk Whisper skipped part of is decoded again in halves, cut between the finals
