@@ -1320,12 +1320,11 @@ impl Policy {
         self.window_words.drain(..first);
     }
 
-    /// Ends the stream: whatever is open is decoded once more and committed.
+    /// Ends the stream: whatever is open is decoded once more and committed — speech that
+    /// began while the last piece's closing decode was out too (its decode follows that
+    /// one's, as when it ends at a pause).
     pub fn finish(&mut self) {
-        if self.in_utterance {
-            self.in_utterance = false;
-            self.closing_owed = true;
-        }
+        self.speech_until(self.media_now());
     }
 
     /// Seconds of speech heard and not committed yet (what a restart would lose).
@@ -2887,6 +2886,42 @@ mod tests {
         assert_eq!(nearest_in_time(&anchors, &ends, 10.0), Some(2));
         // Times that say nothing (all squeezed to one instant): the latest, as before.
         assert_eq!(nearest_in_time(&anchors, &[5.0; 5], 10.0), Some(4));
+    }
+
+    /// Recorded in the three-channel meeting test (the booth with a cold, on a machine
+    /// simulated at 0.6×): the recording ended while a piece's closing decode was out
+    /// (43.97–47.75 s) and the next piece had begun ("…and I think this is probably good.
+    /// Alright, thanks."); `finish` left nothing owed for it, and once the decode came back
+    /// the channel was idle: 4.7 s of speech with no decode and no count. Its closing
+    /// decode follows, to the stream's end.
+    #[test]
+    fn the_stream_ending_while_a_closing_decode_is_out_still_decodes_the_next_piece() {
+        let mut p = Policy::new(PolicyConfig::default());
+        p.push_audio(&spans_audio(&[(0.5, 10.0, 0.3)], 10.0));
+        // The detector's part, told: speech from 0.5 s, a piece ended at 4.0 s.
+        p.speech_from(0.5);
+        p.speech_until(4.0);
+        let job = p.poll_job(4.2).expect("the first piece's closing decode");
+        assert!(job.closing);
+        p.speech_from(4.3);
+        p.finish();
+        let words = vec![word(" first", 0.6, 1.5), word(" piece.", 1.6, 3.9)];
+        p.on_result(
+            job.id,
+            Hypothesis {
+                words,
+                no_speech_prob: 0.01,
+                avg_logprob: -0.2,
+                language: "en".into(),
+            },
+            5.0,
+        );
+        let next = p.poll_job(5.0).expect("the next piece's closing decode");
+        assert!(next.closing);
+        assert!(next.start <= 4.3, "{}", next.start);
+        let end = next.start + next.audio.len() as f64 / 16_000.0;
+        assert!(end > 9.9, "it reaches the stream's end: {end}");
+        assert!(!p.idle());
     }
 
     /// Recorded on the conversational recording (times less 100 s): the last tentative
