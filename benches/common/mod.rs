@@ -84,13 +84,22 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A model from tolk's cache (`TOLK_CACHE_DIR`, else `.cache/tolk`).
+/// A model from tolk's cache (`TOLK_CACHE_DIR`, else `.cache/tolk`); `--flash-attn on`
+/// loads it with whisper.cpp's flash attention (off, as tolk runs it, by default).
 pub fn model(name: &str) -> Model {
     let cache = std::env::var_os("TOLK_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or(root().join(".cache/tolk"));
-    Model::load(&cache.join("models").join(format!("ggml-{name}.bin")))
-        .expect("model: run make bench")
+    let flash = match arg("--flash-attn", "off").as_str() {
+        "on" => true,
+        "off" => false,
+        other => panic!("--flash-attn {other}: expected on or off"),
+    };
+    Model::load_with(
+        &cache.join("models").join(format!("ggml-{name}.bin")),
+        flash,
+    )
+    .expect("model: run make bench")
 }
 
 /// The recordings joined for each language (in `testdata/`, references in `tests/data/`):

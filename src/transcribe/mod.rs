@@ -143,9 +143,20 @@ pub fn install_log_hooks() {
     LOG_HOOKS.call_once(whisper_rs::install_logging_hooks);
 }
 
+/// Whether whisper.cpp computes attention fused ("flash attention", its own default;
+/// whisper-rs turns it off). Off: on this CPU it was no faster and its greedy decodes wrote
+/// a fifth fewer words, benches/README.md "Flash attention, tried"
+/// (`cargo bench --bench workers -- --flash-attn on` times it).
+pub const FLASH_ATTENTION: bool = false;
+
 impl Model {
     /// Checks the file ([`ggml::inspect`]), then loads it.
     pub fn load(path: &Path) -> Result<Model, TranscribeError> {
+        Model::load_with(path, FLASH_ATTENTION)
+    }
+
+    /// [`Model::load`], saying whether to use flash attention (benchmarks compare).
+    pub fn load_with(path: &Path, flash_attention: bool) -> Result<Model, TranscribeError> {
         install_log_hooks();
         let info = ggml::inspect(path).map_err(|source| TranscribeError::BadModel {
             path: path.to_path_buf(),
@@ -157,6 +168,7 @@ impl Model {
         );
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
+        params.flash_attn(flash_attention);
         let ctx =
             WhisperContext::new_with_params(path, params).map_err(|e| TranscribeError::Load {
                 path: path.to_path_buf(),
