@@ -51,6 +51,8 @@ struct Got {
     record: Vec<(u64, String)>,
     latency: Vec<f64>,
     closing_window: Vec<f64>,
+    /// How long after its window's end each was taken (the pause heard, the decoder's turn).
+    closing_taken: Vec<f64>,
     closing_done: Vec<f64>,
     /// With `--explain`: the finals' words and the policy's whole trace.
     words: Vec<Word>,
@@ -201,10 +203,12 @@ fn main() {
                             from,
                             to,
                             closing: true,
+                            taken,
                             ..
                         } = t
                         {
                             got.closing_window.push(to - from);
+                            got.closing_taken.push(taken - to);
                             got.closing_done.push(e.at - to);
                         }
                         if explain_it {
@@ -313,10 +317,14 @@ fn main() {
         }
         println!();
         for (i, g) in got.iter().enumerate() {
-            let (mut window, mut done) = (g.closing_window.clone(), g.closing_done.clone());
+            let (mut window, mut taken, mut done) = (
+                g.closing_window.clone(),
+                g.closing_taken.clone(),
+                g.closing_done.clone(),
+            );
             println!(
-                "{}: {} closing decodes, window p50 {:.1} s, done p50 / p95 {:.2} / {:.2} s after \
-                 its end",
+                "{}: {} closing decodes, window p50 {:.1} s, taken p50 / p95 {:.2} / {:.2} s and \
+                 done p50 / p95 {:.2} / {:.2} s after its end",
                 if i == 0 {
                     "floor".to_string()
                 } else {
@@ -324,6 +332,8 @@ fn main() {
                 },
                 window.len(),
                 percentile(&mut window, 0.5),
+                percentile(&mut taken, 0.5),
+                percentile(&mut taken, 0.95),
                 percentile(&mut done, 0.5),
                 percentile(&mut done, 0.95),
             );

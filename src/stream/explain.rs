@@ -52,13 +52,17 @@ pub enum Trace {
         at: f64,
     },
     /// A decode of `[from, to)` was asked for. `skipped`: uncommitted audio left out of it
-    /// because the window was capped (given up).
+    /// because the window was capped (given up). `taken`: the media time when it was taken
+    /// (how much audio had come by then: a closing decode's `taken - to` is the wait for
+    /// the pause to be heard and for the decoder's turn).
     Decode {
         id: u64,
         from: f64,
         to: f64,
         closing: bool,
         skipped: Option<(f64, f64)>,
+        #[serde(default)]
+        taken: f64,
     },
     /// Its result: Whisper's words, the guard that dropped them all (if one did), the words
     /// left after the loop cut, and those the policy took as new (not the context already
@@ -348,6 +352,7 @@ mod tests {
                 to: 14.0,
                 closing: false,
                 skipped: None,
+                taken: 14.0,
             },
             Trace::Result {
                 id: 0,

@@ -770,6 +770,7 @@ impl Policy {
             to,
             closing,
             skipped: (from > committed + 0.1).then_some((committed, from)),
+            taken: media,
         });
         self.next_job += 1;
         // The glossary's hints are prompt text too: off with the rest of the prompt (a
