@@ -268,6 +268,8 @@ fn main() {
         {
             std::thread::sleep(Duration::from_millis(100));
         }
+        // The last finals and revisions: how long after the programs' end.
+        let drained = waited.elapsed().as_secs_f64();
         let (cpu, wall) = (cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
         let stats: Vec<_> = channels
             .iter()
@@ -281,7 +283,8 @@ fn main() {
             .map(|k| programs[k].0.len() as f64 / 16_000.0)
             .sum();
         println!(
-            "\n{n} channel(s): CPU {:.2} s per audio second of all channels ({:.2} s/s of wall time)\n",
+            "\n{n} channel(s): CPU {:.2} s per audio second of all channels ({:.2} s/s of wall time); \
+             every channel done (its last final and revision) {drained:.0} s after the programs' end\n",
             cpu / audio_secs,
             cpu / wall
         );
@@ -316,7 +319,7 @@ fn main() {
             );
         }
         println!();
-        for (i, g) in got.iter().enumerate() {
+        for (i, (g, s)) in got.iter().zip(&stats).enumerate() {
             let (mut window, mut taken, mut done) = (
                 g.closing_window.clone(),
                 g.closing_taken.clone(),
@@ -324,7 +327,8 @@ fn main() {
             );
             println!(
                 "{}: {} closing decodes, window p50 {:.1} s, taken p50 / p95 {:.2} / {:.2} s and \
-                 done p50 / p95 {:.2} / {:.2} s after its end",
+                 done p50 / p95 {:.2} / {:.2} s after its end; the record: {} chunks revised, {} \
+                 refused, {} given up",
                 if i == 0 {
                     "floor".to_string()
                 } else {
@@ -336,6 +340,9 @@ fn main() {
                 percentile(&mut taken, 0.95),
                 percentile(&mut done, 0.5),
                 percentile(&mut done, 0.95),
+                s.revisions,
+                s.revisions_refused,
+                s.revisions_given_up,
             );
         }
         if explain_it {

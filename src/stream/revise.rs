@@ -54,9 +54,12 @@ pub const KEEP_SECS: f64 = 30.0;
 /// An open chunk older than this closes whatever its finals (a channel that lags far).
 pub const MAX_OPEN_SECS: f64 = 45.0;
 /// Chunks waiting for the reviser thread; when full, the oldest is given up (its finals
-/// stay as sent, counted in `revisions_given_up`). Four chunks are about two minutes of
-/// speech: a reviser that far behind has no idle core to catch up on.
-pub const REVISE_QUEUE: usize = 4;
+/// stay as sent, counted in `revisions_given_up`). While several channels speak on a small
+/// machine no core is idle (three channels on 2 cores: 2-3 chunks of each revised in three
+/// minutes, 8-11 given up with a queue of 4, benches/README.md "The record in a meeting");
+/// the chunks wait for a pause, a break or the meeting's end. 64 chunks of at most 30 s
+/// are about half an hour of one channel's speech, 120 MB of audio at most.
+pub const REVISE_QUEUE: usize = 64;
 
 /// A final as the stream emitted it (media seconds), or its revised text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
