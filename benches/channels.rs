@@ -24,8 +24,10 @@
 //! (beam 5, computed once per language), deletions, the same for the record as revised by the
 //! idle-core reviser (what the archive keeps and `tolk serve`'s clients end with; the live
 //! columns are the finals as first sent), per-word final latency p50/p95, seconds of
-//! speech reported untranscribed, audio dropped, the largest lag; for the run: process CPU
-//! per audio second of all channels. Prints Markdown rows for `benches/README.md`.
+//! speech reported untranscribed, audio dropped, the largest lag, decodes and the share of
+//! the programs' time the decoder was busy with them; for the run: process CPU per audio
+//! second of all channels while they played, and with the record's revisions that catch up
+//! after. Prints Markdown rows for `benches/README.md`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -262,6 +264,9 @@ fn main() {
             }
         }
         channels.iter().for_each(|c| c.finish());
+        // The live part: CPU and wall time while the programs played (the record's
+        // revisions then catch up on cores left idle, counted after).
+        let (live_cpu, live_wall) = (cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
         let waited = Instant::now();
         while !channels.iter().all(|c| c.stats().is_some_and(|s| s.done))
             && waited.elapsed() < Duration::from_secs(300)
@@ -270,7 +275,7 @@ fn main() {
         }
         // The last finals and revisions: how long after the programs' end.
         let drained = waited.elapsed().as_secs_f64();
-        let (cpu, wall) = (cpu_secs() - cpu0, t0.elapsed().as_secs_f64());
+        let cpu = cpu_secs() - cpu0;
         let stats: Vec<_> = channels
             .iter()
             .map(|c| c.stats().unwrap_or_default())
@@ -283,10 +288,12 @@ fn main() {
             .map(|k| programs[k].0.len() as f64 / 16_000.0)
             .sum();
         println!(
-            "\n{n} channel(s): CPU {:.2} s per audio second of all channels ({:.2} s/s of wall time); \
-             every channel done (its last final and revision) {drained:.0} s after the programs' end\n",
+            "\n{n} channel(s): CPU {:.2} s per audio second of all channels while they played \
+             ({:.2} s/s of wall time), {:.2} s with the record's revisions after; every channel \
+             done (its last final and revision) {drained:.0} s after the programs' end\n",
+            live_cpu / audio_secs,
+            live_cpu / live_wall,
             cpu / audio_secs,
-            cpu / wall
         );
         println!("| channels | channel | WER | × offline | deleted (offline) | the record revised: WER, × offline, deleted | latency p50 / p95 | untranscribed | audio dropped | max lag | decodes (busy) |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -315,7 +322,7 @@ fn main() {
                 s.audio_lost_secs,
                 s.max_lag,
                 s.decodes,
-                100.0 * s.decode_secs / wall,
+                100.0 * s.decode_secs / live_wall,
             );
         }
         println!();

@@ -871,7 +871,8 @@ fn record_tail(finals: &[Piece], pieces: &[Piece]) -> Vec<String> {
 }
 
 /// A word as compared across texts: letters and digits, lower case ("don't" one word,
-/// "5-0-0" the same as "500").
+/// "5-0-0" the same as "500"; `policy::normalise`, which splits at every other character,
+/// would make two words and three of them, and the alignment would count them so).
 fn token(w: &str) -> String {
     w.chars()
         .filter(|c| c.is_alphanumeric())
