@@ -3,7 +3,8 @@
 //!
 //! ```sh
 //! cargo bench --bench channels -- [--model base] [--channels 1,3,5] [--secs 180]
-//!     [--piece-after SECS] [--speed 1.0] [--explain] [--trace-out FILE] [--clips A,B,C]
+//!     [--piece-after SECS] [--piece-max SECS] [--speed 1.0] [--explain] [--trace-out FILE] [--clips A,B,C]
+//!     [--finals-out FILE]
 //! ```
 //!
 //! `--clips` plays one recording per channel instead (`testdata/A.*`, whole; the floor
@@ -14,9 +15,14 @@
 //! (`stream::explain`, as the streaming benchmark's `--explain`); `--trace-out` writes, with
 //! it, each channel's finals and policy trace as JSON lines (`{"channel": 0, "final": …}`).
 //!
+//! `--finals-out FILE` writes each channel's finals as emitted, and when (`FILE.0` the
+//! floor's, `FILE.1` the first booth's…), for the streaming benchmark's `--replay` with
+//! `--secs` as here: the record of one channel revised again on the same finals.
+//!
 //! `--piece-after` sets the policy's `piece_after` for every channel (how long a piece of
 //! speech a channel with a widened step commits at a short pause; `inf`: no pieces, the
-//! widened step alone, as before 2026-12-07), to compare with the default.
+//! widened step alone, as before 2026-12-07), `--piece-max` the length at which a piece with
+//! no such pause is cut, to compare with the defaults.
 //!
 //! The floor speaks English, the booths Spanish, English, Spanish… (the streaming
 //! benchmark's programs, cut to the first `--secs` seconds of whole recordings). Per channel:
@@ -41,7 +47,7 @@ use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::stream::scheduler::{ChannelSpec, Engine};
 
 mod common;
-use common::{arg, cpu_secs, percentile, print_explained, program};
+use common::{arg, cpu_secs, percentile, print_explained, program, Emitted};
 
 /// What one channel's listener got: final texts, and (word end, latency) per word; and, from
 /// the policy's trace, its closing decodes: each one's window (seconds) and how long after
@@ -56,6 +62,8 @@ struct Got {
     /// How long after its window's end each was taken (the pause heard, the decoder's turn).
     closing_taken: Vec<f64>,
     closing_done: Vec<f64>,
+    /// The finals as emitted, with when (`--finals-out`).
+    emitted: Vec<Emitted>,
     /// With `--explain`: the finals' words and the policy's whole trace.
     words: Vec<Word>,
     trace: Vec<Trace>,
@@ -73,6 +81,9 @@ fn main() {
     let trace_out = std::env::args()
         .any(|a| a == "--trace-out")
         .then(|| arg("--trace-out", ""));
+    let finals_out = std::env::args()
+        .any(|a| a == "--finals-out")
+        .then(|| arg("--finals-out", ""));
     let explain_it = trace_out.is_some() || std::env::args().any(|a| a == "--explain");
     let policy = PolicyConfig {
         trace: true,
@@ -82,6 +93,12 @@ fn main() {
         )
         .parse()
         .expect("--piece-after SECS (inf for none)"),
+        piece_max: arg(
+            "--piece-max",
+            &PolicyConfig::default().piece_max.to_string(),
+        )
+        .parse()
+        .expect("--piece-max SECS"),
         ..PolicyConfig::default()
     };
     let counts: Vec<usize> = arg("--channels", "1,3,5")
@@ -99,8 +116,9 @@ fn main() {
         })
         .unwrap_or_default();
     println!(
-        "{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time, pieces from {} s{}",
+        "{model_name}, {threads} threads, {cpu_name}, {secs} s programs, real time, pieces from {} s, cut at {} s{}",
         policy.piece_after,
+        policy.piece_max,
         if speed < 1.0 {
             format!(", a machine {speed}x as fast simulated")
         } else {
@@ -184,9 +202,20 @@ fn main() {
                         text,
                         words,
                         segment,
+                        start,
+                        end,
+                        language,
                         ..
                     } => {
                         got.latency.extend(words.iter().map(|w| e.at - w.end));
+                        got.emitted.push(Emitted {
+                            segment,
+                            start,
+                            end,
+                            text: text.clone(),
+                            language,
+                            at: e.at,
+                        });
                         got.record.push((segment, text.clone()));
                         got.finals.push(text);
                         if explain_it {
@@ -351,6 +380,16 @@ fn main() {
                 s.revisions_refused,
                 s.revisions_given_up,
             );
+        }
+        if let Some(path) = &finals_out {
+            for (i, g) in got.iter().enumerate() {
+                let lines: Vec<String> = g
+                    .emitted
+                    .iter()
+                    .map(|f| serde_json::to_string(f).expect("json"))
+                    .collect();
+                std::fs::write(format!("{path}.{i}"), lines.join("\n")).expect("--finals-out");
+            }
         }
         if explain_it {
             for (i, (g, key)) in got.iter().zip(keys).enumerate() {

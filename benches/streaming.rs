@@ -35,7 +35,7 @@ use tolk::stream::policy::{Event, PolicyConfig, Word};
 use tolk::transcribe::Model;
 
 mod common;
-use common::{arg, cpu_secs, percentile, print_explained, program};
+use common::{arg, cpu_secs, percentile, print_explained, program, Emitted};
 
 /// A memory figure of this process in MB from /proc/self/status: `VmHWM` (peak resident)
 /// or `VmRSS` (resident now).
@@ -228,18 +228,6 @@ struct Run {
     revised: Option<Revised>,
     /// The finals as emitted (`--finals-out`, `--replay`).
     emitted: Vec<Emitted>,
-}
-
-/// A final as the engine emitted it: what a revision replay needs.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Emitted {
-    segment: u64,
-    start: f64,
-    end: f64,
-    text: String,
-    language: String,
-    /// Engine seconds when it was emitted (the media time then, in real time).
-    at: f64,
 }
 
 /// What the record reads once revised, and when.
@@ -672,7 +660,10 @@ fn main() {
         Vec::new()
     };
 
-    let (audio, reference) = program(&root, &lang, f64::INFINITY);
+    // `--secs N`: the program's first whole recordings up to N seconds, as the channels
+    // benchmark cuts it (to replay a channel's finals written there with `--finals-out`).
+    let secs: f64 = arg("--secs", "inf").parse().expect("--secs N");
+    let (audio, reference) = program(&root, &lang, secs);
     let threads = tolk::transcribe::default_threads();
     if let Some(minutes) = std::env::args()
         .position(|a| a == "--soak")

@@ -237,3 +237,15 @@ pub fn print_explained(r: &explain::Report) {
         println!("  lost at {at:.1} s ({n} words, {cause:?}): \"{text}\"");
     }
 }
+
+/// A final as the engine emitted it: what a revision replay needs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Emitted {
+    pub segment: u64,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub language: String,
+    /// Engine seconds when it was emitted (the media time then, in real time).
+    pub at: f64,
+}

@@ -617,6 +617,7 @@ fn decoder_thread(
     let mut floor_turn = false;
     loop {
         let Some((opening, audio)) = take_new(shared, &live) else {
+            unrevised_at_shutdown(&live);
             return Ok(());
         };
         for o in opening {
@@ -645,6 +646,24 @@ fn decoder_thread(
             revised(&mut live, r, sink, now());
         }
         publish(shared, &mut live, decoded);
+    }
+}
+
+/// Says, per channel, what of its record the reviser will not get to as the engine stops:
+/// chunks waiting for an idle core (a meeting stopped while the reviser was behind: with
+/// three channels on two cores it finishes about 2.5 minutes after the speech) and the
+/// finals of the chunk still open. Their finals stay in the record as sent. A count and the
+/// channel's name only, never text.
+fn unrevised_at_shutdown(live: &[Live<'_>]) {
+    for ch in live {
+        let open = ch.chunker.as_ref().is_some_and(|c| !c.idle());
+        if ch.revising > 0 || open {
+            tracing::warn!(
+                channel = %ch.spec.name,
+                chunks = ch.revising + usize::from(open),
+                "stopping before the record's last chunks were revised: their finals stay as sent"
+            );
+        }
     }
 }
 

@@ -230,7 +230,7 @@ source = {{ kind = "file", path = "floor.wav", loop = true }}
     let mut cmd = tolk(dir.path());
     cmd.env("TOLK_LOG", "trace")
         .stderr(std::fs::File::create(&log_path).unwrap());
-    let server = serve_command(cmd, &[]);
+    let mut server = serve_command(cmd, &[]);
     let addr = server.addr.clone();
     let wrong = tungstenite::connect(format!("ws://{addr}/ws?interpreter=not-the-token"));
     match wrong {
@@ -288,7 +288,12 @@ source = {{ kind = "file", path = "floor.wav", loop = true }}
     }
     // Same numbering for both: the interpreter's final n is the attendee's final n.
     assert_eq!(heard.seqs("floor")[..2], shown.seqs("floor")[..2]);
-    drop(server);
+    // Stopped as an organizer stops it (Ctrl-C), a final just sent: the chunk of the
+    // record that holds it is not revised yet, and the log says so, by count.
+    assert!(
+        server.interrupt(Duration::from_secs(30)),
+        "the server did not stop within 30 s of Ctrl-C"
+    );
     let mut stored = Vec::new();
     for f in ["archive.sqlite", "archive.sqlite-wal"] {
         stored.extend(std::fs::read(dir.path().join(f)).unwrap_or_default());
@@ -308,4 +313,10 @@ source = {{ kind = "file", path = "floor.wav", loop = true }}
     for word in ["maria", "lopez", "arrested", "rescue"] {
         assert!(!log.contains(word), "the log has the words heard: {word}");
     }
+    assert!(
+        log.contains("stopping before the record's last chunks were revised")
+            && log.contains("channel=floor"),
+        "the log does not say which chunks of the record were left unrevised: {}",
+        &log[log.len().saturating_sub(2000)..]
+    );
 }

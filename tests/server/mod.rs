@@ -35,6 +35,26 @@ struct Server {
     fingerprint: Option<String>,
 }
 
+impl Server {
+    /// Stops the server as Ctrl-C does (SIGINT: the graceful shutdown) and waits for it
+    /// to exit, at most `limit`; whether it did.
+    fn interrupt(&mut self, limit: std::time::Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let t = std::time::Instant::now();
+        while sent && t.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
