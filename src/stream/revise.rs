@@ -999,6 +999,14 @@ mod tests {
         }
     }
 
+    /// `text`'s words, one every `every` seconds from `at`, each `len` long.
+    fn spoken(text: &str, at: f64, every: f64, len: f64) -> Vec<Word> {
+        text.split(' ')
+            .enumerate()
+            .map(|(i, t)| w(t, at + i as f64 * every, at + i as f64 * every + len))
+            .collect()
+    }
+
     fn f(start: f64, end: f64, text: &str) -> Piece {
         Piece {
             segment: (start * 10.0) as u64,
@@ -1038,12 +1046,7 @@ mod tests {
     /// before, written again at the chunk's start, goes; the same words later on stay.
     #[test]
     fn an_echo_of_the_text_before_is_dropped_at_the_seam() {
-        let words = |t: &str, at: f64| -> Vec<Word> {
-            t.split(' ')
-                .enumerate()
-                .map(|(i, x)| w(x, at + i as f64 * 0.3, at + i as f64 * 0.3 + 0.25))
-                .collect()
-        };
+        let words = |t: &str, at: f64| -> Vec<Word> { spoken(t, at, 0.3, 0.25) };
         let text = |ws: &[Word]| {
             ws.iter()
                 .map(|w| w.text.trim())
@@ -1069,11 +1072,12 @@ mod tests {
         assert_eq!(text(&got), "and more");
         // A long echo, its words spread over a slow segment (recorded at real time: "…no
         // voice speech whatsoever here. | be no voice speech whatsoever here. Montreal").
-        let slow: Vec<Word> = "be no voice speech whatsoever here. Montreal forced a liner."
-            .split(' ')
-            .enumerate()
-            .map(|(i, x)| w(x, 90.0 + i as f64 * 0.6, 90.0 + i as f64 * 0.6 + 0.5))
-            .collect();
+        let slow: Vec<Word> = spoken(
+            "be no voice speech whatsoever here. Montreal forced a liner.",
+            90.0,
+            0.6,
+            0.5,
+        );
         let got = without_echo(
             slow,
             "There's going to be no voice speech whatsoever here.",
@@ -1136,23 +1140,26 @@ mod tests {
         assert_eq!(check(&looping, &finals), Err(Refused::Loop));
         // A phrase said again by the speaker (an IVR menu's "now and forevermore"), twice:
         // speech.
-        let menu: Vec<Word> = "now and forevermore dial four now and forevermore dial five"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, i as f64 * 0.1, i as f64 * 0.1 + 0.1))
-            .collect();
+        let menu: Vec<Word> = spoken(
+            "now and forevermore dial four now and forevermore dial five",
+            0.0,
+            0.1,
+            0.1,
+        );
         assert_eq!(check(&menu, &finals), Ok(()));
-        let said: Vec<Word> = "word another word here's some more word word word word word word"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, i as f64 * 0.1, i as f64 * 0.1 + 0.1))
-            .collect();
+        let said: Vec<Word> = spoken(
+            "word another word here's some more word word word word word word",
+            0.0,
+            0.1,
+            0.1,
+        );
         assert_eq!(check(&said, &finals), Ok(()));
-        let fine: Vec<Word> = "one two three four five six seven eight nine ten"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, i as f64 * 0.5, i as f64 * 0.5 + 0.4))
-            .collect();
+        let fine: Vec<Word> = spoken(
+            "one two three four five six seven eight nine ten",
+            0.0,
+            0.5,
+            0.4,
+        );
         assert_eq!(check(&fine, &finals), Ok(()));
         let most = &fine[..8];
         assert_eq!(check(most, &finals), Err(Refused::Fewer));
@@ -1162,11 +1169,7 @@ mod tests {
             9.0,
             "Dial 2, if you wish to send this color to voicemail now and forevermore. Dial 3, to send this color to the torture menus",
         )];
-        let looped: Vec<Word> = "Dial 2, if you wish to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, i as f64 * 0.2, i as f64 * 0.2 + 0.2))
-            .collect();
+        let looped: Vec<Word> = spoken("Dial 2, if you wish to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this color to voicemail now and forevermore. Dial 3, to send this", 0.0, 0.2, 0.2);
         assert_eq!(check(&looped, &menu), Err(Refused::Loop));
         // The same sentence twice in the stream and in the revision is the speaker's.
         let twice = [f(
@@ -1174,12 +1177,12 @@ mod tests {
             9.0,
             "now and forevermore dial four now and forevermore dial five to allow",
         )];
-        let said_twice: Vec<Word> =
-            "now and forevermore dial four now and forevermore dial five to allow"
-                .split(' ')
-                .enumerate()
-                .map(|(i, t)| w(t, i as f64 * 0.2, i as f64 * 0.2 + 0.2))
-                .collect();
+        let said_twice: Vec<Word> = spoken(
+            "now and forevermore dial four now and forevermore dial five to allow",
+            0.0,
+            0.2,
+            0.2,
+        );
         assert_eq!(check(&said_twice, &twice), Ok(()));
     }
 
@@ -1196,12 +1199,7 @@ mod tests {
             f(35.07, 43.88, "The reporting environment is also quite different and I'm saying a bunch of different words that I did not say in the original one."),
             f(43.88, 47.74, "And here's a long, and"),
         ];
-        let words = |t: &str| -> Vec<Word> {
-            t.split(' ')
-                .enumerate()
-                .map(|(i, t)| w(t, 28.6 + i as f64 * 0.35, 28.9 + i as f64 * 0.35))
-                .collect()
-        };
+        let words = |t: &str| -> Vec<Word> { spoken(t, 28.6, 0.35, 0.3) };
         let said = "So this is the sick corpus. I have a cold so I probably sound quite different than the acoustic corpus. The recording environment is also quite different, and I'm saying a bunch of different words that I did not say in the original one.";
         let recorded = words(said);
         assert_eq!(check(&recorded, &finals), Ok(()));
@@ -1249,12 +1247,12 @@ mod tests {
             ),
             f(34.4, 35.3, "or unavailable,"),
         ];
-        let revised: Vec<Word> =
-            "can try to ring the console, if the console is busy or unavailable,"
-                .split(' ')
-                .enumerate()
-                .map(|(i, t)| w(t, 31.6 + i as f64 * 0.3, 31.9 + i as f64 * 0.3))
-                .collect();
+        let revised: Vec<Word> = spoken(
+            "can try to ring the console, if the console is busy or unavailable,",
+            31.6,
+            0.3,
+            0.3,
+        );
         let dialled =
             tail("to ring the console when their extension is dialed if you dial 1 2 3 4.");
         assert_eq!(fill_skipped(revised.clone(), &finals, &dialled).1, 0);
@@ -1279,11 +1277,7 @@ mod tests {
             f(252.6, 253.3, "still liner."),
             f(254.0, 255.9, "Thank you for calling"),
         ];
-        let revised: Vec<Word> = "Thank you for calling"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, 254.0 + i as f64 * 0.4, 254.4 + i as f64 * 0.4))
-            .collect();
+        let revised: Vec<Word> = spoken("Thank you for calling", 254.0, 0.4, 0.4);
         let telephone = tail("hang up commands to simulate the actions of a standard telephone");
         let (back, n) = fill_skipped(revised, &finals, &telephone);
         assert_eq!(n, 6);
@@ -1310,11 +1304,7 @@ mod tests {
             f(13.9, 14.3, "from"),
         ];
         let said = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-        let revised: Vec<Word> = said
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, 0.3 + i as f64 * 0.45, 0.7 + i as f64 * 0.45))
-            .collect();
+        let revised: Vec<Word> = spoken(said, 0.3, 0.45, 0.4);
         assert_eq!(check(&revised, &finals), Ok(()));
         let (back, n) = fill_skipped(revised.clone(), &finals, &[]);
         assert_eq!(n, 2);
@@ -1324,11 +1314,7 @@ mod tests {
         let text: Vec<&str> = pieces.iter().map(|p| p.text.as_str()).collect();
         assert_eq!(text.join(" ").trim(), format!("{said} one from"));
         // One word left out within: the revision's reading stands.
-        let within: Vec<Word> = "And so my fellow Americans, not what your country can do for you, ask what you can do for your country. One. From"
-            .split(' ')
-            .enumerate()
-            .map(|(i, t)| w(t, 0.3 + i as f64 * 0.6, 0.7 + i as f64 * 0.6))
-            .collect();
+        let within: Vec<Word> = spoken("And so my fellow Americans, not what your country can do for you, ask what you can do for your country. One. From", 0.3, 0.6, 0.4);
         assert_eq!(fill_skipped(within.clone(), &finals, &[]), (within, 0));
     }
 
