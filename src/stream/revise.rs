@@ -1289,8 +1289,8 @@ mod tests {
     /// Recorded (a three-channel run at real time, the English booth's first chunk, its
     /// finals and its revision replayed): the revision ends at "…for your country." and
     /// leaves out the two words said at the cut, the sonnet's "One. From", which the next
-    /// chunk's finals do not hold. They stay; a word left out inside the chunk does not
-    /// come back for one word (a better reading: "ask", read "is" live).
+    /// chunk's finals do not hold. They stay; one word left out inside the chunk (the live
+    /// "is" of "is not.") does not come back: within a chunk it takes four running.
     #[test]
     fn words_left_out_at_a_chunks_end_go_back() {
         let finals = [
