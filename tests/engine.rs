@@ -292,3 +292,56 @@ fn a_stopped_engine_says_so() {
     let err = ch.push_audio(&[0.0; 1600]).unwrap_err();
     assert!(err.to_string().contains("stopped"), "{err}");
 }
+
+/// whisper.cpp's no-speech probability, read from the start-of-transcript token's logits
+/// (vendor/README.md; it read a row no decode wrote, near 0 whatever the audio): high over
+/// a pause with only the room's hiss in it, prompted or not, and low over speech.
+#[test]
+fn whisper_says_where_there_is_no_speech() {
+    let _guard = whisper_lock();
+    let model = tolk::transcribe::Model::load(&model("base")).unwrap();
+    let mut decoder =
+        tolk::stream::decoder::Decoder::new(&model, LanguageMode::Fixed("en".into()), 2).unwrap();
+    let speech = tolk::audio::decode_file(&testdata("jfk.wav"))
+        .unwrap()
+        .samples;
+    // Hiss: a deterministic noise at about -60 dBFS, as a quiet room's microphone gives.
+    let mut x: u32 = 1;
+    let hiss: Vec<f32> = (0..16_000 * 3)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as f32 / u32::MAX as f32 - 0.5) * 0.002
+        })
+        .collect();
+    // What a channel's prompt holds: the text said before (not this audio's words).
+    let prompt = "Welcome, everyone, to the second session of the meeting.";
+    let mut job = |audio: &[f32], prompt: &str| {
+        decoder
+            .decode(&tolk::stream::policy::DecodeJob {
+                id: 0,
+                start: 0.0,
+                audio: audio.to_vec(),
+                prompt: prompt.into(),
+                hints: Vec::new(),
+                closing: true,
+                beam: false,
+            })
+            .unwrap()
+    };
+    for p in ["", prompt] {
+        let h = job(&speech[..16_000 * 4], p);
+        assert!(
+            h.no_speech_prob < 0.2 && !h.words.is_empty(),
+            "speech, prompted: {}: {h:?}",
+            !p.is_empty()
+        );
+        let h = job(&hiss, p);
+        assert!(
+            h.no_speech_prob > 0.6,
+            "hiss, prompted: {}: {h:?}",
+            !p.is_empty()
+        );
+    }
+}

@@ -155,6 +155,9 @@ impl<'m> Decoder<'m> {
         // temperatures; the policy's guards catch what it would have caught.
         params.set_temperature(0.0);
         params.set_temperature_inc(0.0);
+        // whisper.cpp would leave out a decode it judges no speech; the policy judges it
+        // (`Guard`), and counts it, from the probability passed on with the words.
+        params.set_no_speech_thold(1.0);
         params.set_token_timestamps(true);
         let secs = job.audio.len() as f64 / super::SAMPLE_RATE_F;
         // whisper.cpp pads every call to 30 s; sizing the encoder to the audio (plus a margin)

@@ -30,13 +30,22 @@ pub enum Guard {
 }
 
 impl Guard {
-    /// Whether the guard drops a decode of speech that failed (as opposed to a decode of no
-    /// speech at all): Whisper looped, doubted itself or said nearly nothing.
-    pub fn failed_on_speech(self) -> bool {
-        matches!(
-            self,
-            Guard::LowConfidence | Guard::Compression | Guard::Unsure | Guard::Sparse | Guard::Echo
-        )
+    /// Whether the decode it dropped failed, to be run again without its prompt (a closing
+    /// decode) or its speech counted: a decode of speech that failed (Whisper looped,
+    /// doubted itself or said nearly nothing), or one judged no speech while it was prompted
+    /// (Whisper given the channel's recent text may take quiet speech for none). Unprompted,
+    /// Whisper's no-speech judgement stands, as it does for `tolk transcribe`, which leaves
+    /// such audio out too.
+    pub fn failed(self, prompted: bool) -> bool {
+        match self {
+            Guard::LowConfidence
+            | Guard::Compression
+            | Guard::Unsure
+            | Guard::Sparse
+            | Guard::Echo => true,
+            Guard::NoSpeech => prompted,
+            Guard::Phantom => false,
+        }
     }
 }
 

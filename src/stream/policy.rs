@@ -955,7 +955,7 @@ impl Policy {
         // holds only what is committed after. Kept, it failed every other decode (recorded:
         // prompted with an IVR's "…disconnect from the PBX", base wrote "The set corpus is
         // the set corpus" over a new speaker, decode after decode, each time it was on).
-        if prompted && (parroted || stuck || guard.is_some_and(Guard::failed_on_speech)) {
+        if prompted && (parroted || stuck || guard.is_some_and(|g| g.failed(prompted))) {
             self.prompt_off = true;
             self.recent.clear();
         } else if !words.is_empty() {
@@ -984,7 +984,7 @@ impl Policy {
             return;
         }
         if closing {
-            let failed = words.is_empty() && (stuck || guard.is_some_and(Guard::failed_on_speech));
+            let failed = words.is_empty() && (stuck || guard.is_some_and(|g| g.failed(prompted)));
             // The utterance's last chance: once more without the prompt (`prompt_off`, set
             // above: Whisper given a prompt sometimes loops on it or answers with nothing
             // sure), and without the committed words' audio before it: asked only while
@@ -3986,8 +3986,12 @@ mod tests {
 
     /// An utterance ("well then"), a pause, and 2.5 s of speech whose decodes Whisper is
     /// unsure of: the closing one with a prompt, or (`always`) every one whose window passes
-    /// `after` seconds.
-    fn failing_second_utterance(always: bool, after: f64) -> (Vec<Event>, Policy, Vec<bool>) {
+    /// `after` seconds; and (`no_speech`) judges no speech.
+    fn failing_second_utterance(
+        always: bool,
+        after: f64,
+        no_speech: bool,
+    ) -> (Vec<Event>, Policy, Vec<bool>) {
         let spans = [(0.6, 1.9, 0.3), (5.0, 7.5, 0.3)];
         let script = [
             (" well", 0.6, 1.2),
@@ -4010,6 +4014,9 @@ mod tests {
                     }
                     if always || (job.closing && !job.prompt.is_empty()) {
                         h.avg_logprob = -1.4;
+                        if no_speech {
+                            h.no_speech_prob = 0.8;
+                        }
                     }
                 }
                 h
@@ -4023,7 +4030,7 @@ mod tests {
     fn a_closing_decode_that_fails_with_its_prompt_is_run_again_without() {
         // Cause: a closing decode dropped by a guard lost the whole utterance (only a sparse
         // one was retried).
-        let (events, p, prompted) = failing_second_utterance(false, 5.0);
+        let (events, p, prompted) = failing_second_utterance(false, 5.0, false);
         assert_eq!(prompted, [true, false]);
         assert_eq!(
             final_text(&events),
@@ -4033,9 +4040,40 @@ mod tests {
         assert_eq!(p.untranscribed, 0.0);
     }
 
+    /// Whisper prompted with the channel's text judged the closing decode no speech (with
+    /// its confidence low): taken for silence, the utterance's last words went with no count
+    /// (before whisper.cpp's no-speech probability was read from the right logits, vendor/
+    /// README.md, such a decode was dropped as unsure and run again). Now it is run again
+    /// without the prompt, like a decode that failed.
+    #[test]
+    fn a_closing_decode_judged_no_speech_with_its_prompt_is_run_again_without() {
+        let (events, p, prompted) = failing_second_utterance(false, 5.0, true);
+        assert_eq!(prompted, [true, false]);
+        assert_eq!(
+            final_text(&events),
+            "well then come back home now.",
+            "{events:?}"
+        );
+        assert_eq!(p.untranscribed, 0.0);
+        assert!(p.dropped.no_speech > 0);
+    }
+
+    /// Judged no speech without a prompt too, the audio is taken for what Whisper says it is
+    /// (as `tolk transcribe` leaves it out): the tentative words heard before stay, nothing is
+    /// counted untranscribed (recorded: a 3-s sound between two speakers in the English
+    /// program, "I'm sorry." at low confidence, counted in every run before).
+    #[test]
+    fn audio_judged_no_speech_without_a_prompt_is_not_counted() {
+        let (events, p, prompted) = failing_second_utterance(true, 6.3, true);
+        // The tentative decodes judged no speech, prompted, turned the prompt off.
+        assert_eq!(prompted, [false]);
+        assert_eq!(final_text(&events), "well then come back", "{events:?}");
+        assert_eq!(p.untranscribed, 0.0);
+    }
+
     #[test]
     fn speech_no_decode_can_transcribe_is_counted() {
-        let (events, p, _) = failing_second_utterance(true, 5.0);
+        let (events, p, _) = failing_second_utterance(true, 5.0, false);
         assert_eq!(final_text(&events), "well then", "{events:?}");
         // The utterance, from its pre-roll to the closing decode's end.
         assert!(
@@ -4050,7 +4088,7 @@ mod tests {
     /// which no decode transcribed, is counted (it was not, once any word was kept).
     #[test]
     fn speech_after_the_words_kept_from_a_failing_utterance_is_counted() {
-        let (events, p, _) = failing_second_utterance(true, 6.3);
+        let (events, p, _) = failing_second_utterance(true, 6.3, false);
         assert_eq!(final_text(&events), "well then come back", "{events:?}");
         assert!(
             (1.0..2.5).contains(&p.untranscribed),

@@ -101,13 +101,22 @@ fn main() {
     }
 
     println!("cargo:rerun-if-changed=wrapper.h");
+    // tolk: whisper.cpp's own sources are patched here (vendor/README.md); a change to them
+    // must rebuild the library
+    println!("cargo:rerun-if-changed=whisper.cpp/src");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let whisper_root = out.join("whisper.cpp");
 
-    if !whisper_root.exists() {
+    // tolk: copied again whenever this runs (a patched source changed), not only the first
+    // time; cmake then rebuilds what changed
+    {
         std::fs::create_dir_all(&whisper_root).unwrap();
-        fs_extra::dir::copy("./whisper.cpp", &out, &Default::default()).unwrap_or_else(|e| {
+        let options = fs_extra::dir::CopyOptions {
+            overwrite: true,
+            ..Default::default()
+        };
+        fs_extra::dir::copy("./whisper.cpp", &out, &options).unwrap_or_else(|e| {
             panic!(
                 "Failed to copy whisper sources into {}: {}",
                 whisper_root.display(),

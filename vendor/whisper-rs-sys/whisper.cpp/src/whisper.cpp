@@ -2455,17 +2455,15 @@ static bool whisper_encode_internal(
     return !(abort_callback && abort_callback(abort_callback_data));
 }
 
-// true when a batch of several tokens asks for the last token's logits alone
-static bool whisper_batch_last_only(const whisper_batch & batch) {
-    if (batch.n_tokens < 2 || batch.logits[batch.n_tokens - 1] == 0) {
-        return false;
-    }
-    for (int i = 0; i < batch.n_tokens - 1; ++i) {
+// the first token of a batch whose logits are asked for: the graph projects that token and
+// those after it onto the vocabulary, not the tokens before it (0 when none is asked for)
+static int whisper_batch_first_logits(const whisper_batch & batch) {
+    for (int i = 0; i < batch.n_tokens; ++i) {
         if (batch.logits[i] != 0) {
-            return false;
+            return i;
         }
     }
-    return true;
+    return 0;
 }
 
 static struct ggml_cgraph * whisper_build_graph_decoder(
@@ -2824,11 +2822,13 @@ static struct ggml_cgraph * whisper_build_graph_decoder(
                 model.d_ln_b);
     }
 
-    // compute logits only for the last token when it is the only one asked for (a prompt
-    // read in one batch): the vocabulary projection of every prompt token was most of a
-    // prompted decode's cost (tolk: vendor/README.md)
-    if (!worst_case && whisper_batch_last_only(batch)) {
-        cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
+    // compute logits only from the first token whose logits are asked for (a prompt read in
+    // one batch asks for its start-of-transcript token's and its last token's): the
+    // vocabulary projection of every prompt token was most of a prompted decode's cost
+    // (tolk: vendor/README.md)
+    const int i_first = worst_case ? 0 : whisper_batch_first_logits(batch);
+    if (i_first > 0) {
+        cur = ggml_view_2d(ctx0, cur, cur->ne[0], cur->ne[1] - i_first, cur->nb[1], i_first*cur->nb[1]);
     }
 
     struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
@@ -2962,15 +2962,15 @@ static bool whisper_decode_internal(
     }
 
     logits_out.resize(n_tokens*n_vocab);
-    if (whisper_batch_last_only(batch)) {
-        // the graph computed the last token's logits alone (whisper_build_graph_decoder)
-        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*(n_tokens - 1)), 0, sizeof(float)*n_vocab);
-    } else {
-        for (int i = 0; i < n_tokens; i++) {
+    {
+        // the graph computed the logits from the first token asked for on
+        // (whisper_build_graph_decoder)
+        const int i_first = whisper_batch_first_logits(batch);
+        for (int i = i_first; i < n_tokens; i++) {
             if (batch.logits[i] == 0) {
                 continue;
             }
-            ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*i), sizeof(float)*n_vocab);
+            ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*(i - i_first)), sizeof(float)*n_vocab);
         }
     }
 
@@ -7163,6 +7163,11 @@ int whisper_full_with_state(
 
                 whisper_batch_prep_legacy(state->batch, prompt.data(), prompt.size(), 0, 0);
 
+                // the start-of-transcript token follows the previous text, if any: its logits
+                // say whether there is speech (tolk: vendor/README.md)
+                const int i_sot = prompt.size() - prompt_init.size();
+                state->batch.logits[i_sot] = 1;
+
                 if (!whisper_decode_internal(*ctx, *state, state->batch, params.n_threads, false, params.abort_callback, params.abort_callback_user_data)) {
                     WHISPER_LOG_ERROR("%s: failed to decode\n", __func__);
                     return -8;
@@ -7172,11 +7177,13 @@ int whisper_full_with_state(
                 // This has to be done before any logit filtering. Hence we cannot use the probs from the whisper_process_logits.
                 {
                     const int n_logits = ctx->vocab.id_to_token.size();
+                    const std::vector<float> logits_sot(state->logits.begin() + (size_t) i_sot*n_logits,
+                                                        state->logits.begin() + (size_t) (i_sot + 1)*n_logits);
                     std::vector<float> logprobs(n_logits);
                     std::vector<float> probs(n_logits);
 
-                    whisper_compute_logprobs(state->logits, n_logits, logprobs);
-                    whisper_compute_probs(state->logits, n_logits, logprobs, probs);
+                    whisper_compute_logprobs(logits_sot, n_logits, logprobs);
+                    whisper_compute_probs(logits_sot, n_logits, logprobs, probs);
                     state->no_speech_prob = probs[whisper_token_nosp(ctx)];
                 }
 
