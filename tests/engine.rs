@@ -280,6 +280,33 @@ fn a_dead_decoder_thread_is_started_again() {
     }
 }
 
+/// The decoder thread dies while the floor's record has finals not yet revised (its chunk
+/// open): the reviser and its queue go with the thread, and what it would have revised is
+/// counted given up in the channel's stats (the organizer's page, `/metrics`), not lost
+/// without a word.
+#[test]
+fn a_dead_decoder_thread_counts_the_record_it_could_not_revise() {
+    let _guard = whisper_lock();
+    let model = Arc::new(tolk::transcribe::Model::load(&model("base")).unwrap());
+    let run = two_channels_with(
+        &model,
+        ChannelSpec {
+            // At its eighth decode, seconds after its first finals.
+            fault: Some(Fault::Thread(8)),
+            revise: true,
+            ..spec("floor", "en", true)
+        },
+        spec("es", "es", false),
+        None,
+    );
+    assert_eq!(run.health.thread_restarts, 1);
+    assert!(
+        run.stats[0].revisions_given_up >= 1,
+        "the open chunk is counted: {:?}",
+        run.stats[0]
+    );
+}
+
 /// Feeding a channel of an engine that stopped is an error, not a hang or a panic.
 #[test]
 fn a_stopped_engine_says_so() {

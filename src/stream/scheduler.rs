@@ -601,6 +601,8 @@ fn open_live(model: &Model, decoding: Decoding, o: Opening) -> Result<Live<'_>, 
     })
 }
 
+/// [`turns`] until shutdown or its death; either way it says what of the record the
+/// reviser will not get to (its queue goes with the thread).
 fn decoder_thread(
     model_arc: &Arc<Model>,
     decoding: Decoding,
@@ -608,16 +610,35 @@ fn decoder_thread(
     sink: &mut Sink,
     start: Instant,
 ) -> Result<(), EngineError> {
+    let mut live: Vec<Live<'_>> = Vec::new();
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        turns(model_arc, decoding, shared, sink, start, &mut live)
+    }));
+    unrevised(shared, &live, !matches!(ran, Ok(Ok(()))));
+    match ran {
+        Ok(done) => done,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The decoder thread's turns: new channels and audio taken, one decode, its events
+/// delivered, the reviser's results, the stats published; until shutdown.
+fn turns<'m>(
+    model_arc: &'m Arc<Model>,
+    decoding: Decoding,
+    shared: &Shared,
+    sink: &mut Sink,
+    start: Instant,
+    live: &mut Vec<Live<'m>>,
+) -> Result<(), EngineError> {
     let model: &Model = model_arc;
     let now = || start.elapsed().as_secs_f64();
-    let mut live: Vec<Live<'_>> = Vec::new();
     // Started with the first channel that revises; stopped with this thread.
     let mut reviser: Option<Reviser> = None;
     // The last decode was not the floor's: the floor, if due, goes next (see [`pick`]).
     let mut floor_turn = false;
     loop {
-        let Some((opening, audio)) = take_new(shared, &live) else {
-            unrevised_at_shutdown(&live);
+        let Some((opening, audio)) = take_new(shared, live) else {
             return Ok(());
         };
         for o in opening {
@@ -640,27 +661,42 @@ fn decoder_thread(
                 }
             }
         }
-        let decoded = decode_next(&mut live, &mut floor_turn, model, decoding, shared, &now)?;
-        deliver(&mut live, sink, now(), reviser.as_ref());
+        let decoded = decode_next(live, &mut floor_turn, model, decoding, shared, &now)?;
+        deliver(live, sink, now(), reviser.as_ref());
         if let Some(r) = &reviser {
-            revised(&mut live, r, sink, now());
+            revised(live, r, sink, now());
         }
-        publish(shared, &mut live, decoded);
+        publish(shared, live, decoded);
     }
 }
 
-/// Says, per channel, what of its record the reviser will not get to as the engine stops:
-/// chunks waiting for an idle core (a meeting stopped while the reviser was behind: with
-/// three channels on two cores it finishes about 2.5 minutes after the speech) and the
+/// Says, per channel, what of its record the reviser will not get to as the decoder thread
+/// ends: chunks waiting for an idle core (a meeting stopped while the reviser was behind:
+/// with three channels on two cores it finishes about 2.5 minutes after the speech) and the
 /// finals of the chunk still open. Their finals stay in the record as sent. A count and the
-/// channel's name only, never text.
-fn unrevised_at_shutdown(live: &[Live<'_>]) {
+/// channel's name only, never text. When the thread died (`fault`: it is started again, the
+/// meeting goes on), those chunks are also counted given up in the channel's stats
+/// (`revisions_given_up`: the organizer's page and `/metrics`).
+fn unrevised(shared: &Shared, live: &[Live<'_>], fault: bool) {
     for ch in live {
         let open = ch.chunker.as_ref().is_some_and(|c| !c.idle());
-        if ch.revising > 0 || open {
+        let chunks = ch.revising + usize::from(open);
+        if chunks == 0 {
+            continue;
+        }
+        if fault {
             tracing::warn!(
                 channel = %ch.spec.name,
-                chunks = ch.revising + usize::from(open),
+                chunks,
+                "recognition stopped before the record's last chunks were revised: their finals stay as sent"
+            );
+            if let Some((_, s)) = lock(shared).stats.iter_mut().find(|(id, _)| *id == ch.id) {
+                s.revisions_given_up = ch.revisions_given_up + chunks as u64;
+            }
+        } else {
+            tracing::warn!(
+                channel = %ch.spec.name,
+                chunks,
                 "stopping before the record's last chunks were revised: their finals stay as sent"
             );
         }
