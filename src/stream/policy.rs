@@ -4041,10 +4041,10 @@ mod tests {
     }
 
     /// Whisper prompted with the channel's text judged the closing decode no speech (with
-    /// its confidence low): taken for silence, the utterance's last words went with no count
-    /// (before whisper.cpp's no-speech probability was read from the right logits, vendor/
-    /// README.md, such a decode was dropped as unsure and run again). Now it is run again
-    /// without the prompt, like a decode that failed.
+    /// its confidence low): taken for silence, the utterance's last words went with no count.
+    /// (Before whisper.cpp's no-speech probability was read from the right logits,
+    /// `vendor/README.md`, such a decode was dropped as unsure and run again.) Now it is run
+    /// again without the prompt, like a decode that failed.
     #[test]
     fn a_closing_decode_judged_no_speech_with_its_prompt_is_run_again_without() {
         let (events, p, prompted) = failing_second_utterance(false, 5.0, true);
