@@ -1476,7 +1476,8 @@ impl Policy {
         }
         let looping = compression_ratio(&join_words(&words)) > self.cfg.compression_ratio_threshold;
         let mut after_speech = false;
-        if let Some(cut) = loop_start(&words) {
+        let committed: Vec<String> = self.recent_words.iter().cloned().collect();
+        if let Some(cut) = loop_start(&words, self.last_word_end, &committed) {
             self.dropped.repetition += 1;
             let rest = &words[cut..];
             let none = rest.iter().filter(|w| squeezed(w)).count();
@@ -1583,7 +1584,11 @@ impl Policy {
 /// that is immediately said again ("for you, for you, for you"), or where a run of 4 or more
 /// words comes a second time ("can do for you, ask not what your country can do for you").
 /// Whisper loops like this on short windows; the repeat is never speech worth keeping.
-pub fn loop_start(words: &[Word]) -> Option<usize> {
+///
+/// `committed_end` and `committed` are where the last committed word ended and the recent
+/// committed words (normalised): words a decode times over the committed ones that are not
+/// the committed text were written out of place, and a later copy of them is not a repeat.
+pub fn loop_start(words: &[Word], committed_end: f64, committed: &[String]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
     let mut cut: Option<usize> = None;
     // One word said three times or more in a row with most repeats shorter than a syllable
@@ -1627,8 +1632,27 @@ pub fn loop_start(words: &[Word]) -> Option<usize> {
     // Four words said again further on, with no audio under the repeat. An IVR menu's "send
     // this caller to" in every option, with audio, is speech.
     const RUN: usize = 4;
+    // Not when the first time is out of place: timed over the committed words, and not their
+    // text (at most one of the four words among them). Those go as context, and the repeat
+    // is the only time the words are said (recorded: a booth's piece, after "…about
+    // Asterisk, dial 2 now" was committed, came back as "the voiceover IP capabilities of
+    // asterisk dial 2 now. If you'd like to test out the voiceover IP capabilities of
+    // asterisk.", the first time over "about Asterisk, dial 2 now", the second squeezed at
+    // the window's end; cut as a loop, six words said once went with neither). Whisper
+    // saying its context again, then reciting it, has the committed text the first time.
+    let out_of_place = |i: usize| {
+        words[i..i + RUN]
+            .iter()
+            .all(|x| (x.start + x.end) / 2.0 < committed_end)
+            && w[i..i + RUN]
+                .iter()
+                .filter(|x| committed.contains(x))
+                .count()
+                <= 1
+    };
     for j in RUN..w.len().saturating_sub(RUN - 1) {
-        if (0..j.saturating_sub(RUN - 1)).any(|i| i + RUN <= j && w[i..i + RUN] == w[j..j + RUN])
+        if (0..j.saturating_sub(RUN - 1))
+            .any(|i| i + RUN <= j && w[i..i + RUN] == w[j..j + RUN] && !out_of_place(i))
             && unheard(&words[j..j + RUN])
         {
             cut = Some(cut.map_or(j, |c| c.min(j)));
@@ -3522,19 +3546,19 @@ mod tests {
             word(" zero.", 24.6, 24.6),
             word(" zero.", 24.6, 24.6),
         ];
-        assert_eq!(loop_start(&heard), Some(2));
+        assert_eq!(loop_start(&heard, 0.0, &[]), Some(2));
         // Said three times with audio under each: speech ("no, no, no").
         let said = [
             word(" no,", 1.0, 1.2),
             word(" no,", 1.3, 1.5),
             word(" no.", 1.6, 1.8),
         ];
-        assert_eq!(loop_start(&said), None);
+        assert_eq!(loop_start(&said, 0.0, &[]), None);
         // A speaker's "words, words, words, words" (MFA's conversational recording).
         let said: Vec<Word> = (0..4)
             .map(|i| word(" words,", 87.0 + i as f64 * 0.45, 87.4 + i as f64 * 0.45))
             .collect();
-        assert_eq!(loop_start(&said), None);
+        assert_eq!(loop_start(&said, 0.0, &[]), None);
         // Said with audio under each, then looped: the said ones are kept (recorded at real
         // time: "more word, word, word, word" then "word" ×5 squeezed).
         let mut said: Vec<Word> = (0..4)
@@ -3543,12 +3567,12 @@ mod tests {
         said.extend(
             (0..5).map(|i| word(" word", 275.0 + i as f64 * 0.03, 275.02 + i as f64 * 0.03)),
         );
-        assert_eq!(loop_start(&said), Some(4));
+        assert_eq!(loop_start(&said, 0.0, &[]), Some(4));
         // The same word over and over is a loop, whatever its times.
         let looped: Vec<Word> = (0..12)
             .map(|i| word(" Montreal,", 336.1 + i as f64 * 0.1, 336.2 + i as f64 * 0.1))
             .collect();
-        assert_eq!(loop_start(&looped), Some(1));
+        assert_eq!(loop_start(&looped, 0.0, &[]), Some(1));
     }
 
     /// Recorded at real time: repetitions that are speech, with audio under every word, were
@@ -3567,26 +3591,89 @@ mod tests {
                 .collect()
         };
         let password = timed("and password 4 2 4 2 that user is configured", 164.2, 0.3);
-        assert_eq!(loop_start(&password), None);
+        assert_eq!(loop_start(&password, 0.0, &[]), None);
         let mut words = timed("Here's some more word, word, word, word,", 272.1, 0.5);
         words.push(word(" word.", 275.7, 275.7));
-        assert_eq!(loop_start(&words), None);
+        assert_eq!(loop_start(&words, 0.0, &[]), None);
         let menu = timed(
             "dial two to send this color to voicemail now dial three to send this color to the torture menus",
             301.0,
             0.35,
         );
-        assert_eq!(loop_start(&menu), None);
+        assert_eq!(loop_start(&menu, 0.0, &[]), None);
         // The same phrases looped with no audio under the repeats are cut where they repeat.
         let mut looped = timed("and password 4 2", 164.2, 0.3);
         looped.extend(["4", "2", "4", "2"].map(|t| word(&format!(" {t}"), 165.5, 165.5)));
-        assert_eq!(loop_start(&looped), Some(4));
+        assert_eq!(loop_start(&looped, 0.0, &[]), Some(4));
         let mut looped = timed("to send this color to voicemail", 301.0, 0.35);
         looped.extend(timed("send this color to", 303.0, 0.01));
-        assert_eq!(loop_start(&looped), Some(6));
+        assert_eq!(loop_start(&looped, 0.0, &[]), Some(6));
         // A phrase said three times back to back, whatever its times: Whisper's loop.
         let thrice = timed("thank you thank you thank you", 10.0, 0.3);
-        assert_eq!(loop_start(&thrice), Some(2));
+        assert_eq!(loop_start(&thrice, 0.0, &[]), Some(2));
+    }
+
+    /// Recorded (three channels at real time, the English booth in pieces, trace of
+    /// `cargo bench --bench channels -- --channels 3 --trace-out`): after "…about Asterisk,
+    /// dial 2 now." was committed, the next piece's greedy decode of 123.3-129.4 s wrote
+    /// "the voiceover IP capabilities of asterisk dial 2 now. If you'd like to test out the
+    /// voiceover IP capabilities of asterisk." — the phrase the first time over the
+    /// committed words (so taken for context), the second squeezed at the window's end (so
+    /// cut as a loop): six words said once went with neither. The text and the window are
+    /// the trace's; the times are as it placed them (the first copy over the committed
+    /// words, "If you'd like to test out" after them, the rest at the window's end).
+    #[test]
+    fn words_written_out_of_place_over_the_committed_ones_do_not_make_the_real_ones_a_loop() {
+        let timed = |text: &str, from: f64, each: f64| -> Vec<Word> {
+            text.split_whitespace()
+                .enumerate()
+                .map(|(i, t)| {
+                    let a = from + i as f64 * each;
+                    word(&format!(" {t}"), a, a + each * 0.9)
+                })
+                .collect()
+        };
+        let hyp = |words: Vec<Word>| Hypothesis {
+            words,
+            no_speech_prob: 0.01,
+            avg_logprob: -0.3,
+            language: "en".into(),
+        };
+        let committed = timed(
+            "If you would like to learn more technical information about Asterisk, dial 2 now.",
+            119.8,
+            0.37,
+        );
+        let decode = |heard: Vec<Word>| {
+            let mut p = Policy::new(PolicyConfig::default());
+            p.commit(&committed, 125.0);
+            p.window_words = committed[10..].to_vec();
+            let (words, guard) = p.accept(hyp(heard));
+            assert_eq!(guard, None);
+            join_words(&p.new_words(words))
+        };
+        let end = committed.last().unwrap().end;
+        assert!(end > 124.0 && end < 125.0, "{end}");
+        let mut heard = timed(
+            "the voiceover IP capabilities of asterisk dial 2 now.",
+            123.3,
+            0.17,
+        );
+        heard.extend(timed("If you'd like to test out", 125.4, 0.3));
+        heard.extend(timed(
+            "the voiceover IP capabilities of asterisk.",
+            129.4,
+            0.0,
+        ));
+        assert_eq!(
+            decode(heard),
+            "If you'd like to test out the voiceover IP capabilities of asterisk."
+        );
+        // The committed words said again, then recited at the window's end: the recital goes.
+        let mut heard = timed("about Asterisk, dial 2 now.", 123.3, 0.3);
+        heard.extend(timed("If you'd like to test out", 125.4, 0.3));
+        heard.extend(timed("about Asterisk, dial 2 now.", 129.4, 0.0));
+        assert_eq!(decode(heard), "If you'd like to test out");
     }
 
     /// Audio that is a tone of the given amplitude in each `(from, to, amplitude)` span and
