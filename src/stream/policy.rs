@@ -300,8 +300,13 @@ const UNSURE_MEDIAN_PROB: f32 = 0.2;
 
 /// A decode of at least this many seconds…
 const SPARSE_MIN_SECS: f64 = 3.0;
-/// …with fewer words than this per second has failed (speech is 2–3 words a second).
+/// …with fewer words than this per second has failed (speech is 2–3 words a second)…
 const SPARSE_WORDS_PER_SEC: f64 = 0.5;
+/// …unless it stopped short: this many words at least, as many as this per second from the
+/// window's start to where they stop (Whisper, greedy on a long window, sometimes stops at
+/// a pause, and the rest is decoded from its last word: see [`SHORT_STOP_SECS`]).
+const SHORT_STOP_MIN_WORDS: usize = 3;
+const SHORT_STOP_WORDS_PER_SEC: f64 = 1.0;
 
 /// The closing decode's last this many words are looked in for tentative words it already
 /// has ([`Policy::rescue_tail`]).
@@ -890,10 +895,18 @@ impl Policy {
         // A failed decode that still says something: a word or two over seconds of speech
         // ("are" for 5 to 12 s of an IVR prompt, recorded; every decode of that window with
         // the same prompt failed the same way). It is dropped, and the next decode goes
-        // without the prompt; a closing decode is run again that way.
+        // without the prompt; a closing decode is run again that way. Not one that said its
+        // words as densely as speech and then stopped: it stopped short, and a closing one
+        // goes again from its last word (recorded: a booth's piece taken late, 82.5-96.3 s,
+        // "e ingresará al sistema de mensajes." in its first 3 s, nothing of the next
+        // speaker after a pause; dropped as sparse twice, and 13.8 s were given up).
+        let reach = hyp.words.last().map_or(0.0, |w| w.end - from);
+        let stopped_short = hyp.words.len() >= SHORT_STOP_MIN_WORDS
+            && hyp.words.len() as f64 >= reach * SHORT_STOP_WORDS_PER_SEC;
         if !hyp.words.is_empty()
             && secs >= SPARSE_MIN_SECS
             && (hyp.words.len() as f64) < secs * SPARSE_WORDS_PER_SEC
+            && !stopped_short
         {
             self.dropped.sparse += 1;
             hyp.words.clear();
@@ -3973,6 +3986,43 @@ mod tests {
         );
         assert_eq!(closings, 2);
         assert_eq!(p.untranscribed, 0.0);
+    }
+
+    /// Recorded (three channels at real time, the Spanish booth in pieces): a piece's closing
+    /// decode taken late reached over 13.8 s (82.5-96.3 s) and said "e ingresará al sistema
+    /// de mensajes." in its first 3 s, nothing of the speaker after; with fewer than half a
+    /// word a second over the window it was dropped as sparse (a failed decode), with its
+    /// prompt and without, and the 13.8 s were given up. Here 10.4 s of speech whose closing
+    /// decodes, when they begin before 2 s, stop at 3.0 s: the one run again from its last
+    /// word hears the rest.
+    #[test]
+    fn a_long_closing_decode_that_stops_short_is_not_taken_for_a_failed_one() {
+        let script: Vec<(String, f64, f64)> = (0..20)
+            .map(|i| {
+                let a = 0.5 + 0.52 * i as f64;
+                (format!(" w{i}"), a, a + 0.45)
+            })
+            .collect();
+        let audio = speech_audio(&[(0.5, 10.9, 0.3)], 14.0);
+        let (events, p) = replay(
+            &audio,
+            PolicyConfig {
+                step: 100.0,
+                ..PolicyConfig::default()
+            },
+            |job| {
+                let mut h = scripted(&script, job);
+                if job.closing && job.start < 2.0 {
+                    h.words.retain(|w| w.end <= 3.0);
+                }
+                h
+            },
+            |_| 0.2,
+        );
+        let want: Vec<String> = script.iter().map(|w| w.0.trim().to_string()).collect();
+        assert_eq!(final_text(&events), want.join(" "), "{events:?}");
+        assert_eq!(p.untranscribed, 0.0);
+        assert_eq!(p.dropped.sparse, 0);
     }
 
     #[test]
