@@ -1489,7 +1489,8 @@ impl Policy {
         }
         let looping = compression_ratio(&join_words(&words)) > self.cfg.compression_ratio_threshold;
         let mut after_speech = false;
-        let committed: Vec<String> = self.recent_words.iter().cloned().collect();
+        // The committed text the prompt holds: what Whisper may recite.
+        let committed: Vec<String> = self.recent.iter().map(|(t, _)| normalise(t)).collect();
         if let Some(cut) = loop_start(&words, self.last_word_end, &committed) {
             self.dropped.repetition += 1;
             let rest = &words[cut..];
@@ -1598,8 +1599,8 @@ impl Policy {
 /// words comes a second time ("can do for you, ask not what your country can do for you").
 /// Whisper loops like this on short windows; the repeat is never speech worth keeping.
 ///
-/// `committed_end` and `committed` are where the last committed word ended and the recent
-/// committed words (normalised): words a decode times over the committed ones that are not
+/// `committed_end` and `committed` are where the last committed word ended and the committed
+/// words the prompt holds (normalised): words a decode times over the committed ones that are not
 /// the committed text were written out of place, and a later copy of them is not a repeat.
 pub fn loop_start(words: &[Word], committed_end: f64, committed: &[String]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
