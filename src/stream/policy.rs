@@ -957,8 +957,12 @@ impl Policy {
         // in a row over "All right, so this is the sick corpus"; "and that should be all,
         // thanks" six times over "So this is the sick corpus, I have a cold", the closing
         // decode too). A failure like the others.
-        // (Not a closing decode run again after one that stopped short: see below.)
-        let stuck = said
+        // (Not a closing decode run again after one that stopped short: see below.) Nor a
+        // closing decode that, prompted, wrote nothing at all (recorded: a booth's piece of
+        // 68.2-73.3 s, fast speech after "…this is the acoustic corpus I'm talking about.",
+        // came back empty and closed the utterance: 17 words went with no count). It runs
+        // again without the prompt; unprompted, nothing is taken for Whisper's word.
+        let stuck = (said || (closing && prompted))
             && words.is_empty()
             && guard.is_none()
             && !self.short_retried
@@ -4206,6 +4210,53 @@ mod tests {
         // The tentative decodes judged no speech, prompted, turned the prompt off.
         assert_eq!(prompted, [false]);
         assert_eq!(final_text(&events), "well then come back", "{events:?}");
+        assert_eq!(p.untranscribed, 0.0);
+    }
+
+    /// Recorded (three channels at real time, the English booth in pieces): a piece's closing
+    /// decode, prompted with the booth's last sentence, came back with no words at all over
+    /// 5 s of fast speech, and the utterance closed on it: 17 words, no count. Here every
+    /// decode given a prompt says nothing; the closing one runs again without it.
+    #[test]
+    fn a_closing_decode_that_says_nothing_with_its_prompt_is_run_again_without() {
+        let spans = [(0.6, 1.9, 0.3), (5.0, 8.5, 0.3)];
+        let script = [
+            (" well", 0.6, 1.2),
+            (" then", 1.3, 1.9),
+            (" this", 5.0, 5.4),
+            (" is", 5.5, 5.8),
+            (" pretty", 5.9, 6.5),
+            (" fast", 6.6, 7.1),
+            (" here", 7.2, 7.7),
+            (" now.", 7.8, 8.2),
+        ];
+        let audio = spans_audio(&spans, 11.0);
+        let mut prompted = Vec::new();
+        let (events, p) = replay(
+            &audio,
+            // No tentative decodes (a booth in pieces): the closing decode is the only one.
+            PolicyConfig {
+                step: 100.0,
+                ..PolicyConfig::default()
+            },
+            |job| {
+                let mut h = scripted(&script, job);
+                if job.closing {
+                    prompted.push(!job.prompt.is_empty());
+                }
+                if !job.prompt.is_empty() {
+                    h.words.clear();
+                }
+                h
+            },
+            |_| 0.2,
+        );
+        assert_eq!(prompted, [false, true, false]);
+        assert_eq!(
+            final_text(&events),
+            "well then this is pretty fast here now.",
+            "{events:?}"
+        );
         assert_eq!(p.untranscribed, 0.0);
     }
 
