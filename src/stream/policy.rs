@@ -1603,9 +1603,10 @@ impl Policy {
 /// words comes a second time ("can do for you, ask not what your country can do for you").
 /// Whisper loops like this on short windows; the repeat is never speech worth keeping.
 ///
-/// `committed_end` and `committed` are where the last committed word ended and the committed
-/// words the prompt holds (normalised): words a decode times over the committed ones that are not
-/// the committed text were written out of place, and a later copy of them is not a repeat.
+/// `committed_end` and `committed` are where the last committed word ended and the
+/// committed words the prompt holds (normalised): words a decode times over the committed
+/// ones that are not the committed text were written out of place, and a later copy of them
+/// is not a repeat.
 pub fn loop_start(words: &[Word], committed_end: f64, committed: &[String]) -> Option<usize> {
     let w: Vec<String> = words.iter().map(|w| normalise(&w.text)).collect();
     let mut cut: Option<usize> = None;
@@ -3638,8 +3639,9 @@ mod tests {
     /// voiceover IP capabilities of asterisk." — the phrase the first time over the
     /// committed words (so taken for context), the second squeezed at the window's end (so
     /// cut as a loop): six words said once went with neither. The text and the window are
-    /// the trace's; the times are as it placed them (the first copy over the committed
-    /// words, "If you'd like to test out" after them, the rest at the window's end).
+    /// the trace's; the word times are rebuilt from where it placed them (the first copy
+    /// over the committed words, "If you'd like to test out" after them, the rest at the
+    /// window's end), the trace itself not kept.
     #[test]
     fn words_written_out_of_place_over_the_committed_ones_do_not_make_the_real_ones_a_loop() {
         let timed = |text: &str, from: f64, each: f64| -> Vec<Word> {
