@@ -2844,6 +2844,17 @@ mod tests {
         }
     }
 
+    /// The words of `text`, one every `each` seconds from `from`, each 90 % as long.
+    fn timed(text: &str, from: f64, each: f64) -> Vec<Word> {
+        text.split_whitespace()
+            .enumerate()
+            .map(|(i, t)| {
+                let a = from + i as f64 * each;
+                word(&format!(" {t}"), a, a + each * 0.9)
+            })
+            .collect()
+    }
+
     fn words_of(text: &str) -> Vec<Word> {
         text.split_whitespace()
             .enumerate()
@@ -3600,15 +3611,6 @@ mod tests {
     /// IVR menu saying "send this color to" in two options.
     #[test]
     fn repetitions_with_audio_under_them_are_speech() {
-        let timed = |text: &str, from: f64, each: f64| -> Vec<Word> {
-            text.split_whitespace()
-                .enumerate()
-                .map(|(i, t)| {
-                    let a = from + i as f64 * each;
-                    word(&format!(" {t}"), a, a + each * 0.9)
-                })
-                .collect()
-        };
         let password = timed("and password 4 2 4 2 that user is configured", 164.2, 0.3);
         assert_eq!(loop_start(&password, 0.0, &[]), None);
         let mut words = timed("Here's some more word, word, word, word,", 272.1, 0.5);
@@ -3644,15 +3646,6 @@ mod tests {
     /// window's end), the trace itself not kept.
     #[test]
     fn words_written_out_of_place_over_the_committed_ones_do_not_make_the_real_ones_a_loop() {
-        let timed = |text: &str, from: f64, each: f64| -> Vec<Word> {
-            text.split_whitespace()
-                .enumerate()
-                .map(|(i, t)| {
-                    let a = from + i as f64 * each;
-                    word(&format!(" {t}"), a, a + each * 0.9)
-                })
-                .collect()
-        };
         let hyp = |words: Vec<Word>| Hypothesis {
             words,
             no_speech_prob: 0.01,
