@@ -302,10 +302,11 @@ const UNSURE_MEDIAN_PROB: f32 = 0.2;
 const SPARSE_MIN_SECS: f64 = 3.0;
 /// …with fewer words than this per second has failed (speech is 2–3 words a second)…
 const SPARSE_WORDS_PER_SEC: f64 = 0.5;
-/// …unless it stopped short: this many words at least, as many as this per second from the
-/// window's start to where they stop (Whisper, greedy on a long window, sometimes stops at
-/// a pause, and the rest is decoded from its last word: see [`SHORT_STOP_SECS`]).
+/// …unless it stopped short: this many words at least…
 const SHORT_STOP_MIN_WORDS: usize = 3;
+/// …as many as this per second from the window's start to where they stop (Whisper, greedy
+/// on a long window, sometimes stops at a pause, and the rest is decoded from its last
+/// word: see [`SHORT_STOP_SECS`]).
 const SHORT_STOP_WORDS_PER_SEC: f64 = 1.0;
 
 /// The closing decode's last this many words are looked in for tentative words it already
@@ -957,11 +958,12 @@ impl Policy {
         // in a row over "All right, so this is the sick corpus"; "and that should be all,
         // thanks" six times over "So this is the sick corpus, I have a cold", the closing
         // decode too). A failure like the others.
-        // (Not a closing decode run again after one that stopped short: see below.) Nor a
-        // closing decode that, prompted, wrote nothing at all (recorded: a booth's piece of
-        // 68.2-73.3 s, fast speech after "…this is the acoustic corpus I'm talking about.",
-        // came back empty and closed the utterance: 17 words went with no count). It runs
-        // again without the prompt; unprompted, nothing is taken for Whisper's word.
+        // (Not a closing decode run again after one that stopped short: see below.) A
+        // closing decode that, prompted, wrote nothing at all is stuck too (recorded: a
+        // booth's piece of 68.2-73.3 s, fast speech after "…this is the acoustic corpus I'm
+        // talking about.", came back empty and closed the utterance: 17 words went with no
+        // count): it runs again without the prompt. Unprompted, nothing is taken for
+        // Whisper's word.
         let stuck = (said || (closing && prompted))
             && words.is_empty()
             && guard.is_none()
